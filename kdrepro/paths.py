@@ -1,0 +1,19 @@
+"""Where data is read from and where derived artefacts (decoded datasets, checkpoints) are written."""
+
+import os
+from pathlib import Path
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The dataset root: the argument, else $KDREPRO_DATA, else ./data."""
+    return Path(root if root is not None else os.environ.get("KDREPRO_DATA", "data")).expanduser()
+
+
+def cache_dir(*parts: str) -> Path:
+    """A writable cache folder ($KDREPRO_CACHE, else ~/.cache/kdrepro), created on demand.
+
+    Decoded datasets and checkpoints go here so the (possibly read-only) data root is never written."""
+    base = Path(os.environ.get("KDREPRO_CACHE", Path.home() / ".cache" / "kdrepro")).expanduser()
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
