@@ -1,0 +1,135 @@
+"""Run configurations: frozen, validated dataclasses whose canonical JSON hashes to a run id.
+
+A `TeacherConfig` trains a network on labels; a `StudentConfig` distills one from its teachers (an ensemble when
+there are several). Devices are not part of a config: the same run on another device has the same id.
+"""
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from . import augment, data, models
+
+PARTS = ("all", "D0", "D1", "D0+D1")
+OPTIMIZERS = ("sgd", "adam")
+
+
+def _check(ok: bool, name: str, value, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"{name}={value!r}: {allowed}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What every run has: data, network, optimizer and schedule (SPEC §1.3 defaults are the teacher recipe)."""
+
+    dataset: str = "cifar100"
+    model: str = "preresnet56"
+    norm: str = "batch"
+    width: int = 1
+    train_part: str = "all"          # which half of the training split (Fig. 4's D0/D1), or all of it
+    train_size: int | None = None    # stratified subset of that part (None: all); nested across sizes
+    subset_seed: int = 0
+    epochs: int = 200
+    batch_size: int = 256
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    augment: str = "crop_flip"
+    crop_pad: int = 4
+    seed: int = 0
+    evals: int = 10                  # evaluations on the test set, evenly spaced; the last epoch always
+
+    def __post_init__(self):
+        _check(self.dataset in data.NUM_CLASSES, "dataset", self.dataset, f"expected one of {sorted(data.NUM_CLASSES)}")
+        models.check_name(self.model)
+        _check(self.norm in models.NORMS, "norm", self.norm, f"expected one of {models.NORMS}")
+        _check(self.train_part in PARTS, "train_part", self.train_part, f"expected one of {PARTS}")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"expected one of {OPTIMIZERS}")
+        _check(self.augment in augment.POLICIES, "augment", self.augment, f"expected one of {sorted(augment.POLICIES)}")
+        for name in ("width", "epochs", "batch_size", "evals"):
+            _check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        _check(self.train_size is None or self.train_size >= 1, "train_size", self.train_size, "must be None or >= 1")
+        _check(self.lr > 0, "lr", self.lr, "must be > 0")
+        _check(0 <= self.lr_min <= self.lr, "lr_min", self.lr_min, "must be in [0, lr]")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
+        _check(self.crop_pad >= 0, "crop_pad", self.crop_pad, "must be >= 0")
+
+    @property
+    def kind(self) -> str:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    @property
+    def run_id(self) -> str:
+        """sha256 of the canonical JSON (sorted keys, no whitespace), first 12 hex digits."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def describe(self) -> str:
+        size = "" if self.train_size is None else f"[{self.train_size}]"
+        return f"{self.kind} {self.model} on {self.dataset}/{self.train_part}{size} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class TeacherConfig(RunConfig):
+    """Supervised training on true labels (cross-entropy)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check(self.augment != "mixup", "augment", self.augment, "mixup has no true label; use it for students only")
+
+    @property
+    def kind(self) -> str:
+        return "teacher"
+
+
+@dataclass(frozen=True)
+class StudentConfig(RunConfig):
+    """Distillation (SPEC §1.4 defaults): the student sees only teacher labels unless alpha > 0.
+
+    `train_part`/`train_size` name the distillation set. `control` teachers are another trial's, independent of
+    this student's: the student's agreement with them is the paper's independent-student baseline (SPEC §1.5)."""
+
+    teachers: tuple[TeacherConfig, ...] = ()
+    control: tuple[TeacherConfig, ...] = ()
+    temperature: float = 4.0
+    alpha: float = 0.0
+    init: str = "random"             # "random" | "interpolate": lambda * teacher + (1 - lambda) * random
+    init_lambda: float = 0.0
+    init_lr_scale: bool = False      # the official code's lr * (1 - lambda) when starting near the teacher
+    epochs: int = 300
+    batch_size: int = 128
+    lr: float = 0.05
+    lr_min: float = 1e-6
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check(len(self.teachers) >= 1, "teachers", len(self.teachers), "a student needs at least one teacher")
+        _check(self.temperature > 0, "temperature", self.temperature, "must be > 0")
+        _check(0 <= self.alpha <= 1, "alpha", self.alpha, "must be in [0, 1]")
+        _check(0 <= self.init_lambda <= 1, "init_lambda", self.init_lambda, "must be in [0, 1]")
+        _check(self.init in ("random", "interpolate"), "init", self.init, "expected 'random' or 'interpolate'")
+        _check(self.init == "random" or len(self.teachers) == 1, "init", self.init,
+               "interpolation needs exactly one teacher")
+        for t in self.teachers + self.control:
+            _check(t.dataset == self.dataset, "teachers", t.dataset, f"teachers must be trained on {self.dataset}")
+
+    @property
+    def kind(self) -> str:
+        return "student"
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["teachers"] = [t.run_id for t in self.teachers]
+        d["control"] = [t.run_id for t in self.control]
+        return d
+
+    def describe(self) -> str:
+        return f"{super().describe()} from {len(self.teachers)} teacher(s), tau={self.temperature:g}"
