@@ -1,21 +1,25 @@
 """The one command for sweeps: `python -m kdrepro run <experiment> --profile budget [--seeds 0 1 2] [--device cpu]`.
 
 Runs every config of the experiment that is not in the store yet (teachers first), then prints a summary table.
-`python -m kdrepro list` names the experiments.
+`python -m kdrepro list` names the experiments; `python -m kdrepro summary` regenerates the summary page's
+tables (book/_generated/summary.md) from results/.
 """
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
-from . import experiments, runs
+from . import experiments, report, runs, store
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdrepro", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the experiments and their profiles")
+    summary = sub.add_parser("summary", help="write the summary page's generated tables from results/")
+    summary.add_argument("--out", default=str(store.REPO / "book" / "_generated" / "summary.md"))
     run = sub.add_parser("run", help="run an experiment's configs into the result store")
     run.add_argument("experiment", choices=sorted(experiments.EXPERIMENTS))
     run.add_argument("--profile", default="budget", choices=experiments.PROFILES)
@@ -27,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         for name, fn in experiments.EXPERIMENTS.items():
             print(f"{name}: {fn.__doc__.splitlines()[0]}")
+        return 0
+    if args.command == "summary":
+        out = Path(args.out)
+        store.atomic_write(out, lambda f: f.write(report.summary_markdown().encode()))
+        print(f"wrote {out}")
         return 0
     kwargs = {"seeds": tuple(args.seeds) if args.seeds else None}
     if args.dataset:

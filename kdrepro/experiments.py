@@ -88,7 +88,7 @@ def lenet_mnist(profile: str = "budget", seeds: tuple[int, ...] | None = None, d
 
 ENSEMBLE = {
     "smoke": dict(seeds=(0,), model="preresnet8", pool=3, ms=(1, 3), teacher_size=500, teacher_epochs=2,
-                  extras=(0, 500), extra_ms=(1,), images=1_000, evals=1, teacher_lr=0.1, teacher_batch=128),
+                  extras=(0, 500), extra_ms=(1, 3), images=1_000, evals=1, teacher_lr=0.1, teacher_batch=128),
     "budget": dict(seeds=(0, 1, 2), model="preresnet8", pool=9, ms=(1, 3, 5), teacher_size=6_000, teacher_epochs=12,
                    extras=(0, 12_000), extra_ms=(1, 3), images=6_000 * 12, evals=5, teacher_lr=0.1,
                    teacher_batch=128),

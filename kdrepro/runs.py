@@ -2,6 +2,7 @@
 store-only mode, reported). Teachers' weights are cached so that every chapter distills from the same nets."""
 
 import math
+import os
 import warnings
 
 import torch
@@ -19,10 +20,12 @@ def _weights_path(cfg: RunConfig):
 
 
 def run(cfg: RunConfig, device: str | torch.device = "cpu", store_only: bool = False, progress: bool = True) -> dict:
-    """The result of `cfg`: from the store when present; else trained (teachers first) and stored."""
+    """The result of `cfg`: from the store when present; else trained (teachers first) and stored.
+
+    With store_only (or KDREPRO_STORE_ONLY=1 in the environment, as CI sets it) a missing run is an error."""
     if (result := store.get(cfg)) is not None:
         return result
-    if store_only:
+    if store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1":
         raise store.StoreMiss(f"{cfg.describe()} (run {cfg.run_id}) is not in {store.results_dir()}; "
                               f"run it without store_only (e.g. python -m kdrepro run <experiment> --profile ...)")
     device = train.resolve_device(device)

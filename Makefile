@@ -1,0 +1,33 @@
+# One-line entry points; README explains them. PY is the project's virtualenv.
+PY ?= .venv/bin/python
+CHAPTERS = fidelity lenet_mnist self_vs_ensemble
+export KDREPRO_DATA ?= $(abspath ../shared/data)
+
+.PHONY: install test smoke chapters summary book clean
+
+install:
+	python3 -m venv .venv
+	$(PY) -m pip install -r requirements.txt
+
+test:
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --nbval-lax book/
+
+# Every chapter end to end at smoke scale, in a throw-away result store and cache.
+smoke:
+	tmp=$$(mktemp -d) && for c in $(CHAPTERS); do \
+	  KDREPRO_RESULTS=$$tmp/results KDREPRO_CACHE=$$tmp/cache $(PY) -m papermill -k python3 \
+	    book/$$c.ipynb $$tmp/$$c.ipynb -p profile smoke --log-level WARNING || exit 1; done; rm -rf $$tmp
+
+# Execute the chapters in place at budget scale (runs in results/ are read, missing ones trained).
+chapters:
+	for c in $(CHAPTERS); do $(PY) -m papermill -k python3 book/$$c.ipynb book/$$c.ipynb -p profile budget || exit 1; done
+
+summary:
+	$(PY) -m kdrepro summary
+
+book:
+	$(PY) -m jupyter_book build . -W --keep-going
+
+clean:
+	rm -rf _build

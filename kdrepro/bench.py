@@ -1,0 +1,239 @@
+"""Training throughput: kdrepro's device-resident pipeline against the paper code's DataLoader pipeline.
+
+    python -m kdrepro.bench [--device cpu|cuda|auto] [--cases lenet5 preresnet20 [preresnet56]]
+                            [--images N] [--repeats 3] [--workers W] [--json PATH]
+
+Both pipelines train the same freshly seeded model with the same SGD step (the paper's Nesterov SGD) on the same
+training split, batch 128, in one process, and the repeats alternate between them so machine noise hits both alike.
+Only steps after `warmup` are timed, and the DataLoader's worker start-up is never inside the timed window (it
+would be in a real epoch), so the conventional numbers are, if anything, flattering.
+
+kdrepro: uint8 images on the device, a per-step index gather, batched `augment.make` ops, channels_last, bf16
+autocast on CUDA (as `train.fit`). Conventional (the paper's `gnosis` code): a Dataset of HWC uint8 arrays turned
+into PIL images per item (as torchvision's CIFAR10/MNIST do), RandomCrop/RandomHorizontalFlip/ToTensor/Normalize
+per sample, `DataLoader(shuffle=True)`, contiguous-format fp32 model. The paper's config leaves `num_workers` at
+DataLoader's default 0; we use one worker per core (2 on the 2-core CPU), the usual recipe, as the stronger baseline.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from . import augment, data, models, store
+from .train import _autocast, resolve_device
+
+Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
+EPOCH = 50_000  # images in a CIFAR training epoch, for the seconds-per-epoch column
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    dataset: str
+    policy: str  # kdrepro's augmentation policy; the conventional transforms are built to match it
+    pad: int
+    images: dict[str, int]  # default images timed per measurement, by device type (~20-40 s each on the 2-core CPU)
+    target: float  # kdrepro / conventional throughput to reach
+    epoch_target: float | None = None  # seconds per 50k-image kdrepro epoch (GPU target)
+
+
+CASES: dict[str, Case] = {
+    "lenet5": Case("lenet5", "mnist", "crop", 2, {"cpu": 20_000, "cuda": 60_000}, 3.0),
+    "preresnet20": Case("preresnet20", "cifar10_jpeg", "crop_flip", 4, {"cpu": 4_000, "cuda": 50_000}, 1.2),
+    "preresnet56": Case("preresnet56", "cifar10_jpeg", "crop_flip", 4, {"cpu": 1_000, "cuda": 50_000}, 5.0, 3.0),
+}
+
+
+def cores() -> int:
+    """CPU cores this process may use: the conventional pipeline's default number of DataLoader workers."""
+    return len(os.sched_getaffinity(0))
+
+
+def _model(name: str, dataset: str, x: torch.Tensor) -> nn.Module:
+    torch.manual_seed(0)  # the same initial weights for both pipelines
+    return models.build(name, data.NUM_CLASSES[dataset], in_channels=x.shape[1], image_size=x.shape[-1])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed_steps(model: nn.Module, batches: Batches, images: int, warmup: int, device: torch.device,
+                 amp: bool) -> float:
+    """Images/s of SGD steps on `batches` (drawing a batch is timed too); the first `warmup` steps are not timed."""
+    model.train()
+    # the paper's optimizer (gnosis config/image_classification.yaml); its values do not change the cost of a step
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
+
+    def step() -> int:
+        xb, yb = next(batches)
+        with _autocast(device) if amp else contextlib.nullcontext():
+            loss = F.cross_entropy(model(xb).float(), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return len(yb)
+
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    done, t0 = 0, time.perf_counter()
+    while done < images:
+        done += step()
+    _sync(device)
+    return done / (time.perf_counter() - t0)
+
+
+# --- kdrepro -------------------------------------------------------------------------------------------------------
+
+def kdrepro_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, policy: str, pad: int) -> Batches:
+    """Endless shuffled, augmented batches from device-resident uint8 images, as the inner loop of `train.fit`."""
+    aug, gen = augment.make(policy, pad), torch.Generator().manual_seed(0)
+    while True:
+        perm = torch.randperm(len(x), generator=gen).to(x.device)
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            yield aug(x[idx], gen).contiguous(memory_format=torch.channels_last), y[idx]
+
+
+def kdrepro_throughput(model_name: str, dataset: str, images: int, batch_size: int = 128,
+                       device: str | torch.device = "cpu", policy: str = "crop_flip", pad: int = 4,
+                       warmup: int = 5) -> float:
+    """Training images/s of the kdrepro pipeline on the `dataset` training split."""
+    device = resolve_device(device)
+    x, y = (t.to(device) for t in data.load(dataset, "train"))
+    model = _model(model_name, dataset, x).to(device, memory_format=torch.channels_last)
+    return _timed_steps(model, kdrepro_batches(x, y, batch_size, policy, pad), images, warmup, device, amp=True)
+
+
+# --- conventional (the paper's code) ------------------------------------------------------------------------------
+
+class PILDataset(Dataset):
+    """Images held as numpy uint8 HWC (HW for one channel) and made into a PIL image per item, like torchvision's
+    CIFAR10 and MNIST datasets, then passed through `transform`."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform: transforms.Compose):
+        hwc = x.permute(0, 2, 3, 1).numpy()
+        self.images = np.ascontiguousarray(hwc[..., 0] if x.shape[1] == 1 else hwc)
+        self.targets, self.transform = y.tolist(), transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(Image.fromarray(self.images[i])), self.targets[i]
+
+
+def conventional_transform(policy: str, pad: int, size: int, channels: int) -> transforms.Compose:
+    """The per-sample torchvision transforms equal to kdrepro's `policy` ("crop" or "crop_flip")."""
+    if policy not in ("crop", "crop_flip"):
+        raise ValueError(f"policy={policy!r}: the benchmark compares 'crop' or 'crop_flip' only")
+    flip = [transforms.RandomHorizontalFlip()] if policy == "crop_flip" else []
+    return transforms.Compose([transforms.RandomCrop(size, padding=pad), *flip, transforms.ToTensor(),
+                               transforms.Normalize((0.5,) * channels, (0.5,) * channels)])
+
+
+def conventional_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, policy: str, pad: int, workers: int,
+                        pin_memory: bool = False) -> DataLoader:
+    """The paper code's training DataLoader over uint8 images `x` (N, C, H, W) on the CPU."""
+    ds = PILDataset(x, y, conventional_transform(policy, pad, x.shape[-1], x.shape[1]))
+    return DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, pin_memory=pin_memory)
+
+
+def _forever(loader: DataLoader, device: torch.device) -> Batches:
+    while True:  # a new epoch restarts the workers, as in the paper's training loop
+        for xb, yb in loader:
+            yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+
+
+def conventional_throughput(model_name: str, dataset: str, images: int, batch_size: int = 128,
+                            device: str | torch.device = "cpu", policy: str = "crop_flip", pad: int = 4,
+                            warmup: int = 5, workers: int | None = None) -> float:
+    """Training images/s of the paper's pipeline; `workers` defaults to one DataLoader worker per core."""
+    device = resolve_device(device)
+    workers = cores() if workers is None else workers
+    x, y = data.load(dataset, "train")
+    loader = conventional_loader(x, y, batch_size, policy, pad, workers, pin_memory=device.type == "cuda")
+    model = _model(model_name, dataset, x).to(device)
+    batches = _forever(loader, device)
+    try:
+        return _timed_steps(model, batches, images, warmup, device, amp=False)
+    finally:
+        batches.close()  # stop the workers now, so they take no CPU from the next measurement
+
+
+# --- command line --------------------------------------------------------------------------------------------------
+
+def measure(name: str, device: torch.device, images: int | None, repeats: int, batch_size: int, warmup: int,
+            workers: int | None) -> dict:
+    """One table row: median images/s of each pipeline over `repeats` alternating measurements."""
+    case = CASES[name]
+    images = images or case.images[device.type]
+    args = (case.model, case.dataset, images, batch_size, device, case.policy, case.pad, warmup)
+    ours, theirs = [], []
+    for _ in range(repeats):
+        ours.append(kdrepro_throughput(*args))
+        theirs.append(conventional_throughput(*args, workers=workers))
+    k, c = statistics.median(ours), statistics.median(theirs)
+    row = {"case": name, "device": str(device), "images": images, "kdrepro": k, "conventional": c,
+           "ratio": k / c, "target": case.target, "kdrepro_runs": ours, "conventional_runs": theirs,
+           "epoch_seconds": EPOCH / k, "conventional_epoch_seconds": EPOCH / c}
+    row["met"] = row["ratio"] >= case.target and (device.type != "cuda" or case.epoch_target is None
+                                                  or row["epoch_seconds"] <= case.epoch_target)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kdrepro.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    parser.add_argument("--cases", nargs="+", default=None, choices=sorted(CASES),
+                        help="default: lenet5 preresnet20, plus preresnet56 on CUDA")
+    parser.add_argument("--images", type=int, help="images timed per measurement (default: per case and device)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating measurements; the median is reported")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before each measurement")
+    parser.add_argument("--workers", type=int, help="conventional DataLoader workers (default: one per core)")
+    parser.add_argument("--json", help="also write the numbers and the machine's details to this file")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    cases = args.cases or ["lenet5", "preresnet20"] + (["preresnet56"] if device.type == "cuda" else [])
+    workers = cores() if args.workers is None else args.workers
+    info = store.provenance(device)
+    print(f"{info['device_name']}, torch {info['torch']}, {info['threads']} threads, batch {args.batch_size}, "
+          f"{workers} DataLoader workers, median of {args.repeats}")
+    gpu = device.type == "cuda"  # seconds per 50k-image epoch have a target on the GPU only
+    print(f"{'case':<12} {'device':<6} {'kdrepro img/s':>13} {'conv. img/s':>11} {'ratio':>6} {'target':>12} "
+          + (f"{'s/epoch':>7} {'conv.':>6} " if gpu else "") + "met?")
+    rows = []
+    for name in cases:
+        row = measure(name, device, args.images, args.repeats, args.batch_size, args.warmup, workers)
+        rows.append(row)
+        epoch_target = CASES[name].epoch_target if gpu else None
+        target = f">={row['target']:g}x" + (f" <={epoch_target:g}s" if epoch_target else "")
+        print(f"{name:<12} {device.type:<6} {row['kdrepro']:>13.0f} {row['conventional']:>11.0f} "
+              f"{row['ratio']:>5.2f}x {target:>12} "
+              + (f"{row['epoch_seconds']:>7.2f} {row['conventional_epoch_seconds']:>6.1f} " if gpu else "")
+              + ("yes" if row["met"] else "NO"), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"provenance": info, "batch_size": args.batch_size, "warmup": args.warmup,
+                       "repeats": args.repeats, "workers": workers, "results": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
