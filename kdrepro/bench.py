@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from . import augment, data, models, store
-from .train import _autocast, resolve_device
+from .train import autocast, epoch_batches, resolve_device
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 EPOCH = 50_000  # images in a CIFAR training epoch, for the seconds-per-epoch column
@@ -81,7 +81,7 @@ def _timed_steps(model: nn.Module, batches: Batches, images: int, warmup: int, d
 
     def step() -> int:
         xb, yb = next(batches)
-        with _autocast(device) if amp else contextlib.nullcontext():
+        with autocast(device) if amp else contextlib.nullcontext():
             loss = F.cross_entropy(model(xb).float(), yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -104,10 +104,8 @@ def kdrepro_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, policy: s
     """Endless shuffled, augmented batches from device-resident uint8 images, as the inner loop of `train.fit`."""
     aug, gen = augment.make(policy, pad), torch.Generator().manual_seed(0)
     while True:
-        perm = torch.randperm(len(x), generator=gen).to(x.device)
-        for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
-            yield aug(x[idx], gen).contiguous(memory_format=torch.channels_last), y[idx]
+        for idx, xb in epoch_batches(x, batch_size, aug, gen):
+            yield xb, y[idx]
 
 
 def kdrepro_throughput(model_name: str, dataset: str, images: int, batch_size: int = 128,

@@ -9,6 +9,7 @@ epoch. A checkpoint (weights, optimizer, schedule, RNG states, curves) is writte
 import math
 import os
 import time
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -47,9 +48,17 @@ def new_model(cfg: RunConfig, x: torch.Tensor) -> nn.Module:
     return model
 
 
-def _autocast(device: torch.device):
+def autocast(device: torch.device):
     # bf16 on GPUs; on the CPU full precision (bf16 matmuls are slow on 2-core machines and change results).
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def epoch_batches(x: torch.Tensor, batch_size: int, aug, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+    """One epoch of shuffled batches of device-resident uint8 images: (indices, augmented float images)."""
+    perm = torch.randperm(len(x), generator=gen).to(x.device)
+    for i in range(0, len(x), batch_size):
+        idx = perm[i:i + batch_size]
+        yield idx, aug(x[idx], gen).contiguous(memory_format=torch.channels_last)
 
 
 @torch.no_grad()
@@ -59,7 +68,7 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
     out = []
     for i in range(0, len(x), batch_size):
         xb = data.unitcube(x[i:i + batch_size].to(device)).contiguous(memory_format=torch.channels_last)
-        with _autocast(device):
+        with autocast(device):
             out.append(model(xb).float())
     return torch.cat(out)
 
@@ -152,11 +161,8 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     for epoch in bar:
         model.train()
         loss_sum, hits = torch.zeros((), device=device), torch.zeros((), device=device)
-        perm = torch.randperm(n, generator=gen).to(device)
-        for i in range(0, n, cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            xb = aug(train_x[idx], gen).contiguous(memory_format=torch.channels_last)
-            with _autocast(device):
+        for idx, xb in epoch_batches(train_x, cfg.batch_size, aug, gen):
+            with autocast(device):
                 out = model(xb).float()
                 if distill:
                     with torch.no_grad():
