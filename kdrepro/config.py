@@ -13,6 +13,7 @@ from . import augment, data, models
 
 PARTS = ("all", "D0", "D1", "D0+D1")
 OPTIMIZERS = ("sgd", "adam")
+LATER_FIELDS = ("ood_dataset", "ood_size")
 
 
 def _check(ok: bool, name: str, value, allowed: str) -> None:
@@ -108,6 +109,8 @@ class StudentConfig(RunConfig):
     batch_size: int = 128
     lr: float = 0.05
     lr_min: float = 1e-6
+    ood_dataset: str | None = None   # out-of-distribution images added to the distillation set (Fig. 3 "OOD")
+    ood_size: int = 0
 
     def __post_init__(self):
         super().__post_init__()
@@ -118,6 +121,12 @@ class StudentConfig(RunConfig):
         _check(self.init in ("random", "interpolate"), "init", self.init, "expected 'random' or 'interpolate'")
         _check(self.init == "random" or len(self.teachers) == 1, "init", self.init,
                "interpolation needs exactly one teacher")
+        _check(self.ood_dataset is None or self.ood_dataset in data.NUM_CLASSES, "ood_dataset", self.ood_dataset,
+               f"expected None or one of {sorted(data.NUM_CLASSES)}")
+        _check(self.ood_size >= 0 and (self.ood_size == 0) == (self.ood_dataset is None), "ood_size", self.ood_size,
+               "must be > 0 exactly when ood_dataset is set")
+        _check(self.alpha == 0 or self.ood_dataset is None, "alpha", self.alpha,
+               "must be 0 with ood_dataset (out-of-distribution images have no true label)")
         for t in self.teachers + self.control:
             _check(t.dataset == self.dataset, "teachers", t.dataset, f"teachers must be trained on {self.dataset}")
 
@@ -129,6 +138,10 @@ class StudentConfig(RunConfig):
         d = super().to_dict()
         d["teachers"] = [t.run_id for t in self.teachers]
         d["control"] = [t.run_id for t in self.control]
+        # Options added after runs were stored are hashed only when set, so existing run ids stay valid.
+        for key in LATER_FIELDS:
+            if d[key] == StudentConfig.__dataclass_fields__[key].default:
+                del d[key]
         return d
 
     def describe(self) -> str:

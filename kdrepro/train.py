@@ -35,10 +35,21 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def training_set(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The run's training (or distillation) images and labels, on the CPU, as uint8 / int64."""
+    """The run's training (or distillation) images and labels, on the CPU, as uint8 / int64.
+
+    Out-of-distribution images (a student's `ood_dataset`) are resized and given the run's channel count; their
+    label is -1: they have none."""
     x, y = data.load(cfg.dataset, "train")
     idx = data.subset(y, cfg.train_size, cfg.train_part, cfg.subset_seed)
-    return x[idx], y[idx]
+    x, y = x[idx], y[idx]
+    if getattr(cfg, "ood_dataset", None):
+        ox, oy = data.load(cfg.ood_dataset, "train")
+        ox = ox[data.subset(oy, cfg.ood_size, "all", cfg.subset_seed)].float()
+        ox = ox.mean(1, keepdim=True) if x.shape[1] == 1 else ox.expand(-1, x.shape[1], -1, -1)
+        ox = F.interpolate(ox, size=x.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
+        x = torch.cat([x, ox.round().clamp(0, 255).to(torch.uint8)])
+        y = torch.cat([y, torch.full((len(ox),), -1, dtype=y.dtype)])
+    return x, y
 
 
 def new_model(cfg: RunConfig, x: torch.Tensor) -> nn.Module:

@@ -251,3 +251,23 @@ def test_lenet_plan_distillation_sets_contain_teacher_set():
         s_idx = set(data.subset(labels, c.train_size, "all", c.subset_seed).tolist())
         assert t_idx <= s_idx
     assert config.PARTS == data.PARTS
+
+
+def test_out_of_distribution_images_join_the_distillation_set():
+    s = student(ood_dataset="cifar10_jpeg", ood_size=50)
+    x, y = train.training_set(s)
+    assert x.shape == (250, 1, 28, 28) and x.dtype == torch.uint8
+    assert (y[:200] >= 0).all() and (y[200:] == -1).all()
+    with pytest.raises(ValueError, match="ood_size=0: must be > 0 exactly when ood_dataset is set"):
+        student(ood_dataset="cifar10_jpeg")
+    with pytest.raises(ValueError, match="alpha=0.5: must be 0 with ood_dataset"):
+        student(ood_dataset="cifar10_jpeg", ood_size=5, alpha=0.5)
+
+
+def test_later_options_leave_existing_run_ids_unchanged():
+    # Ids of runs already in results/ (computed before ood_* existed) must not move when options are added.
+    assert "ood_dataset" not in student().to_dict()
+    plan = experiments.plan("lenet_mnist", "budget")
+    assert plan.configs[3].run_id == "a5abdac7e54a"
+    assert experiments.plan("self_vs_ensemble", "budget").configs[-1].run_id == "7c98caf4da2e"
+    assert student(ood_dataset="cifar10_jpeg", ood_size=5).run_id != student().run_id
