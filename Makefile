@@ -1,5 +1,6 @@
 # One-line entry points; README explains them. PY is the project's virtualenv.
 PY ?= .venv/bin/python
+BIN = $(dir $(PY))
 CHAPTERS = fidelity lenet_mnist self_vs_ensemble
 export KDREPRO_DATA ?= $(abspath ../shared/data)
 
@@ -27,7 +28,7 @@ summary:
 	$(PY) -m kdrepro summary
 
 book:
-	$(PY) -m jupyter_book build . -W --keep-going
+	$(BIN)jupyter-book build . -W --keep-going
 
 clean:
 	rm -rf _build
