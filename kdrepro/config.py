@@ -13,7 +13,7 @@ from . import augment, data, models
 
 PARTS = ("all", "D0", "D1", "D0+D1")
 OPTIMIZERS = ("sgd", "adam")
-LATER_FIELDS = ("ood_dataset", "ood_size")
+LATER_FIELDS = ("ood_dataset", "ood_size", "test_size")
 
 
 def _check(ok: bool, name: str, value, allowed: str) -> None:
@@ -44,6 +44,7 @@ class RunConfig:
     crop_pad: int = 4
     seed: int = 0
     evals: int = 10                  # evaluations on the test set, evenly spaced; the last epoch always
+    test_size: int | None = None     # a stratified subset of the test set (smoke runs only); None: all of it
 
     def __post_init__(self):
         _check(self.dataset in data.NUM_CLASSES, "dataset", self.dataset, f"expected one of {sorted(data.NUM_CLASSES)}")
@@ -54,7 +55,9 @@ class RunConfig:
         _check(self.augment in augment.POLICIES, "augment", self.augment, f"expected one of {sorted(augment.POLICIES)}")
         for name in ("width", "epochs", "batch_size", "evals"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
-        _check(self.train_size is None or self.train_size >= 1, "train_size", self.train_size, "must be None or >= 1")
+        for name in ("train_size", "test_size"):
+            _check(getattr(self, name) is None or getattr(self, name) >= 1, name, getattr(self, name),
+                   "must be None or >= 1")
         _check(self.lr > 0, "lr", self.lr, "must be > 0")
         _check(0 <= self.lr_min <= self.lr, "lr_min", self.lr_min, "must be in [0, lr]")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
@@ -65,7 +68,12 @@ class RunConfig:
         raise NotImplementedError
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, **dataclasses.asdict(self)}
+        d = {"kind": self.kind, **dataclasses.asdict(self)}
+        # Options added after runs were stored are hashed only when set, so existing run ids stay valid.
+        for key in LATER_FIELDS:
+            if key in d and d[key] == type(self).__dataclass_fields__[key].default:
+                del d[key]
+        return d
 
     @property
     def run_id(self) -> str:
@@ -138,10 +146,6 @@ class StudentConfig(RunConfig):
         d = super().to_dict()
         d["teachers"] = [t.run_id for t in self.teachers]
         d["control"] = [t.run_id for t in self.control]
-        # Options added after runs were stored are hashed only when set, so existing run ids stay valid.
-        for key in LATER_FIELDS:
-            if d[key] == StudentConfig.__dataclass_fields__[key].default:
-                del d[key]
         return d
 
     def describe(self) -> str:

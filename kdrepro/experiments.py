@@ -38,7 +38,9 @@ class Plan:
                    "git_commit": res["provenance"]["git_commit"], "train_examples": res["train_examples"]}
             rec.update({f"teacher_{k}": v for k, v in res.get("teacher_test", {}).items()})
             records.append(rec)
-        return pd.DataFrame.from_records(records)
+        table = pd.DataFrame.from_records(records)
+        # A single trial has no independent teacher to compare with: its control columns are empty, not absent.
+        return table.reindex(columns=[*table.columns, *{"control_agreement", "control_kl"} - set(table.columns)])
 
 
 def _check_profile(profile: str) -> None:
@@ -54,7 +56,7 @@ def _epochs(images: int, size: int) -> int:
 # --- Chapter 2, Fig. 2: LeNet-5 self-distillation on MNIST with growing distillation sets -------------------------
 
 LENET = {
-    "smoke": dict(seeds=(0,), teacher_epochs=5, sizes=(200, 1000), images=4_000, evals=2),
+    "smoke": dict(seeds=(0, 1), teacher_epochs=5, sizes=(200, 1000), images=4_000, evals=2, test_size=1000),
     "budget": dict(seeds=(0, 1, 2), teacher_epochs=100, sizes=(200, 2_000, 12_000, 60_000), images=600_000, evals=8),
     "paper": dict(seeds=(0, 1, 2), teacher_epochs=100, sizes=(200, 2_000, 12_000, 60_000), images=300 * 60_000,
                   evals=30),
@@ -72,14 +74,14 @@ def lenet_mnist(profile: str = "budget", seeds: tuple[int, ...] | None = None, d
     seeds = tuple(seeds if seeds is not None else p["seeds"])
     teachers = {s: TeacherConfig(dataset=dataset, model="lenet5", train_size=200, subset_seed=s, seed=s,
                                  epochs=p["teacher_epochs"], batch_size=64, lr=0.05, augment="crop", crop_pad=2,
-                                 evals=5) for s in seeds}
+                                 evals=5, test_size=p.get("test_size")) for s in seeds}
     rows = [({"role": "teacher", "trial": s}, t) for s, t in teachers.items()]
     for i, s in enumerate(seeds):
         control = (teachers[seeds[i - 1]],) if len(seeds) > 1 else ()
         for size in p["sizes"]:
             cfg = StudentConfig(dataset=dataset, model="lenet5", train_size=size, subset_seed=s, seed=s,
                                 teachers=(teachers[s],), control=control, temperature=1.0, augment="crop", crop_pad=2,
-                                epochs=_epochs(p["images"], size), evals=p["evals"])
+                                epochs=_epochs(p["images"], size), evals=p["evals"], test_size=p.get("test_size"))
             rows.append(({"role": "student", "trial": s, "distill_size": size}, cfg))
     return Plan("lenet_mnist", profile, rows, {**p, "seeds": seeds, "dataset": dataset})
 
@@ -87,7 +89,7 @@ def lenet_mnist(profile: str = "budget", seeds: tuple[int, ...] | None = None, d
 # --- Chapter 3, Figs. 1 and 10: self-distillation vs ensemble distillation, with extra distillation data ----------
 
 ENSEMBLE = {
-    "smoke": dict(seeds=(0,), model="preresnet8", pool=3, ms=(1, 3), teacher_size=500, teacher_epochs=2,
+    "smoke": dict(seeds=(0, 1), model="preresnet8", pool=3, test_size=1000, ms=(1, 3), teacher_size=500, teacher_epochs=2,
                   extras=(0, 500), extra_ms=(1, 3), images=1_000, evals=1, teacher_lr=0.1, teacher_batch=128),
     "budget": dict(seeds=(0, 1, 2), model="preresnet8", pool=9, ms=(1, 3, 5), teacher_size=6_000, teacher_epochs=12,
                    extras=(0, 12_000), extra_ms=(1, 3), images=6_000 * 12, evals=5, teacher_lr=0.1,
@@ -110,7 +112,7 @@ def self_vs_ensemble(profile: str = "budget", seeds: tuple[int, ...] | None = No
     seeds = tuple(seeds if seeds is not None else p["seeds"])
     pool = [TeacherConfig(dataset=dataset, model=p["model"], train_size=p["teacher_size"], seed=k,
                           epochs=p["teacher_epochs"], batch_size=p["teacher_batch"], lr=p["teacher_lr"],
-                          evals=min(5, p["teacher_epochs"])) for k in range(p["pool"])]
+                          evals=min(5, p["teacher_epochs"]), test_size=p.get("test_size")) for k in range(p["pool"])]
     rows = [({"role": "teacher", "member": k}, t) for k, t in enumerate(pool)]
     base = p["teacher_size"] or 50_000
     members = lambda i, m: tuple(pool[(i * m + j) % len(pool)] for j in range(m))  # noqa: E731
@@ -123,7 +125,8 @@ def self_vs_ensemble(profile: str = "budget", seeds: tuple[int, ...] | None = No
                 size = base + extra if p["teacher_size"] else None
                 cfg = StudentConfig(dataset=dataset, model=p["model"], train_size=size, seed=s,
                                     teachers=members(s, m), control=control, temperature=1.0,
-                                    epochs=_epochs(p["images"], base + extra), evals=p["evals"])
+                                    epochs=_epochs(p["images"], base + extra), evals=p["evals"],
+                                    test_size=p.get("test_size"))
                 rows.append(({"role": "student", "trial": s, "m": m, "extra": extra}, cfg))
     return Plan("self_vs_ensemble", profile, rows, {**p, "seeds": seeds, "dataset": dataset})
 

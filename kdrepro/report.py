@@ -18,6 +18,11 @@ def mean_std(table: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFram
     return out.join(g.size().rename("n")).reset_index()
 
 
+def std(values) -> float:
+    """Sample standard deviation over trials (ddof=1), 0 for a single trial."""
+    return float(pd.Series(values).std(ddof=1)) if len(values) > 1 else 0.0
+
+
 def pm(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
     """'87.3 ± 0.4' (scale 100 turns fractions into percent)."""
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
@@ -65,7 +70,7 @@ def lenet_findings(table: pd.DataFrame, scope: str) -> list[Finding]:
     teacher = table[table.role == "teacher"].accuracy
     largest = st.iloc[-1]
     gap = abs(largest.accuracy_mean - teacher.mean())
-    noise = max(2 * teacher.std(ddof=1) if len(teacher) > 1 else 0.0, 0.01)
+    noise = max(2 * std(teacher), 0.01)
     return [Finding("H1", "KD can reach near-perfect fidelity in easy settings (LeNet-5 on MNIST)", [
         Check("test agreement at the largest distillation set", ">99% (EMNIST, ~700k images)",
               f"{pm(largest.agreement_mean, largest.agreement_std, digits=2)}% ({int(largest.distill_size):,} MNIST "

@@ -7,7 +7,7 @@ import warnings
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import store, train
 from .config import RunConfig, StudentConfig, TeacherConfig

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import augment, data, metrics, models, store
 from .config import RunConfig, StudentConfig
@@ -137,7 +137,11 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     if distill != (teacher is not None):
         raise ValueError(f"{cfg.describe()}: a student run needs a teacher, a teacher run none")
     train_x, train_y = (t.to(device) for t in training_set(cfg))
-    test_x, test_y = (t.to(device) for t in data.load(cfg.dataset, "test"))
+    test_x, test_y = data.load(cfg.dataset, "test")
+    if cfg.test_size is not None:
+        keep = data.subset(test_y, cfg.test_size, "all", 0)
+        test_x, test_y = test_x[keep], test_y[keep]
+    test_x, test_y = test_x.to(device), test_y.to(device)
     model = new_model(cfg, train_x).to(device, memory_format=torch.channels_last)
     lr = cfg.lr
     teacher_test = control_test = None
