@@ -39,6 +39,8 @@ class Plan:
             rec.update({f"teacher_{k}": v for k, v in res.get("teacher_test", {}).items()})
             records.append(rec)
         table = pd.DataFrame.from_records(records)
+        labels = {key for labels, _ in self.rows for key, value in labels.items() if isinstance(value, int)}
+        table[sorted(labels)] = table[sorted(labels)].astype("Int64")  # teachers have no m: keep ints, not floats
         # A single trial has no independent teacher to compare with: its control columns are empty, not absent.
         return table.reindex(columns=[*table.columns, *{"control_agreement", "control_kl"} - set(table.columns)])
 
