@@ -84,6 +84,16 @@ def ece(logits: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> float:
     return _ece_from_sums(_calibration_sums(logits, labels, bins))
 
 
+def reliability(logits: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> dict[str, torch.Tensor]:
+    """Per-bin count, mean confidence and accuracy (NaN in empty bins): the reliability diagram behind `ece`."""
+    _check(logits, labels)
+    count, confidence, correct = _calibration_sums(logits, labels, bins)
+    safe = count.clamp(min=1)
+    empty = torch.full_like(count, float("nan"))
+    return {"count": count, "confidence": torch.where(count > 0, confidence / safe, empty),
+            "accuracy": torch.where(count > 0, correct / safe, empty)}
+
+
 class Meter:
     """Streams accuracy, NLL, ECE and optionally agreement and KL over evaluation batches.
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical, kl_divergence
 
-from kdrepro.metrics import Meter, accuracy, agreement, cka, ece, nll, predictive_kl
+from kdrepro.metrics import Meter, accuracy, agreement, cka, ece, nll, predictive_kl, reliability
 
 
 def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -206,3 +206,18 @@ def test_metrics_accept_float32_and_return_floats():
     logits, labels = _randn(9, 3, seed=48).float(), _labels(9, 3, seed=49)
     values = [accuracy(logits, labels), nll(logits, labels), ece(logits, labels), cka(logits, logits, "rbf")]
     assert all(type(v) is float for v in values)
+
+
+def test_reliability_bins_match_ece():
+    # Max probabilities 0.65 (right), 0.65 (wrong), 0.55 (right), 0.55 (wrong): bins (0.6, 0.7] and (0.5, 0.6].
+    probs = torch.tensor([[0.65, 0.35], [0.65, 0.35], [0.45, 0.55], [0.55, 0.45]])
+    labels = torch.tensor([0, 1, 1, 1])
+    r = reliability(probs.log(), labels)
+    assert r["count"].tolist() == [0, 0, 0, 0, 0, 2, 2, 0, 0, 0]
+    assert r["accuracy"][5].item() == pytest.approx(0.5) and r["confidence"][6].item() == pytest.approx(0.65)
+    assert torch.isnan(r["accuracy"][0])
+    # ECE = (2/4)|0.5 - 0.55| + (2/4)|0.5 - 0.65| = 0.025 + 0.075
+    assert ece(probs.log(), labels) == pytest.approx(0.1)
+    filled = r["count"] > 0
+    by_hand = (r["count"][filled] * (r["accuracy"][filled] - r["confidence"][filled]).abs()).sum() / 4
+    assert by_hand.item() == pytest.approx(0.1)
