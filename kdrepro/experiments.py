@@ -66,7 +66,9 @@ LENET = {
 
 
 def lenet_mnist(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str = "mnist") -> Plan:
-    """Teacher: LeNet-5 on a stratified 200-image subset (one per trial), 100 epochs. Students: LeNet-5 distilled
+    """Fig. 2 (chapter 2): LeNet-5 self-distillation on MNIST with growing distillation sets.
+
+    Teacher: LeNet-5 on a stratified 200-image subset (one per trial), 100 epochs. Students: LeNet-5 distilled
     at tau = 1 on nested sets from the teacher's own 200 images up to all 60k, same number of steps each.
 
     Choices where the paper is silent (SPEC Fig. 2 [U], §8): crop with 2-pixel zero padding and no flip
@@ -103,7 +105,9 @@ ENSEMBLE = {
 
 def self_vs_ensemble(profile: str = "budget", seeds: tuple[int, ...] | None = None,
                      dataset: str | None = None) -> Plan:
-    """A pool of teachers trained on the same images with different seeds; trial i's m-teacher ensemble takes
+    """Figs. 1 and 10 (chapter 3): self-distillation vs ensemble distillation, with extra distillation data.
+
+    A pool of teachers trained on the same images with different seeds; trial i's m-teacher ensemble takes
     pool members (i*m + j) mod N, j < m (the official `select_ckpts`). Students of the same architecture are
     distilled at tau = 1 (Fig. 10's setting) on the teacher's images, and, for some m, on the teacher's images
     plus extra real images the teachers never saw (standing in for the paper's GAN samples), same steps each.
