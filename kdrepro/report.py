@@ -76,7 +76,7 @@ def lenet_findings(table: pd.DataFrame, scope: str) -> list[Finding]:
               f"{pm(largest.agreement_mean, largest.agreement_std, digits=2)}% ({int(largest.distill_size):,} MNIST "
               "images)", largest.agreement_mean >= 0.99),
         Check("agreement rises with distillation-set size", "yes",
-              " < ".join(f"{a * 100:.2f}" for a in st.agreement_mean), _increasing(st.agreement_mean)),
+              " → ".join(f"{a * 100:.2f}" for a in st.agreement_mean), _increasing(st.agreement_mean)),
         Check("student accuracy within trial noise of the teacher's", "85.3% teacher, no gain",
               f"student {largest.accuracy_mean * 100:.2f}% vs teacher {teacher.mean() * 100:.2f}%", gap <= noise),
     ], scope)]
@@ -121,10 +121,10 @@ def ensemble_findings(table: pd.DataFrame, scope: str) -> list[Finding]:
     base = st[st.extra == 0].sort_values("m")
     findings.append(Finding("H10", "Larger ensembles are easier to match", [
         Check("agreement increases with m", "77.5 → 86% (m = 1 → 12, figure read-out)",
-              " < ".join(f"{a * 100:.1f}" for a in base.agreement_mean) + f" (m = {', '.join(map(str, base.m))})",
+              " → ".join(f"{a * 100:.1f}" for a in base.agreement_mean) + f" (m = {', '.join(map(str, base.m))})",
               _increasing(base.agreement_mean)),
         Check("teacher accuracy increases with m", "71 → 77.6%",
-              " < ".join(f"{a * 100:.1f}" for a in base.teacher_accuracy_mean), _increasing(base.teacher_accuracy_mean)),
+              " → ".join(f"{a * 100:.1f}" for a in base.teacher_accuracy_mean), _increasing(base.teacher_accuracy_mean)),
     ], scope))
     return findings
 
