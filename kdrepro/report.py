@@ -171,11 +171,12 @@ def summary_markdown(profile: str = "budget") -> str:
     """The summary page's verdict and compute tables, generated from results/."""
     findings, compute = all_findings(profile)
     judged = {f.key: f for f in findings}
-    lines = ["| # | claim | verdict | evidence (paper → here) |", "|---|---|---|---|"]
+    lines = ["| # | claim | verdict | evidence |", "|---|---|---|---|"]
     for key in [f"H{i}" for i in range(1, 16)]:
         if key in judged:
             f = judged[key]
-            evidence = "; ".join(f"{c.what}: {c.paper} → {c.here} ({'✓' if c.passed else '✗'})" for c in f.checks)
+            evidence = "; ".join(f"{c.what} — paper: {c.paper}, here: {c.here} ({'✓' if c.passed else '✗'})"
+                                 for c in f.checks)
             lines.append(f"| {key} | {f.claim} | **{f.status}** ({f.scope}) | {evidence} |")
         else:
             status = "cannot run here" if "cannot run here" in NOT_RUN[key] else "not yet run"
