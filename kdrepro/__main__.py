@@ -1,8 +1,10 @@
 """The one command for sweeps: `python -m kdrepro run <experiment> --profile budget [--seeds 0 1 2] [--device cpu]`.
 
-Runs every config of the experiment that is not in the store yet (teachers first), then prints a summary table.
+Runs every config of the experiment that is not in the store yet (teachers first), then prints a summary table;
+`--executor ray` runs them as tasks on a Ray cluster instead (`kdrepro.cluster`).
 `python -m kdrepro list` names the experiments; `python -m kdrepro summary` regenerates the summary page's
-tables (book/_generated/summary.md) from results/.
+tables (book/_generated/summary.md) from results/. Expected failures (bad input, missing or corrupt data, a run
+not in the store) print one line and exit 2; `--debug` shows their traceback.
 """
 
 import argparse
@@ -11,42 +13,101 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import experiments, report, runs, store
+from . import chapters, cluster, report, runs, store
+from .errors import ConfigError, KdreproError
+from .files import atomic_write
+from .plan import PROFILES
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kdrepro", description=__doc__.splitlines()[0])
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # One line, like every other expected error; `python -m kdrepro <command> -h` gives the usage.
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m kdrepro", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an expected error")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="list the experiments and their profiles")
-    summary = sub.add_parser("summary", help="write the summary page's generated tables from results/")
+    # --debug is accepted after the command too; SUPPRESS keeps a subcommand from resetting it to False.
+    debug = _Parser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub.add_parser("list", parents=[debug], help="list the experiments and their profiles")
+    summary = sub.add_parser("summary", parents=[debug], help="write the summary page's generated tables from results/")
     summary.add_argument("--out", default=str(store.REPO / "book" / "_generated" / "summary.md"))
-    run = sub.add_parser("run", help="run an experiment's configs into the result store")
-    run.add_argument("experiment", choices=sorted(experiments.EXPERIMENTS))
-    run.add_argument("--profile", default="budget", choices=experiments.PROFILES)
-    run.add_argument("--seeds", type=int, nargs="+", help="trial seeds (default: the profile's)")
+    run = sub.add_parser("run", parents=[debug], help="run the configs of every plan a chapter shows (or, with "
+                         "--seeds or --dataset, of one plan) into the result store")
+    run.add_argument("experiment", choices=sorted(chapters.CHAPTERS))
+    run.add_argument("--profile", default="budget", choices=PROFILES)
+    run.add_argument("--seeds", type=_seed, nargs="+", help="trial seeds, integers >= 0 (default: the profile's)")
     run.add_argument("--dataset", help="dataset name (default: the experiment's for this profile)")
     run.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     run.add_argument("--store-only", action="store_true", help="fail on a missing run instead of training it")
-    args = parser.parse_args(argv)
+    run.add_argument("--executor", default="local", choices=("local", "ray"),
+                     help="local: train missing runs one after another here; ray: as tasks on a Ray cluster")
+    run.add_argument("--address", help="the Ray cluster's address, or 'auto' (default: start a local one)")
+    run.add_argument("--gpus-per-run", type=float, help="GPUs per Ray task (0.25: four runs per GPU; default 0: "
+                     "train on the CPU)")
+    run.add_argument("--cpus-per-run", type=int, help="CPUs (torch threads) per Ray task (default 1)")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
     if args.command == "list":
-        for name, fn in experiments.EXPERIMENTS.items():
-            print(f"{name}: {fn.__doc__.splitlines()[0]}")
-        return 0
+        for name, chapter in chapters.CHAPTERS.items():
+            print(f"{name}: {chapter.plan.__doc__.splitlines()[0]}")
+        return
     if args.command == "summary":
         out = Path(args.out)
-        store.atomic_write(out, lambda f: f.write(report.summary_markdown().encode()))
+        atomic_write(out, report.summary_markdown().encode())
         print(f"wrote {out}")
-        return 0
-    kwargs = {"seeds": tuple(args.seeds) if args.seeds else None}
-    if args.dataset:
-        kwargs["dataset"] = args.dataset
-    plan = experiments.plan(args.experiment, args.profile, **kwargs)
-    results = runs.run_all(plan.configs, args.device, args.store_only)
-    table = plan.table(results)
-    cols = [c for c in table.columns if c in ("role", "trial", "member", "m", "extra", "distill_size", "accuracy",
-                                              "agreement", "kl", "control_agreement", "wall_seconds")]
-    with pd.option_context("display.width", 200, "display.max_rows", 500, "display.float_format", "{:.4f}".format):
-        print(table[cols].to_string(index=False))
+        return
+    chapter = chapters.get(args.experiment)
+    if args.seeds or args.dataset:  # one plan, as asked
+        kwargs = {"seeds": tuple(args.seeds) if args.seeds else None, **({"dataset": args.dataset} if args.dataset
+                                                                           else {})}
+        plans = [chapter.plan(args.profile, **kwargs)]
+    else:  # everything the chapter shows
+        plans = chapter.plans(args.profile)
+    ray_only = [f"--{k.replace('_', '-')}" for k in ("address", "gpus_per_run", "cpus_per_run")
+                if getattr(args, k) is not None]
+    if args.executor == "local" and ray_only:
+        raise ConfigError(f"{', '.join(ray_only)}: only with --executor ray")
+    if args.executor == "ray" and (args.store_only or args.device != "cpu"):
+        raise ConfigError("--executor ray: give --gpus-per-run instead of --device, and no --store-only")
+    for plan in plans:
+        if args.executor == "ray":
+            results = cluster.run_all(plan.configs, args.address, args.gpus_per_run or 0.0, args.cpus_per_run or 1)
+        else:
+            results = runs.run_all(plan.configs, args.device, args.store_only)
+        table = plan.table(results)
+        cols = [c for c in ("role", "trial", "member", "m", "extra", "distill_size", "accuracy", "agreement",
+                            "control_agreement", "train_accuracy", "train_agreement", "late_change", "wall_seconds")
+                if c in table.columns]
+        with pd.option_context("display.width", 200, "display.max_rows", 500, "display.float_format",
+                               "{:.4f}".format):
+            print(table[cols].to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except KdreproError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

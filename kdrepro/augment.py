@@ -13,6 +13,8 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError
+
 Op = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -126,7 +128,7 @@ POLICIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 def make(policy: str, pad: int = 4) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
     """A function (uint8 batch, generator) -> augmented float batch in [-1, 1] for the named policy."""
     if policy not in POLICIES:
-        raise ValueError(f"augment={policy!r}: expected one of {sorted(POLICIES)}")
+        raise ConfigError(f"augment={policy!r}: expected one of {sorted(POLICIES)}")
     ops: dict[str, Op] = {"crop": partial(random_crop, pad=pad), "hflip": hflip, "vflip": vflip, "rotate": rotate,
                           "color_jitter": color_jitter, "mixup": mixup, "noise": uniform_noise}
     before, after = ([ops[o] for o in names] for names in POLICIES[policy])

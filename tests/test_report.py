@@ -1,11 +1,12 @@
-"""Verdicts are computed, not typed: check the aggregation and the rules on hand-made tables."""
+"""Verdicts are computed, not typed: the chapters' checks and the summary helpers on hand-made tables."""
 
 import math
 
 import pandas as pd
 import pytest
 
-from kdrepro import report
+from kdrepro import plan, report
+from kdrepro.chapters import lenet_mnist, self_vs_ensemble
 
 
 def test_mean_std_uses_sample_std_and_zero_for_one_trial():
@@ -18,47 +19,267 @@ def test_mean_std_uses_sample_std_and_zero_for_one_trial():
     assert report.pm(0.87345, 0.0042) == "87.3 ± 0.4"
 
 
-def test_status_from_checks():
-    f = report.Finding("H0", "claim", [report.Check("a", "", "", True), report.Check("b", "", "", True)])
-    assert f.status == "reproduced"
-    f.checks.append(report.Check("c", "", "", False))
-    assert f.status == "partly reproduced"
-    assert report.Finding("H0", "claim", [report.Check("a", "", "", False)]).status == "not reproduced"
-
-
-def lenet_table(agreements, student_acc, teacher_acc):
-    rows = [{"role": "teacher", "trial": t, "accuracy": a} for t, a in enumerate(teacher_acc)]
-    for size, agr in agreements.items():
-        rows += [{"role": "student", "trial": t, "distill_size": size, "agreement": a, "accuracy": student_acc}
-                 for t, a in enumerate(agr)]
+def lenet_table(agreement_small, agreement_large, student_acc, teacher_acc, large=60_000):
+    rows = [{"role": "teacher", "trial": t, "accuracy": a, "train_accuracy": 1.0, "late_change": 0.0}
+            for t, a in enumerate(teacher_acc)]
+    for size, agr in ((200, agreement_small), (large, agreement_large)):
+        rows += [{"role": "student", "trial": t, "distill_size": size, "agreement": a, "accuracy": s,
+                  "control_agreement": a - 0.1 - t / 100, "late_change": 0.001}
+                 for t, (a, s) in enumerate(zip(agr, student_acc))]
     return pd.DataFrame(rows)
 
 
+def outcomes(finding):
+    return [c.outcome for c in finding.checks]
+
+
 def test_h1_rules():
-    good = lenet_table({200: [0.95, 0.96], 60000: [0.992, 0.994]}, 0.86, [0.85, 0.87])
-    (h1,) = report.lenet_findings(good, "test")
-    assert [c.passed for c in h1.checks] == [True, True, True] and h1.status == "reproduced"
-    short = lenet_table({200: [0.95, 0.96], 60000: [0.985, 0.987]}, 0.86, [0.85, 0.87])
-    (h1,) = report.lenet_findings(short, "test")
-    assert [c.passed for c in h1.checks] == [False, True, True] and h1.status == "partly reproduced"
-    flat = lenet_table({200: [0.97, 0.97], 60000: [0.96, 0.96]}, 0.95, [0.85, 0.85])
-    (h1,) = report.lenet_findings(flat, "test")
-    assert h1.status == "not reproduced"
+    teachers = [0.88, 0.90, 0.89, 0.91, 0.87]
+    students = [t + d for t, d in zip(teachers, (0.002, -0.003, 0.001, 0.0, 0.002))]
+    (h1,) = lenet_mnist.findings(lenet_table([0.93, 0.92, 0.94, 0.93, 0.95], [0.993, 0.992, 0.994, 0.991, 0.995],
+                                             students, teachers))
+    # the paper's "> 99 %" needs EMNIST-sized sets: at 60k MNIST it is not testable, whatever the number
+    assert outcomes(h1) == ["holds", "inconclusive", "holds", "holds"] and h1.status == "partly reproduced"
+    assert not h1.checks[3].core and "not testable without EMNIST-sized sets" in h1.checks[1].here
+    # at an EMNIST-sized set it is compared as stated, with no tolerance: 98.5 % fails, 99.3 % holds
+    (h1,) = lenet_mnist.findings(lenet_table([0.93] * 5, [0.985, 0.984, 0.986, 0.985, 0.983], students, teachers,
+                                             large=175_000))
+    assert outcomes(h1)[1] == "fails" and h1.status == "not reproduced"
+    (h1,) = lenet_mnist.findings(lenet_table([0.93, 0.92, 0.94, 0.93, 0.95], [0.993, 0.992, 0.994, 0.991, 0.995],
+                                             students, teachers, large=175_000))
+    assert outcomes(h1) == ["holds"] * 4 and h1.status == "reproduced"
+    # no rise: per-trial changes of both signs
+    (h1,) = lenet_mnist.findings(lenet_table([0.98, 0.99, 0.985, 0.975, 0.99], [0.99, 0.98, 0.99, 0.985, 0.98],
+                                             students, teachers))
+    assert outcomes(h1)[0] == "inconclusive" and h1.status == "partly reproduced"
+
+
+def test_unconverged_runs_make_a_finding_inconclusive_whatever_its_checks():
+    teachers = [0.88, 0.90, 0.89, 0.91, 0.87]
+    good = lenet_table([0.93, 0.92, 0.94, 0.93, 0.95], [0.993, 0.992, 0.994, 0.991, 0.995], teachers, teachers,
+                       large=175_000)
+    assert lenet_mnist.findings(good)[0].status == "reproduced"
+    slow = good.copy()
+    slow.loc[slow.role == "teacher", ["train_accuracy", "late_change"]] = [0.79, 0.08]
+    (h1,) = lenet_mnist.findings(slow)
+    assert outcomes(h1) == ["holds"] * 4 and h1.status == "inconclusive"
+    assert h1.reason == ("runs not converged at this scale (5 of 5 teachers neither fit their training set (train "
+                         "accuracy 79%–79%) nor plateaued (up to 8.0 pt over the last quarter))")
+    fit = slow.copy()
+    fit.loc[fit.role == "teacher", "train_accuracy"] = 0.99  # fits its data: still moving is fine
+    assert lenet_mnist.findings(fit)[0].status == "reproduced"
+    moving = good.copy()
+    moving.loc[moving.distill_size == 175_000, "late_change"] = -0.006
+    assert "5 of 10 students' train agreement moved by up to 0.6 pt" in lenet_mnist.findings(moving)[0].reason
+
+
+def ensemble_table(cells, trials):
+    """cells: (m, extra) -> (agreement, accuracy, teacher accuracy, control agreement), the same in each trial
+    up to a small per-trial wobble."""
+    rows = [{"role": "teacher", "member": k, "accuracy": 0.65, "train_accuracy": 0.99, "late_change": 0.0,
+             "steps": 300} for k in range(3)]
+    for (m, extra), (agr, acc, tacc, ctrl) in cells.items():
+        for t in range(trials[m]):
+            w = (t - 2) * 0.002
+            rows.append({"role": "student", "trial": t, "m": m, "extra": extra, "agreement": agr + w,
+                         "accuracy": acc + w, "teacher_accuracy": tacc + w / 2, "control_agreement": ctrl + w,
+                         "late_change": 0.0, "steps": 900})
+    return pd.DataFrame(rows)
 
 
 def test_ensemble_rules():
-    rows = []
-    # m, extra -> (agreement, student acc, teacher acc, control agreement), two trials alike
-    cells = {(1, 0): (0.80, 0.66, 0.65, 0.75), (1, 10): (0.83, 0.65, 0.65, 0.76),
-             (3, 0): (0.85, 0.68, 0.70, 0.80), (3, 10): (0.87, 0.69, 0.70, 0.81),
-             (5, 0): (0.86, 0.69, 0.71, 0.81)}
-    for (m, extra), (agr, acc, tacc, ctrl) in cells.items():
-        rows += [{"role": "student", "trial": t, "m": m, "extra": extra, "agreement": agr, "accuracy": acc,
-                  "teacher_accuracy": tacc, "control_agreement": ctrl} for t in range(2)]
-    h2, h3, h10 = report.ensemble_findings(pd.DataFrame(rows), "test")
+    cells = {(1, 0): (0.80, 0.66, 0.65, 0.75), (1, 4000): (0.83, 0.64, 0.65, 0.76),
+             (3, 0): (0.85, 0.68, 0.72, 0.80), (3, 4000): (0.87, 0.69, 0.72, 0.81), (5, 0): (0.87, 0.69, 0.73, 0.81)}
+    h2, h3, h10 = self_vs_ensemble.findings(ensemble_table(cells, {1: 5, 3: 5, 5: 3}))
     assert h2.status == "reproduced" and h3.status == "reproduced" and h10.status == "reproduced"
-    rows = [r | {"agreement": 0.99} if (r["m"], r["extra"]) == (5, 0) else r for r in rows]
-    rows = [r | {"accuracy": 0.60} if (r["m"], r["extra"]) == (1, 0) else r for r in rows]
-    h2, _, h10 = report.ensemble_findings(pd.DataFrame(rows), "test")
-    assert [c.passed for c in h2.checks] == [True, False, True, False]
-    assert h10.checks[0].passed  # 0.80 < 0.85 < 0.99 is still increasing
+    assert [c.core for c in h3.checks] == [True, True, True, False, False]  # control margin, teacher lead: context
+    assert "(students train 3.00× the teachers' steps)" in h2.checks[1].here
+    margin = [c for c in h10.checks if "independent control" in c.what]
+    assert [c.core for c in margin] == [False, False] and margin[1].outcome == "holds"  # +1 pt from m = 3 to 5
+    # students far less accurate than their single teacher: H2's accuracy check fails
+    cells[(1, 0)] = (0.80, 0.60, 0.65, 0.75)
+    h2, _, _ = self_vs_ensemble.findings(ensemble_table(cells, {1: 5, 3: 5, 5: 3}))
+    assert outcomes(h2)[1] == "fails" and h2.status == "not reproduced"
+    # agreement flat in m (equal means, wobble only): inconclusive, while the context checks still hold
+    cells[(3, 0)] = (0.80, 0.68, 0.72, 0.75)
+    cells[(5, 0)] = (0.80, 0.69, 0.73, 0.75)
+    *_, h10 = self_vs_ensemble.findings(ensemble_table(cells, {1: 5, 3: 5, 5: 3}))
+    assert [c.outcome for c in h10.checks if c.core] == ["inconclusive", "inconclusive"]
+    assert h10.status == "inconclusive"
+
+
+def test_a_teacher_at_chance_or_constant_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
+    p = lenet_mnist.plan("smoke", seeds=(0,))
+    fake = {"steps": 10, "curves": [{"step": 10, "train_accuracy": 0.5}], "train_examples": 200,
+            "provenance": {"wall_seconds": 1.0, "device_name": "cpu", "git_commit": "x", "git_dirty": False}}
+    good = {"accuracy": 0.85, "top_class_share": 0.12, "agreement": 0.9}
+    results = [{**fake, "final": good} for _ in p.configs]
+    assert len(p.table(results)) == len(p.configs)
+    results[-1] = {**fake, "final": {**good, "agreement": 0.15}}  # e.g. a sign error in the distillation loss
+    with pytest.raises(plan.LearnedNothing, match="agrees with its teacher on 15.0% of test images"):
+        p.table(results)
+    results[-1] = {**fake, "final": good}
+    for final, reason in (({"accuracy": 0.15, "top_class_share": 0.12}, "ended at 15.0% test accuracy"),
+                          ({"accuracy": 0.35, "top_class_share": 0.9}, "with 90% of its predictions in one class")):
+        results[0] = {**fake, "final": final}
+        with pytest.raises(plan.LearnedNothing, match=reason):
+            p.table(results)
+
+
+def policy_table(cells, trials=3, m=5):
+    """cells: policy -> (agreement, accuracy, ece, control agreement), with a small per-trial wobble."""
+    from kdrepro.chapters import augmentation
+    rows = [{"role": "teacher", "member": k, "arch": "preresnet8", "accuracy": 0.6, "train_accuracy": 0.99,
+             "late_change": 0.0} for k in range(3)]
+    for policy in augmentation.POLICIES:
+        agr, acc, ece, ctrl = cells.get(policy, cells["baseline"])
+        for t in range(trials):
+            w = (t - 1) * 0.002
+            rows.append({"role": "student", "arch": "preresnet8", "trial": t, "m": m, "policy": policy,
+                         "agreement": agr + w, "accuracy": acc + w, "ece": ece + w / 10,
+                         "control_agreement": ctrl + w, "late_change": 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_h4_and_h15_rules():
+    from kdrepro.chapters import augmentation
+    # (agreement, accuracy, ece, control agreement), Fig. 3's pattern: MixUp (tau=4) on top and best calibrated
+    paper_like = {"baseline": (0.79, 0.725, 0.05, 0.77), "baseline_t4": (0.845, 0.745, 0.04, 0.81),
+                  "mixup": (0.835, 0.75, 0.03, 0.81), "mixup_t4": (0.86, 0.745, 0.02, 0.83),
+                  "noise": (0.785, 0.715, 0.06, 0.77), "ood": (0.78, 0.72, 0.06, 0.77)}
+    h4, h15 = augmentation.findings(policy_table(paper_like))
+    assert outcomes(h4) == ["holds"] * 10 and h4.status == "reproduced"
+    assert [c.core for c in h4.checks] == [True] * 9 + [False]  # the control threshold is ours: context
+    assert h4.checks[0].here.startswith("the closest rival, Baseline (τ=4) − MixUp (τ=4): −1.5 pt")
+    assert outcomes(h15) == ["holds"] and h15.status == "reproduced"
+    # MixUp (tau=4) clearly below another policy; tempering does nothing; MixUp gains nothing from tempering
+    flat = {**paper_like, "baseline_t4": (0.79, 0.725, 0.05, 0.77), "mixup_t4": (0.80, 0.72, 0.05, 0.78),
+            "combined": (0.90, 0.80, 0.01, 0.85)}
+    h4, h15 = augmentation.findings(policy_table(flat))
+    assert outcomes(h4)[:3] == ["fails", "inconclusive", "fails"] and h4.status == "not reproduced"
+    assert outcomes(h4)[7] == "fails"  # MixUp (tau=4) agrees less than MixUp (tau=1)
+    assert outcomes(h15) == ["holds"]  # Combined: most faithful by far and best calibrated
+    # the most faithful policy is worse calibrated than another: H15 fails; not clearly ahead: inconclusive
+    h15 = augmentation.findings(policy_table({**paper_like, "mixup_t4": (0.86, 0.745, 0.09, 0.83)}))[1]
+    assert outcomes(h15) == ["fails"]
+    h15 = augmentation.findings(policy_table({**paper_like, "mixup_t4": (0.845, 0.745, 0.02, 0.83)}))[1]
+    assert outcomes(h15) == ["inconclusive"] and "is not significantly ahead" in h15.checks[0].here
+    # at m = 1 alone (smoke) H15 cannot be judged
+    assert augmentation.findings(policy_table(paper_like, m=1))[1].checks[0].outcome == "inconclusive"
+    slow = policy_table(paper_like)
+    slow.loc[slow.role == "student", "late_change"] = 0.02
+    assert [f.status for f in augmentation.findings(slow)] == ["inconclusive", "inconclusive"]
+
+
+def test_every_finding_has_exactly_one_home():
+    from kdrepro import chapters
+    judged = [key for chapter in chapters.CHAPTERS.values() for key in chapter.FINDINGS]
+    assert len(judged) == len(set(judged)) and not set(judged) & set(report.NOT_RUN)
+    assert sorted(judged + list(report.NOT_RUN)) == sorted(f"H{i}" for i in range(1, 16))
+
+
+def split_table(cells, ms=(1, 3), trials=3):
+    """cells: (split, m, tau) -> (accuracy, agreement, kl, ece); missing cells take (s0, m, 4.0)'s values."""
+    rows = [{"role": "teacher", "member": k, "accuracy": 0.6, "train_accuracy": 0.99, "late_change": 0.0}
+            for k in range(3)]
+    for m in ms:
+        for split in ("s0", "s1", "s01"):
+            for tau in (1.0, 4.0, 8.0) if split == "s01" else (1.0, 4.0):
+                acc, agr, kl, ece = cells.get((split, m, tau), cells[("s0", m, 4.0)])
+                for t in range(trials):
+                    w = (t - 1) * 0.002
+                    rows.append({"role": "student", "m": m, "split": split, "tau": tau, "trial": t,
+                                 "accuracy": acc + w, "agreement": agr + w, "kl": kl + w / 10, "ece": ece + w / 10,
+                                 "late_change": 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_h5_and_h11_rules():
+    from kdrepro.chapters import recycling
+    cells = {("s0", 1, 4.0): (0.60, 0.70, 0.30, 0.05), ("s0", 3, 4.0): (0.62, 0.74, 0.25, 0.05),
+             ("s1", 3, 4.0): (0.60, 0.76, 0.20, 0.03), ("s01", 3, 4.0): (0.63, 0.77, 0.19, 0.03),
+             ("s0", 1, 1.0): (0.58, 0.66, 0.30, 0.05), ("s0", 3, 1.0): (0.585, 0.69, 0.30, 0.05),
+             ("s01", 1, 4.0): (0.61, 0.72, 0.30, 0.05), ("s01", 1, 1.0): (0.58, 0.66, 0.3, 0.05),
+             ("s01", 3, 1.0): (0.59, 0.70, 0.3, 0.05), ("s01", 1, 8.0): (0.60, 0.71, 0.3, 0.05),
+             ("s01", 3, 8.0): (0.62, 0.76, 0.3, 0.05)}
+    h5, h11 = recycling.findings(split_table(cells))
+    assert outcomes(h5) == ["holds"] * 6 and h5.status == "reproduced"
+    assert outcomes(h11) == ["holds"] * 6 and h11.status == "reproduced"
+    assert h5.checks[4].here.startswith("s0∪1 − s0 +1.0 pt") and h5.checks[5].here.startswith("s0∪1 − s1 +1.0 pt")
+    # fresh data less faithful; a 3-teacher student clearly more accurate at tau = 1 (context for H11, not H5)
+    worse = {**cells, ("s1", 3, 4.0): (0.60, 0.70, 0.30, 0.06), ("s0", 3, 1.0): (0.64, 0.69, 0.30, 0.05)}
+    h5, h11 = recycling.findings(split_table(worse))
+    assert outcomes(h5)[1:4] == ["fails"] * 3 and h5.status == "not reproduced"
+    assert outcomes(h11)[-1] == "fails" and not h11.checks[-1].core and h11.status == "reproduced"
+    # tau = 8 clearly more accurate than tau = 4 for m = 3
+    hot = {**cells, ("s01", 3, 8.0): (0.66, 0.76, 0.3, 0.05)}
+    assert outcomes(recycling.findings(split_table(hot))[1])[:2] == ["holds", "fails"]
+
+
+def train_agreement_table(policies, extra=(0.99, 0.96), trials=3):
+    """policies: policy -> (train agreement, test agreement); extra: train agreement at +0 and +4000 images (m = 1)."""
+    rows = [{"role": "teacher", "member": k, "accuracy": 0.6, "train_accuracy": 0.99, "late_change": 0.0}
+            for k in range(3)]
+    for t in range(trials):
+        w = (t - 1) * 0.002
+        for policy, (train_agr, agr) in policies.items():
+            rows.append({"role": "student", "source": "policy", "m": 5, "policy": policy, "trial": t,
+                         "train_agreement": train_agr + w, "agreement": agr + w, "late_change": 0.0})
+        for e, train_agr in zip((0, 4000), extra):
+            rows.append({"role": "student", "source": "extra", "m": 1, "extra": e, "trial": t,
+                         "train_agreement": train_agr + w, "agreement": 0.8 + w, "late_change": 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_h6_rules():
+    from kdrepro.chapters import train_agreement
+    paper_like = {"baseline": (0.995, 0.80), "rotation": (0.85, 0.81), "vflip": (0.86, 0.79),
+                  "color_jitter": (0.88, 0.80), "combined": (0.62, 0.805)}
+    (h6,) = train_agreement.findings(train_agreement_table(paper_like))
+    assert outcomes(h6) == ["holds"] * 10 and h6.status == "reproduced"
+    assert [c.core for c in h6.checks] == [True] * 6 + [False] * 4  # levels the paper states are context
+    assert h6.checks[4].here.startswith("test agreement, Combined − mean of Rotation, Vertical flip, ColorJitter +0.5")
+    # augmentation does not lower train agreement; Combined fits best and is the least faithful on the test set
+    flat = {"baseline": (0.80, 0.80), "rotation": (0.80, 0.81), "vflip": (0.80, 0.79),
+            "color_jitter": (0.80, 0.80), "combined": (0.85, 0.70)}
+    (h6,) = train_agreement.findings(train_agreement_table(flat, extra=(0.90, 0.95)))
+    assert outcomes(h6)[:6] == ["inconclusive"] * 3 + ["fails"] * 3 and h6.status == "not reproduced"
+
+
+def optimization_table(default=0.79, sgd=(0.813, 0.834), adam=(0.805, 0.829), lams=None, trials=3, late=0.0):
+    """Train agreement per run, Fig. 6's pattern by default (durations 3 and 9; lambda -> train agreement)."""
+    from kdrepro.chapters import optimization
+    lams = lams or {0.25: 0.804, 0.375: 0.975, 0.5: 0.998, 0.75: 0.996, 0.875: 0.999, 1.0: 1.0}
+    rows = [{"role": "teacher", "trial": t, "train_accuracy": 0.99, "late_change": 0.0} for t in range(trials)]
+    for t in range(trials):
+        w = (t - 1) * 0.001
+        rows.append({"role": "student", "trial": t, "optimizer": "sgd", "duration": 1.0, "lam": 0.0,
+                     "train_agreement": default + w, "late_change": late})
+        for opt, values in (("sgd", sgd), ("adam", adam)):
+            for k, a in zip((3.0, 9.0), values):
+                rows.append({"role": "student", "trial": t, "optimizer": opt, "duration": k, "lam": None,
+                             "train_agreement": a + w, "late_change": late})
+        for lam in optimization.LAMBDAS[1:]:
+            rows.append({"role": "student", "trial": t, "optimizer": "sgd", "duration": 1.0, "lam": lam,
+                         "train_agreement": min(1.0, lams[lam] + w), "late_change": 0.0})
+    table = pd.DataFrame(rows)
+    table["lam"] = table.lam.astype(float)
+    return table
+
+
+def test_h7_and_h8_rules():
+    from kdrepro.chapters import optimization
+    h7, h8 = optimization.findings(optimization_table())
+    assert outcomes(h7) == ["holds"] * 4 and h7.status == "reproduced"
+    assert outcomes(h8) == ["holds"] * 3 and h8.status == "reproduced"
+    # longer training gains 15 points, Adam beats SGD, no threshold in lambda
+    h7, h8 = optimization.findings(optimization_table(sgd=(0.85, 0.94), adam=(0.87, 0.96),
+                                                      lams={0.25: 0.85, 0.375: 0.87, 0.5: 0.90, 0.75: 0.95,
+                                                            0.875: 0.98, 1.0: 1.0}))
+    assert outcomes(h7) == ["holds", "fails", "fails", "fails"] and h7.status == "not reproduced"
+    assert outcomes(h8)[:2] == ["fails", "fails"] and h8.status == "not reproduced"
+    # the default run still moving does not gate H7 (training length is its variable); the longest runs do
+    h7, _ = optimization.findings(optimization_table(late=0.03))
+    assert h7.status == "inconclusive" and "students' train agreement moved" in h7.reason

@@ -1,0 +1,27 @@
+"""The book's chapters as code: each module holds one chapter's recipe at every scale (`RECIPE`), its plan
+(`plan`), every plan it shows (`plans`, the main one first), the scope its verdicts speak for (`SCOPE`) and its
+checks (`findings`). Notebooks call these; they hold no logic of their own."""
+
+from types import ModuleType
+
+from ..errors import ConfigError
+from ..plan import Plan
+from . import augmentation, lenet_mnist, optimization, recycling, self_vs_ensemble, train_agreement
+
+CHAPTERS: dict[str, ModuleType] = {"lenet_mnist": lenet_mnist, "self_vs_ensemble": self_vs_ensemble,
+                                   "augmentation": augmentation, "recycling": recycling,
+                                   "train_agreement": train_agreement, "optimization": optimization}
+# Chapters whose budget runs are all stored and whose executed notebooks are in the book. A chapter being rerun
+# (its runs span sessions) is left out until they are; the summary page reports its progress instead.
+PUBLISHED = ("lenet_mnist", "self_vs_ensemble")
+
+
+def get(name: str) -> ModuleType:
+    if name not in CHAPTERS:
+        raise ConfigError(f"experiment={name!r}: expected one of {sorted(CHAPTERS)}")
+    return CHAPTERS[name]
+
+
+def plan(name: str, profile: str = "budget", **kwargs) -> Plan:
+    """The plan of chapter `name` at `profile` (keyword arguments: seeds, dataset)."""
+    return get(name).plan(profile, **kwargs)

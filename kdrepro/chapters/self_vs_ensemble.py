@@ -1,0 +1,156 @@
+"""Chapter 3, Figs. 1 and 10 (H2, H3, H10): self-distillation vs ensemble distillation, with extra data.
+
+A pool of teachers trained on the same images with different seeds. Trial i's m-teacher ensemble takes pool members
+(i*m + j) mod N, j < m (the official `select_ckpts`), and only trials i < N // m are run, so the ensembles of one m
+are disjoint across trials. Trial i's control is the ensemble of the previous trial of the same m: disjoint from
+its own, as the independent-student baseline (SPEC §1.5) requires. Students of the same architecture are distilled
+at tau = 1 (Fig. 10's setting) on the teachers' images and, for some m, on those plus extra real images the teachers
+never saw (standing in for the paper's GAN samples); every student takes the same number of optimizer steps.
+"""
+
+import pandas as pd
+
+from .. import verdict as v
+from ..config import StudentConfig, TeacherConfig
+from ..errors import ConfigError
+from ..plan import Plan, check_profile, check_seeds, epochs_for
+
+# The recipe at each scale. Units: images (teacher_size, extras, images of student steps), epochs (passes over the
+# teacher's subset), learning rates per step. `trials` is how many seeds each m runs (at most pool // m).
+RECIPE = {
+    "smoke": dict(seeds=(0, 1), model="preresnet8", width=1, pool=4, ms=(1, 2), teacher_size=1_000, teacher_epochs=12,
+                  teacher_batch=128, teacher_lr=0.1, extras=(0, 1_000), extra_ms=(1,), images=8_000, batch=128,
+                  lr=0.05, temperature=1.0, evals=4, test_size=1_000),
+    "budget": dict(seeds=(0, 1, 2, 3, 4), model="preresnet8", width=1, pool=15, ms=(1, 3, 5), teacher_size=2_000,
+                   teacher_epochs=60, teacher_batch=128, teacher_lr=0.1, extras=(0, 4_000), extra_ms=(1, 3),
+                   images=78_000, batch=128, lr=0.05, temperature=1.0, evals=4, test_size=None),
+    "paper": dict(seeds=(0, 1, 2), model="preresnet56", width=1, pool=15, ms=(1, 3, 5), teacher_size=None,
+                  teacher_epochs=200, teacher_batch=256, teacher_lr=0.1, extras=(0,), extra_ms=(), images=50_000 * 300,
+                  batch=128, lr=0.05, temperature=1.0, evals=30, test_size=None),
+}
+FINDINGS = ("H2", "H3", "H10")  # the findings this chapter judges
+SCOPE = "PreResNet-8, CIFAR-10 (JPEG q75), 2k-image teachers, budget scale"
+
+
+def default_dataset(profile: str) -> str:
+    return "cifar100" if profile == "paper" else "cifar10_jpeg"
+
+
+def teacher_pool(profile: str, dataset: str | None = None, part: str = "all",
+                 members: int | None = None) -> list[TeacherConfig]:
+    """The pool of teachers at `profile`: the same images (a subset of `part`), one seed each. Chapter 4 distills
+    from this pool too, so its runs are shared by config (the same config is the same run id); chapter 5 trains the
+    same recipe on one half of the training split."""
+    check_profile(profile)
+    p = RECIPE[profile]
+    return [TeacherConfig(dataset=dataset or default_dataset(profile), model=p["model"], width=p["width"],
+                          test_size=p["test_size"], train_part=part, train_size=p["teacher_size"], seed=k,
+                          epochs=p["teacher_epochs"], batch_size=p["teacher_batch"], lr=p["teacher_lr"],
+                          evals=p["evals"]) for k in range(members or p["pool"])]
+
+
+def ensembles(pool: list[TeacherConfig], m: int, trials: int,
+              stride: int | None = None) -> list[tuple[TeacherConfig, ...]]:
+    """Trial i's m-teacher ensemble: pool members (i*stride + j) mod N, j < m; stride m is the official
+    `select_ckpts`, a larger stride keeps every trial's ensembles of several m inside its own block of the pool.
+    Refuses more trials than give disjoint ensembles, since trials sharing teachers are not independent."""
+    stride = stride or m
+    if trials < 1 or stride < m or trials * stride > len(pool):
+        raise ConfigError(f"pool={len(pool)}: too small for {trials} disjoint {m}-teacher ensembles "
+                          f"(at most {len(pool) // stride} with stride {stride})")
+    return [tuple(pool[i * stride + j] for j in range(m)) for i in range(trials)]
+
+
+def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None) -> Plan:
+    """Figs. 1 and 10 (chapter 3): self-distillation vs ensemble distillation, with extra distillation data."""
+    check_profile(profile)
+    p = RECIPE[profile]
+    dataset = dataset or default_dataset(profile)
+    seeds = check_seeds(seeds if seeds is not None else p["seeds"])
+    common = dict(dataset=dataset, model=p["model"], width=p["width"], test_size=p["test_size"])
+    pool = teacher_pool(profile, dataset)
+    rows = [({"role": "teacher", "member": k}, t) for k, t in enumerate(pool)]
+    base = p["teacher_size"] or 50_000
+    for m in p["ms"]:
+        trials = seeds[:p["pool"] // m]
+        teams = ensembles(pool, m, len(trials))
+        for extra in p["extras"] if m in p["extra_ms"] else (0,):
+            size = base + extra if p["teacher_size"] else None
+            for i, s in enumerate(trials):
+                control = teams[i - 1] if len(trials) > 1 else ()
+                cfg = StudentConfig(**common, train_size=size, seed=s, teachers=teams[i], control=control,
+                                    temperature=p["temperature"], batch_size=p["batch"], lr=p["lr"],
+                                    epochs=epochs_for(p["images"], base + extra), evals=p["evals"])
+                rows.append(({"role": "student", "trial": s, "m": m, "extra": extra}, cfg))
+    return Plan("self_vs_ensemble", profile, rows, {**p, "seeds": seeds, "dataset": dataset})
+
+
+def plans(profile: str = "budget") -> list[Plan]:
+    """What the chapter shows: one plan."""
+    return [plan(profile)]
+
+
+def _paired(students: pd.DataFrame, a: dict, b: dict, col: str) -> v.Interval:
+    return v.paired(students, "trial", a, b, col)
+
+
+def _cell(students: pd.DataFrame, m: int, extra: int) -> pd.DataFrame:
+    return students[(students.m == m) & (students.extra == extra)].set_index("trial")
+
+
+def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
+    """H2 (m = 1), H3 (m = 3) and H10 (agreement against m), from the students' paired per-trial differences."""
+    students = table[table.role == "student"]
+    extra = int(students.extra.max())
+    unconverged = v.convergence(table)
+    out = []
+    for key, m, claim, paper_agr in (
+            ("H2", 1, "Self-distillation: fidelity is low, and the student can beat the teacher because of it",
+             "≈ 72–75 % (R56, CIFAR-100)"),
+            ("H3", 3, "Ensemble distillation: fidelity and accuracy move together, a gap remains", "≈ 77–80 %")):
+        if m not in set(students.m):
+            continue
+        base = _cell(students, m, 0)
+        agr = v.interval(base.agreement)
+        gap = v.interval(base.accuracy - base.teacher_accuracy)
+        margin = v.interval(base.agreement - base.control_agreement)
+        checks = [v.Check("agreement well below 99 %", "Fig. 1, §4", paper_agr, f"{agr.mean:.1%} "
+                          f"[{agr.lo:.1%}, {agr.hi:.1%}]", v.at_most(agr, 0.95))]
+        if m == 1:
+            ratio = int(students.steps.iloc[0]) / int(table[table.role == "teacher"].steps.iloc[0])
+            checks.append(v.Check("student at least as accurate as its teacher", "§4.1, Fig. 1a",
+                                  "student ≥ teacher (students train ≈ 3× the teachers' steps)",
+                                  f"student − teacher {gap.text()} (students train {ratio:.2f}× the teachers' "
+                                  "steps)", v.at_least(gap, -v.TOLERANCE)))
+        if extra:
+            more = _paired(students, {"m": m, "extra": 0}, {"m": m, "extra": extra}, "agreement")
+            acc = _paired(students, {"m": m, "extra": 0}, {"m": m, "extra": extra}, "accuracy")
+            checks += [
+                v.Check(f"extra distillation data (+{extra:,} real images) raises agreement", "Fig. 1",
+                        "+2 pt (+50k GAN)" if m == 1 else "+3 pt (+50k GAN)", more.text(), v.rises(more)),
+                v.Check("... and lowers student accuracy" if m == 1 else "... and student accuracy does not fall",
+                        "Fig. 1", "−1 pt" if m == 1 else "slight rise", acc.text(),
+                        v.falls(acc) if m == 1 else v.at_least(acc, -v.TOLERANCE))]
+        checks.append(v.Check("agreement exceeds the independent-student control", "§3.2", "not stated",
+                              margin.text(), v.rises(margin), core=False))
+        if m > 1:
+            lead = v.interval(base.teacher_accuracy - base.accuracy)
+            checks.append(v.Check("the ensemble is more accurate than its student", "Fig. 1b", "≈ +3 pt (76 vs 73 %)",
+                                  f"teacher − student {lead.text()}", v.rises(lead), core=False))
+        out.append(v.Finding(key, claim, checks, scope, unconverged))
+    ms = sorted(set(students.m))
+    steps = []
+    for a, b in zip(ms, ms[1:]):
+        rise = _paired(students, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "agreement")
+        steps.append(v.Check(f"agreement rises from m = {a} to m = {b}", "Fig. 10", "rises with m (up to 12)",
+                             f"{rise.text()} ({rise.n} trials)", v.rises(rise)))
+    margins = students.assign(margin=students.agreement - students.control_agreement)
+    for a, b in zip(ms, ms[1:]):
+        acc = _paired(students, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "teacher_accuracy")
+        steps.append(v.Check(f"ensemble accuracy rises from m = {a} to m = {b}", "Fig. 10", "rises with m",
+                             acc.text(), v.rises(acc), core=False))
+        gap = _paired(margins, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "margin")
+        steps.append(v.Check(f"agreement with its own ensemble beyond the independent control grows from m = {a} to "
+                             f"m = {b}", "not in the paper", "—", gap.text(), v.rises(gap), core=False))
+    out.append(v.Finding("H10", "Larger ensembles are easier to match", steps, scope, unconverged))
+    return out

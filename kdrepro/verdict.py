@@ -1,0 +1,180 @@
+"""Verdicts that stand on their evidence: paired per-trial differences, 95 % intervals, three outcomes.
+
+Every comparative check is decided on the differences between two conditions *within* each trial (the same trial
+index: the same student seed and data subset, and the same teachers unless the conditions differ in them, as two
+ensemble sizes do): a t interval over trials. We use the t interval, not a bootstrap, because
+the trial is the unit of replication here (teacher, subset and student seed all change with it) and with 3-5 trials
+a bootstrap over trials has too few distinct resamples to give a 95 % interval; test-set sampling noise is smaller
+than trial-to-trial variation at these sizes and is left out. A check then
+  * holds when the whole interval is on the paper's side,
+  * fails when the whole interval is on the other side,
+  * is inconclusive when the interval allows both.
+A one-sided threshold the paper states (such as "> 99 %") is compared as stated, with no tolerance. Where the paper
+says two numbers are equal, or a level is approximate ("at or near the top", "does not fall"), the check allows
+±1.5 points: a margin this reproduction chose, larger than the paper's trial spread (0.2-0.5 points), because figure
+read-outs are only good to about a point and our datasets and networks differ from the paper's.
+
+A finding is *reproduced* when every core check holds, *not reproduced* when a core check fails, *partly
+reproduced* when some core checks hold and the rest are inconclusive, and *inconclusive* when none holds or fails.
+Context checks (sanity: ensembling raises teacher accuracy, an ensemble beats its student) are shown, never counted.
+Runs that did not converge test under-training, not the paper's claim: then the finding is *inconclusive* at that
+scale, whatever its checks say, and the reason gives the numbers.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
+TOLERANCE = 0.015   # ±1.5 points: our margin for "equal", "near" and "does not fall" (see the module docstring)
+PLATEAU = 0.005     # a run converged if its train metric moved less than 0.5 points over the last quarter of steps
+#                     (or less than twice the sampling error of that move)
+FIT = 0.95          # ... or, for a teacher, if it reaches this train accuracy
+
+# Two-sided 95 % quantiles of Student's t, df = 1..30.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(df: int) -> float:
+    """The 97.5 % quantile of Student's t with `df` degrees of freedom (a Cornish-Fisher expansion past 30)."""
+    if df < 1:
+        raise ValueError(f"df={df}: a t interval needs at least 2 trials")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over n trials and its 95 % t interval (infinite for a single trial)."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+    def text(self, scale: float = 100.0, digits: int = 1, unit: str = " pt") -> str:
+        """'+1.2 pt [−0.3, +2.7]' (scale 100 turns fractions into points)."""
+        f = lambda v: f"{v * scale:+.{digits}f}".replace("-", "−")  # noqa: E731
+        return f"{f(self.mean)}{unit} [{f(self.lo)}, {f(self.hi)}]" if self.n > 1 else f"{f(self.mean)}{unit} (1 trial)"
+
+
+def interval(values) -> Interval:
+    """Mean and 95 % t interval of per-trial values."""
+    v = pd.Series(values, dtype=float).dropna()
+    n = len(v)
+    if n == 0:
+        raise ValueError("an interval needs at least one trial")
+    if n == 1:
+        return Interval(float(v.mean()), -math.inf, math.inf, 1)
+    half = t975(n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
+    return Interval(float(v.mean()), float(v.mean()) - half, float(v.mean()) + half, n)
+
+
+def paired(table: pd.DataFrame, by: str, a: dict, b: dict, col: str) -> Interval:
+    """Interval of col(b) - col(a) over the trials present in both conditions; `a`/`b` select rows by labels
+    (e.g. {"distill_size": 200}), `by` names the trial label that pairs them."""
+    def select(cond):
+        rows = table
+        for key, value in cond.items():
+            rows = rows[rows[key] == value]
+        return rows.set_index(by)[col]
+    diff = (select(b) - select(a)).dropna()
+    return interval(diff)
+
+
+def rises(iv: Interval) -> str:
+    """The paper says the difference is positive."""
+    return HOLDS if iv.lo > 0 else FAILS if iv.hi < 0 else INCONCLUSIVE
+
+
+def falls(iv: Interval) -> str:
+    """The paper says the difference is negative."""
+    return HOLDS if iv.hi < 0 else FAILS if iv.lo > 0 else INCONCLUSIVE
+
+
+def at_least(iv: Interval, threshold: float) -> str:
+    """The paper says the value is at least `threshold` (pass the threshold less its tolerance)."""
+    return HOLDS if iv.lo >= threshold else FAILS if iv.hi < threshold else INCONCLUSIVE
+
+
+def at_most(iv: Interval, threshold: float) -> str:
+    """The paper says the value is at most `threshold`."""
+    return HOLDS if iv.hi <= threshold else FAILS if iv.lo > threshold else INCONCLUSIVE
+
+
+def within(iv: Interval, low: float, high: float) -> str:
+    """The paper says the value lies in [low, high] (an equivalence check: the whole interval must)."""
+    return HOLDS if low <= iv.lo and iv.hi <= high else FAILS if iv.hi < low or iv.lo > high else INCONCLUSIVE
+
+
+def convergence(table: pd.DataFrame) -> str:
+    """'' when every run of a results table converged, else what did not, with numbers. A run plateaued when its
+    train metric moved over the last quarter of steps by less than PLATEAU, or by less than twice the sampling error
+    of that move (`late_se`, where the table has it: a smaller move is not evidence of a run still learning); a
+    teacher also converged when it fits its training set (FIT)."""
+    threshold = (2 * table.late_se).clip(lower=PLATEAU) if "late_se" in table else PLATEAU
+    moved = table.late_change.abs() >= threshold
+    teachers, students = table.role == "teacher", table.role == "student"
+    parts = []
+    bad = table[teachers & moved & (table.train_accuracy < FIT)]
+    if len(bad):
+        parts.append(f"{len(bad)} of {int(teachers.sum())} teachers neither fit their training set (train accuracy "
+                     f"{bad.train_accuracy.min():.0%}–{bad.train_accuracy.max():.0%}) nor plateaued (up to "
+                     f"{bad.late_change.abs().max() * 100:.1f} pt over the last quarter)")
+    bad = table[students & moved]
+    if len(bad):
+        parts.append(f"{len(bad)} of {int(students.sum())} students' train agreement moved by up to "
+                     f"{bad.late_change.abs().max() * 100:.1f} pt over the last quarter")
+    return "; ".join(parts)
+
+
+@dataclass
+class Check:
+    """One testable sub-claim: what, where in the paper, the paper's number, ours, and the outcome."""
+
+    what: str
+    source: str
+    paper: str
+    here: str
+    outcome: str
+    core: bool = True
+
+
+@dataclass
+class Finding:
+    key: str
+    claim: str
+    checks: list[Check] = field(default_factory=list)
+    scope: str = ""        # what data, model and scale the checks ran at
+    unconverged: str = ""  # what did not converge (`convergence`); '' when everything did
+
+    @property
+    def status(self) -> str:
+        core = [c.outcome for c in self.checks if c.core]
+        if not core:
+            raise ValueError(f"{self.key}: a finding needs at least one core check")
+        if self.unconverged:
+            return "inconclusive"
+        if FAILS in core:
+            return "not reproduced"
+        if all(o == HOLDS for o in core):
+            return "reproduced"
+        return "partly reproduced" if HOLDS in core else "inconclusive"
+
+    @property
+    def reason(self) -> str:
+        """Why the verdict is not 'reproduced': unconverged runs, and the core checks that did not hold."""
+        why = [f"runs not converged at this scale ({self.unconverged})"] if self.unconverged else []
+        return "; ".join(why + [f"{c.what}: {c.outcome}" for c in self.checks if c.core and c.outcome != HOLDS])
+
+    def text(self) -> str:
+        """The finding, its verdict and each check on a few short lines (readable at page width)."""
+        lines = [f"{self.key}: {self.claim}", f"verdict: {self.status.upper()}"]
+        for c in self.checks:
+            lines += [f"- {c.what}{'' if c.core else ' (context, not counted)'}: {c.outcome}",
+                      f"    paper ({c.source}): {c.paper}", f"    here: {c.here}"]
+        return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""The command line: expected errors are one line on stderr and exit 2; --debug shows their traceback."""
+
+import pytest
+
+from kdrepro import data
+from kdrepro.__main__ import main
+
+
+@pytest.fixture
+def tmp_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def one_line_error(capsys, code, expected):
+    """Exit 2, and the error is one line (the last; a progress bar of work already started may precede it)."""
+    err = capsys.readouterr().err
+    lines = err.split("\n")
+    assert code == 2 and lines[-1] == "" and lines[-2].split("\r")[-1].startswith("error: "), err
+    assert expected in lines[-2] and err.count("error: ") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "lenet_mnist", "--seeds", "-1"], "argument --seeds: '-1' is not an integer >= 0"),
+    (["run", "lenet_mnist", "--seeds", "x"], "argument --seeds: 'x' is not an integer >= 0"),
+    (["run", "lenet_mnist", "--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
+    (["run", "no_such_chapter"], "invalid choice: 'no_such_chapter'"),
+])
+def test_bad_arguments(argv, expected, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    one_line_error(capsys, e.value.code, expected)
+
+
+def test_expected_errors_are_one_line(tmp_store, monkeypatch, capsys):
+    one_line_error(capsys, main(["run", "lenet_mnist", "--profile", "smoke", "--store-only"]), "is not in")
+    one_line_error(capsys, main(["run", "lenet_mnist", "--profile", "smoke", "--seeds", "1", "1"]),
+                   "each trial needs its own seed")
+    one_line_error(capsys, main(["run", "lenet_mnist", "--profile", "smoke", "--device", "tpu"]), "device='tpu'")
+    monkeypatch.setenv("KDREPRO_DATA", str(tmp_store / "nowhere"))
+    data._load.cache_clear()
+    one_line_error(capsys, main(["run", "lenet_mnist", "--profile", "smoke"]), "mnist: not found")
+    with pytest.raises(data.DatasetMissing):  # --debug: the exception itself, with its traceback
+        main(["run", "lenet_mnist", "--profile", "smoke", "--debug"])
+    data._load.cache_clear()

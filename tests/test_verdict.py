@@ -1,0 +1,110 @@
+"""The verdict rules on synthetic per-trial tables: paired t intervals, three outcomes, core vs context."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from kdrepro import verdict as v
+
+
+def two_conditions(a, b, col="agreement"):
+    rows = [{"trial": t, "cond": 0, col: x} for t, x in enumerate(a)]
+    rows += [{"trial": t, "cond": 1, col: x} for t, x in enumerate(b)]
+    return pd.DataFrame(rows)
+
+
+def test_t_quantiles_are_exact_in_the_table_and_close_beyond():
+    assert v.t975(2) == 4.303 and v.t975(4) == 2.776 and v.t975(30) == 2.042
+    assert abs(v.t975(60) - 2.000) < 2e-3 and abs(v.t975(120) - 1.980) < 2e-3
+    with pytest.raises(ValueError):
+        v.t975(0)
+
+
+def test_interval_by_hand():
+    iv = v.interval([0.0, 0.02, 0.04])  # mean 0.02, sd 0.02, se 0.02 / sqrt(3)
+    half = 4.303 * 0.02 / math.sqrt(3)
+    assert iv.mean == pytest.approx(0.02) and (iv.lo, iv.hi) == pytest.approx((0.02 - half, 0.02 + half))
+    assert iv.n == 3 and v.interval([0.5]).lo == -math.inf
+
+
+def test_the_h3_case_is_inconclusive():
+    # per-seed changes +0.71, -0.50, +1.48 pt: the stored m = 3 runs before this rule existed
+    before = [0.790, 0.772, 0.805]
+    after = [b + d / 100 for b, d in zip(before, (0.71, -0.50, 1.48))]
+    iv = v.paired(two_conditions(before, after), "trial", {"cond": 0}, {"cond": 1}, "agreement")
+    assert iv.mean == pytest.approx(0.0056333, abs=1e-6)
+    assert iv.lo < 0 < iv.hi and v.rises(iv) == v.INCONCLUSIVE
+
+
+def test_a_consistent_rise_over_five_trials_holds():
+    before = [0.70, 0.72, 0.69, 0.71, 0.73]
+    after = [b + d for b, d in zip(before, (0.031, 0.029, 0.030, 0.032, 0.028))]
+    iv = v.paired(two_conditions(before, after), "trial", {"cond": 0}, {"cond": 1}, "agreement")
+    assert v.rises(iv) == v.HOLDS and v.falls(iv) == v.FAILS
+
+
+def test_a_small_dip_inside_the_noise_is_inconclusive_not_failed():
+    before = [0.9806, 0.9750, 0.9830]
+    after = [0.9780, 0.9770, 0.9806]  # mean -0.1 pt, per-trial changes -0.26, +0.20, -0.24
+    iv = v.paired(two_conditions(before, after), "trial", {"cond": 0}, {"cond": 1}, "agreement")
+    assert iv.mean == pytest.approx(-0.001, abs=1e-6) and v.rises(iv) == v.INCONCLUSIVE
+
+
+def test_pairing_uses_only_trials_present_in_both_conditions():
+    table = two_conditions([0.5, 0.6, 0.7], [0.6, 0.7])  # trial 2 has no second condition
+    iv = v.paired(table, "trial", {"cond": 0}, {"cond": 1}, "agreement")
+    assert iv.n == 2 and iv.mean == pytest.approx(0.1)
+
+
+def test_threshold_and_equivalence_outcomes():
+    iv = v.Interval(0.98, 0.975, 0.985, 5)
+    assert v.at_least(iv, 0.975) == v.HOLDS and v.at_least(iv, 0.99) == v.FAILS
+    assert v.at_least(iv, 0.98) == v.INCONCLUSIVE and v.at_most(iv, 0.99) == v.HOLDS
+    assert v.within(v.Interval(0.0, -0.01, 0.01, 5), -0.015, 0.015) == v.HOLDS
+    assert v.within(v.Interval(0.0, -0.03, 0.01, 5), -0.015, 0.015) == v.INCONCLUSIVE
+    assert v.within(v.Interval(0.05, 0.03, 0.07, 5), -0.015, 0.015) == v.FAILS
+
+
+def check(outcome, core=True):
+    return v.Check("c", "Fig. 0", "p", "h", outcome, core)
+
+
+def test_status_rules():
+    f = lambda *checks: v.Finding("H0", "claim", list(checks)).status  # noqa: E731
+    assert f(check(v.HOLDS), check(v.HOLDS)) == "reproduced"
+    assert f(check(v.HOLDS), check(v.INCONCLUSIVE)) == "partly reproduced"
+    assert f(check(v.INCONCLUSIVE), check(v.INCONCLUSIVE)) == "inconclusive"
+    assert f(check(v.HOLDS), check(v.FAILS)) == "not reproduced"
+    # context checks never count, whatever their outcome
+    assert f(check(v.HOLDS), check(v.FAILS, core=False)) == "reproduced"
+    assert f(check(v.INCONCLUSIVE), check(v.HOLDS, core=False)) == "inconclusive"
+    with pytest.raises(ValueError, match="at least one core check"):
+        f(check(v.HOLDS, core=False))
+    finding = v.Finding("H0", "claim", [check(v.HOLDS), v.Check("b rises", "Fig. 1", "p", "h", v.INCONCLUSIVE)])
+    assert finding.reason == "b rises: inconclusive"
+    assert finding.text().splitlines() == [
+        "H0: claim", "verdict: PARTLY REPRODUCED", "- c: holds", "    paper (Fig. 0): p", "    here: h",
+        "- b rises: inconclusive", "    paper (Fig. 1): p", "    here: h"]
+
+
+def test_interval_text():
+    assert v.Interval(0.0123, -0.002, 0.0266, 3).text() == "+1.2 pt [−0.2, +2.7]"
+    assert v.Interval(0.01, -math.inf, math.inf, 1).text() == "+1.0 pt (1 trial)"
+
+
+def test_late_change_and_its_sampling_error_by_hand():
+    from kdrepro.plan import late_change
+    curves = [{"step": s, "train_agreement": a} for s, a in ((25, 0.5), (50, 0.6), (75, 0.7), (100, 0.8))]
+    change, se = late_change(curves, batch_size=4)  # windows of 25 steps x 4 examples
+    assert change == pytest.approx(0.1)
+    assert se == pytest.approx(math.sqrt(0.8 * 0.2 / 100 + 0.7 * 0.3 / 100))
+
+
+def test_a_move_within_sampling_noise_is_not_unconverged():
+    def table(late_se):
+        return pd.DataFrame([{"role": "teacher", "train_accuracy": 0.99, "late_change": 0.0, "late_se": 0.001},
+                             {"role": "student", "train_accuracy": None, "late_change": 0.01, "late_se": late_se}])
+    assert v.convergence(table(0.006)) == ""  # 1 pt < 2 x 0.6 pt
+    assert v.convergence(table(0.001)) == "1 of 1 students' train agreement moved by up to 1.0 pt over the last quarter"
+    assert v.convergence(table(0.001).drop(columns="late_se")) != ""  # without errors: the plain 0.5-pt rule
