@@ -1,7 +1,7 @@
 """Training throughput: kdrepro's device-resident pipeline against the paper code's DataLoader pipeline.
 
     python -m kdrepro.bench [--device cpu|cuda|auto] [--cases lenet5 preresnet20 [preresnet56]]
-                            [--images N] [--repeats 3] [--workers W] [--json PATH]
+                            [--images N] [--repeats 3] [--workers W] [--pack G] [--json PATH]
 
 Both pipelines train the same freshly seeded model with the same SGD step (the paper's Nesterov SGD) on the same
 training split, batch 128, in one process, and the repeats alternate between them so machine noise hits both alike.
@@ -13,6 +13,9 @@ autocast on CUDA (as `train.fit`). Conventional (the paper's `gnosis` code): a D
 into PIL images per item (as torchvision's CIFAR10/MNIST do), RandomCrop/RandomHorizontalFlip/ToTensor/Normalize
 per sample, `DataLoader(shuffle=True)`, contiguous-format fp32 model. The paper's config leaves `num_workers` at
 DataLoader's default 0; we use one worker per core (2 on the 2-core CPU), the usual recipe, as the stronger baseline.
+
+`--pack G` also times G networks packed into one (`kdrepro.packed`), each on its own batch, in model-images/s: the
+throughput of a sweep that trains G runs at once.
 """
 
 import argparse
@@ -23,6 +26,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +37,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from . import augment, data, models, store
+from .files import atomic_write
+from .packed import Packed
 from .train import autocast, batch_indices, batches, resolve_device
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
@@ -74,7 +80,9 @@ def _sync(device: torch.device) -> None:
 
 def _timed_steps(model: nn.Module, batches: Batches, images: int, warmup: int, device: torch.device,
                  amp: bool) -> float:
-    """Images/s of SGD steps on `batches` (drawing a batch is timed too); the first `warmup` steps are not timed."""
+    """Images/s of SGD steps on `batches` (drawing a batch is timed too); the first `warmup` steps are not timed.
+    A packed model's batches are (G, B, ...) with labels (G, B): its loss is the sum of the G networks' mean losses,
+    and every image of every network counts."""
     model.train()
     # the paper's optimizer (gnosis config/image_classification.yaml); its values do not change the cost of a step
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
@@ -82,11 +90,12 @@ def _timed_steps(model: nn.Module, batches: Batches, images: int, warmup: int, d
     def step() -> int:
         xb, yb = next(batches)
         with autocast(device) if amp else contextlib.nullcontext():
-            loss = F.cross_entropy(model(xb).float(), yb)
+            out = model(xb).float()
+            loss = F.cross_entropy(out.flatten(0, -2), yb.flatten(), reduction="sum") / yb.shape[-1]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return len(yb)
+        return yb.numel()
 
     for _ in range(warmup):
         step()
@@ -115,6 +124,28 @@ def kdrepro_throughput(model_name: str, dataset: str, images: int, batch_size: i
     x, y = (t.to(device) for t in data.load(dataset, "train"))
     model = _model(model_name, dataset, x).to(device, memory_format=torch.channels_last)
     return _timed_steps(model, kdrepro_batches(x, y, batch_size, policy, pad), images, warmup, device, amp=True)
+
+
+def packed_throughput(model_name: str, dataset: str, images: int, batch_size: int = 128,
+                      device: str | torch.device = "cpu", policy: str = "crop_flip", pad: int = 4, warmup: int = 5,
+                      groups: int = 8) -> float:
+    """Training model-images/s of `groups` networks packed into one, each on its own batch of the kdrepro pipeline."""
+    device = resolve_device(device)
+    x, y = (t.to(device) for t in data.load(dataset, "train"))
+    nets = []
+    for g in range(groups):
+        torch.manual_seed(g)
+        nets.append(models.build(model_name, data.NUM_CLASSES[dataset], in_channels=x.shape[1],
+                                 image_size=x.shape[-1]))
+    model = Packed(nets).to(device, memory_format=torch.channels_last)
+    stream = kdrepro_batches(x, y, batch_size, policy, pad)
+
+    def stacked() -> Batches:
+        while True:
+            xs, ys = zip(*(next(stream) for _ in range(groups)))
+            yield torch.stack(xs), torch.stack(ys)
+
+    return _timed_steps(model, stacked(), images * groups, warmup, device, amp=True)
 
 
 # --- conventional (the paper's code) ------------------------------------------------------------------------------
@@ -176,19 +207,24 @@ def conventional_throughput(model_name: str, dataset: str, images: int, batch_si
 # --- command line --------------------------------------------------------------------------------------------------
 
 def measure(name: str, device: torch.device, images: int | None, repeats: int, batch_size: int, warmup: int,
-            workers: int | None) -> dict:
-    """One table row: median images/s of each pipeline over `repeats` alternating measurements."""
+            workers: int | None, pack: int = 1) -> dict:
+    """One table row: median images/s of each pipeline over `repeats` alternating measurements (and, with
+    pack > 1, of `pack` packed networks, in model-images/s)."""
     case = CASES[name]
     images = images or case.images[device.type]
     args = (case.model, case.dataset, images, batch_size, device, case.policy, case.pad, warmup)
-    ours, theirs = [], []
+    ours, theirs, packed = [], [], []
     for _ in range(repeats):
         ours.append(kdrepro_throughput(*args))
         theirs.append(conventional_throughput(*args, workers=workers))
+        if pack > 1:
+            packed.append(packed_throughput(*args, groups=pack))
     k, c = statistics.median(ours), statistics.median(theirs)
     row = {"case": name, "device": str(device), "images": images, "kdrepro": k, "conventional": c,
            "ratio": k / c, "target": case.target, "kdrepro_runs": ours, "conventional_runs": theirs,
            "epoch_seconds": EPOCH / k, "conventional_epoch_seconds": EPOCH / c}
+    if pack > 1:
+        row.update(pack=pack, packed=statistics.median(packed), packed_runs=packed)
     row["met"] = row["ratio"] >= case.target and (device.type != "cuda" or case.epoch_target is None
                                                   or row["epoch_seconds"] <= case.epoch_target)
     return row
@@ -204,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps before each measurement")
     parser.add_argument("--workers", type=int, help="conventional DataLoader workers (default: one per core)")
+    parser.add_argument("--pack", type=int, default=1, help="also time this many packed networks (model-images/s)")
     parser.add_argument("--json", help="also write the numbers and the machine's details to this file")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
@@ -217,18 +254,19 @@ def main(argv: list[str] | None = None) -> int:
           + (f"{'s/epoch':>7} {'conv.':>6} " if gpu else "") + "met?")
     rows = []
     for name in cases:
-        row = measure(name, device, args.images, args.repeats, args.batch_size, args.warmup, workers)
+        row = measure(name, device, args.images, args.repeats, args.batch_size, args.warmup, workers, args.pack)
         rows.append(row)
         epoch_target = CASES[name].epoch_target if gpu else None
         target = f">={row['target']:g}x" + (f" <={epoch_target:g}s" if epoch_target else "")
         print(f"{name:<12} {device.type:<6} {row['kdrepro']:>13.0f} {row['conventional']:>11.0f} "
               f"{row['ratio']:>5.2f}x {target:>12} "
               + (f"{row['epoch_seconds']:>7.2f} {row['conventional_epoch_seconds']:>6.1f} " if gpu else "")
-              + ("yes" if row["met"] else "NO"), flush=True)
+              + ("yes" if row["met"] else "NO")
+              + (f"  packed x{args.pack}: {row['packed']:.0f} model-img/s" if args.pack > 1 else ""), flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"provenance": info, "batch_size": args.batch_size, "warmup": args.warmup,
-                       "repeats": args.repeats, "workers": workers, "results": rows}, f, indent=2)
+        atomic_write(Path(args.json), json.dumps({"provenance": info, "batch_size": args.batch_size,
+                                                  "warmup": args.warmup, "repeats": args.repeats, "workers": workers,
+                                                  "results": rows}, indent=2).encode())
     return 0
 
 

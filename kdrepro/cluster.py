@@ -6,7 +6,8 @@ writes each result JSON, and each teacher's weights with their digest, into its 
 a driver killed mid-sweep loses nothing already stored, and rerunning the command trains only what is missing.
 A worker killed mid-run is retried by Ray; the retry resumes from the run's checkpoint when the workers' cache
 folder (`KDREPRO_CACHE`) is shared with the killed one, and restarts from step 0 otherwise. Either way the stored
-result is the one a sequential run gives.
+result is the one a sequential run gives with as many torch threads (`--cpus-per-run`): the thread count changes the
+order of floating-point sums, so 1 and 2 threads differ in the last digits.
 
 What travels: the driver's `kdrepro` package (Ray's `py_modules`), its git commit (so results record the code that
 ran), and its data and cache paths (`KDREPRO_DATA`, `KDREPRO_CACHE`); every node must hold the datasets there.
@@ -15,7 +16,6 @@ ran), and its data and cache paths (`KDREPRO_DATA`, `KDREPRO_CACHE`); every node
 import json
 import os
 import socket
-import warnings
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from tqdm import tqdm
 from . import paths, runs, store, train
 from .config import RunConfig, TeacherConfig
 from .errors import ConfigError, KdreproError
-from .files import load_tensors, save_tensors
+from .files import load_tensors
 from .models import Ensemble
 
 RETRIES = 3  # a task whose worker dies is rerun this many times before the sweep fails
@@ -141,7 +141,7 @@ def _sweep(missing: list[RunConfig], address, gpus_per_run, cpus_per_run, num_cp
             cfg = pending.pop(ref)
             record = _get(ray, ref, cfg)
             if isinstance(cfg, TeacherConfig):
-                record["weights_sha256"] = _keep_weights(cfg, ray.get(weights[cfg.run_id]))
+                record["weights_sha256"] = runs.keep_weights(cfg, ray.get(weights[cfg.run_id]))
             if runs.stored(cfg) is None:
                 store.put(cfg, record)
             train.checkpoint_path(cfg).unlink(missing_ok=True)  # local to the driver, or shared with the workers
@@ -162,13 +162,3 @@ def _get(ray, ref, cfg: RunConfig) -> dict:
     except ray.exceptions.WorkerCrashedError:
         raise ClusterError(f"{cfg.describe()} (run {cfg.run_id}): its worker died {RETRIES + 1} times; see the "
                            "Ray logs (/tmp/ray/session_latest/logs), then rerun: stored runs are kept") from None
-
-
-def _keep_weights(cfg: TeacherConfig, state: dict) -> str:
-    """Keep a teacher's weights in the driver's store; warn when they are not the stored run's."""
-    digest = save_tensors(runs.weights_path(cfg), state)
-    stored = runs.stored(cfg)
-    if stored is not None and stored.get("weights_sha256") != digest:
-        warnings.warn(f"{cfg.describe()}: retrained weights differ from the stored run's (digest {digest[:12]} vs "
-                      f"{str(stored.get('weights_sha256'))[:12]}): another machine or stack?")
-    return digest

@@ -70,9 +70,11 @@ class RunConfig:
         for name in ("train_size", "test_size"):
             _check_int(name, getattr(self, name), 1, optional=True)
         _check_int("ood_size", getattr(self, "ood_size", 0), 0)
-        part = data.part_size(self.dataset, self.train_part)
+        # With "D0+D1" the size is per half (half of each batch comes from each), so the smaller half bounds it.
+        part = data.part_size(self.dataset, "D0" if self.train_part == "D0+D1" else self.train_part)
         _check(self.train_size is None or self.train_size <= part, "train_size", self.train_size,
-               f"must be at most {part}, the size of {self.dataset}/{self.train_part}")
+               f"must be at most {part}, the size of {self.dataset}/{self.train_part}"
+               + (" per half" if self.train_part == "D0+D1" else ""))
         _check(self.test_size is None or self.test_size <= data.SIZES[self.dataset][1], "test_size", self.test_size,
                f"must be at most {data.SIZES[self.dataset][1]}, the size of the {self.dataset} test set")
         _check(self.evals <= self.steps, "evals", self.evals, f"must be at most the number of steps ({self.steps})")

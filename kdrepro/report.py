@@ -7,6 +7,7 @@ rules in `verdict`), computed from stored results: a verdict is never typed by h
 import pandas as pd
 
 from . import chapters, runs, store
+from .errors import KdreproError
 
 
 def mean_std(table: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
@@ -78,7 +79,7 @@ def all_findings(profile: str = "budget") -> tuple[list, pd.DataFrame]:
         shown = tables(name, profile)
         table = pd.concat([t for _, _, t in shown]).drop_duplicates("run_id")
         if table.git_dirty.any():
-            raise ValueError(f"{name}: {int(table.git_dirty.sum())} stored runs were made with uncommitted changes "
+            raise KdreproError(f"{name}: {int(table.git_dirty.sum())} stored runs were made with uncommitted changes "
                              "in kdrepro/; rerun them from a clean tree before publishing")
         findings += chapter.findings(shown[0][2])
         compute.append({"experiment": name, "runs": len(table), "cpu_hours": table.wall_seconds.sum() / 3600,

@@ -69,7 +69,7 @@ def run(cfg: RunConfig, device: str | torch.device = "cpu", store_only: bool = F
     trained = train.fit(cfg, device, teacher, control, progress)
     result = record(cfg, trained, device)
     if isinstance(cfg, TeacherConfig):
-        result["weights_sha256"] = save_tensors(weights_path(cfg), trained.weights)
+        result["weights_sha256"] = keep_weights(cfg, trained.weights)
     store.put(cfg, result)
     train.checkpoint_path(cfg).unlink(missing_ok=True)  # only now: a kill before this resumes at the end
     return result
@@ -91,22 +91,36 @@ def record(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> di
 def load_teacher(cfg: TeacherConfig, device: torch.device, progress: bool = True) -> nn.Module:
     """A trained teacher network, from its stored weights, or trained now (the stored result is kept, and a
     retrained teacher whose weights differ from the stored run's is reported)."""
-    stored_result = stored(cfg)
     try:
         state, digest = load_tensors(weights_path(cfg)) if weights_path(cfg).exists() else (None, None)
     except CorruptFile as e:
         tqdm.write(f"warning: {e}; retraining the teacher")
-        state = digest = None
+        state = None
     if state is None:
         trained = train.fit(cfg, device, progress=progress)
-        state, digest = trained.weights, save_tensors(weights_path(cfg), trained.weights)
-        if stored_result is None:
+        state = trained.weights
+        digest = keep_weights(cfg, state)
+        if stored(cfg) is None:
             store.put(cfg, {**record(cfg, trained, device), "weights_sha256": digest})
         train.checkpoint_path(cfg).unlink(missing_ok=True)
-    if stored_result is not None and stored_result.get("weights_sha256") != digest:
-        warnings.warn(f"{cfg.describe()}: the weights are not the stored run's (digest {digest[:12]} vs "
-                      f"{str(stored_result.get('weights_sha256'))[:12]}): retrained on another machine or stack?")
+    else:
+        _check_weights(cfg, digest)
     return network(cfg, state, device)
+
+
+def keep_weights(cfg: TeacherConfig, state: dict) -> str:
+    """Save a teacher's weights beside the results (the file carries their digest) and return the digest; warn
+    when they are not the stored run's."""
+    digest = save_tensors(weights_path(cfg), state)
+    _check_weights(cfg, digest)
+    return digest
+
+
+def _check_weights(cfg: TeacherConfig, digest: str) -> None:
+    result = stored(cfg)
+    if result is not None and result.get("weights_sha256") != digest:
+        warnings.warn(f"{cfg.describe()}: the weights are not the stored run's (digest {digest[:12]} vs "
+                      f"{str(result.get('weights_sha256'))[:12]}): retrained on another machine or stack?")
 
 
 def network(cfg: TeacherConfig, state: dict, device: torch.device) -> nn.Module:

@@ -35,7 +35,8 @@ from .paths import cache_dir
 # augmentation, schedule, loss, model init, metrics); stored runs of another version are refused as stale.
 # tests/test_numerics.py pins a tiny run's numbers to it.
 NUMERICS = 2
-CHECKPOINT = ("model", "optimizer", "augment_rng", "torch_rng", "step", "curves", "window", "elapsed")
+CHECKPOINT = ("fingerprint", "model", "optimizer", "augment_rng", "torch_rng", "cuda_rng", "step", "curves", "window",
+              "elapsed")
 CKA_IMAGES = 1_000  # test images for a one-teacher student's stage CKA (an n x n kernel per stage)
 
 
@@ -45,8 +46,9 @@ class TrainingFailed(KdreproError, RuntimeError):
 
 def fingerprint() -> dict:
     """What determines a run's numbers besides its config: the numerics version and the library versions."""
-    return {"numerics": NUMERICS, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": np.__version__}
+    # plain str: torch.__version__ is a str subclass that a weights_only checkpoint load refuses
+    return {"numerics": NUMERICS, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "numpy": str(np.__version__)}
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -230,7 +232,8 @@ def checkpoint_path(cfg: RunConfig) -> os.PathLike:
 
 def _restore(cfg: RunConfig, state: dict) -> None:
     """Load the saved training state of `cfg` (the CHECKPOINT keys) into `state`, if there is one. A checkpoint
-    that fails its digest or lacks a key is discarded with a warning (the run restarts) instead of stopping it."""
+    that fails its digest, lacks a key or was written by other training numerics or libraries (`fingerprint`: its
+    steps so far would not be this code's) is discarded with a warning, and the run restarts."""
     path = checkpoint_path(cfg)
     if not path.exists():
         return
@@ -238,6 +241,8 @@ def _restore(cfg: RunConfig, state: dict) -> None:
         saved, _ = load_tensors(path)
         if set(saved) != set(CHECKPOINT):
             raise CorruptFile(f"{path}: keys {sorted(saved)} are not {sorted(CHECKPOINT)}")
+        if saved["fingerprint"] != fingerprint():
+            raise CorruptFile(f"{path}: written by {saved['fingerprint']}, not by this code ({fingerprint()})")
     except CorruptFile as e:
         tqdm.write(f"warning: {e}; discarding it, {cfg.run_id} restarts from step 0")
         path.unlink(missing_ok=True)
@@ -249,13 +254,18 @@ def _restore(cfg: RunConfig, state: dict) -> None:
             state[key].set_state(saved[key])
         elif key == "torch_rng":
             torch.set_rng_state(saved[key])
-        else:
+        elif key == "cuda_rng":  # dropout masks on a GPU (VGG-16) come from the CUDA generators
+            if saved[key] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(saved[key])
+        elif key != "fingerprint":
             state[key] = saved[key]
 
 
 def _save(cfg: RunConfig, state: dict) -> None:
-    live = {"model": state["model"].state_dict(), "optimizer": state["optimizer"].state_dict(),
-            "augment_rng": state["augment_rng"].get_state(), "torch_rng": torch.get_rng_state()}
+    live = {"fingerprint": fingerprint(), "model": state["model"].state_dict(),
+            "optimizer": state["optimizer"].state_dict(), "augment_rng": state["augment_rng"].get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
     save_tensors(checkpoint_path(cfg), {key: live[key] if key in live else state[key] for key in CHECKPOINT})
 
 

@@ -74,13 +74,15 @@ def interval(values) -> Interval:
     return Interval(float(v.mean()), float(v.mean()) - half, float(v.mean()) + half, n)
 
 
-def paired(table: pd.DataFrame, by: str, a: dict, b: dict, col: str) -> Interval:
+def paired(table: pd.DataFrame, a: dict, b: dict, col: str, by: str = "trial") -> Interval:
     """Interval of col(b) - col(a) over the trials present in both conditions; `a`/`b` select rows by labels
     (e.g. {"distill_size": 200}), `by` names the trial label that pairs them."""
     def select(cond):
         rows = table
         for key, value in cond.items():
             rows = rows[rows[key] == value]
+        if rows[by].duplicated().any():  # an under-specified condition would pair every row with every other
+            raise ValueError(f"{cond}: several rows per {by}; name the condition fully")
         return rows.set_index(by)[col]
     diff = (select(b) - select(a)).dropna()
     return interval(diff)

@@ -13,6 +13,12 @@ def test_both_pipelines_give_finite_throughput():
         assert rate > 0 and math.isfinite(rate)
 
 
+def test_packed_networks_give_finite_model_image_throughput():
+    rate = bench.packed_throughput("lenet5", "mnist", images=256, batch_size=64, device="cpu", policy="crop", pad=2,
+                                   warmup=1, groups=3)
+    assert rate > 0 and math.isfinite(rate)
+
+
 def test_conventional_batches_match_kdrepro_augmentation():
     x, y = data.load("mnist", "train")
     x, y = x[:512], y[:512]

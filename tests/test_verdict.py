@@ -32,7 +32,7 @@ def test_the_h3_case_is_inconclusive():
     # per-seed changes +0.71, -0.50, +1.48 pt: the stored m = 3 runs before this rule existed
     before = [0.790, 0.772, 0.805]
     after = [b + d / 100 for b, d in zip(before, (0.71, -0.50, 1.48))]
-    iv = v.paired(two_conditions(before, after), "trial", {"cond": 0}, {"cond": 1}, "agreement")
+    iv = v.paired(two_conditions(before, after), {"cond": 0}, {"cond": 1}, "agreement")
     assert iv.mean == pytest.approx(0.0056333, abs=1e-6)
     assert iv.lo < 0 < iv.hi and v.rises(iv) == v.INCONCLUSIVE
 
@@ -40,21 +40,29 @@ def test_the_h3_case_is_inconclusive():
 def test_a_consistent_rise_over_five_trials_holds():
     before = [0.70, 0.72, 0.69, 0.71, 0.73]
     after = [b + d for b, d in zip(before, (0.031, 0.029, 0.030, 0.032, 0.028))]
-    iv = v.paired(two_conditions(before, after), "trial", {"cond": 0}, {"cond": 1}, "agreement")
+    iv = v.paired(two_conditions(before, after), {"cond": 0}, {"cond": 1}, "agreement")
     assert v.rises(iv) == v.HOLDS and v.falls(iv) == v.FAILS
 
 
 def test_a_small_dip_inside_the_noise_is_inconclusive_not_failed():
     before = [0.9806, 0.9750, 0.9830]
     after = [0.9780, 0.9770, 0.9806]  # mean -0.1 pt, per-trial changes -0.26, +0.20, -0.24
-    iv = v.paired(two_conditions(before, after), "trial", {"cond": 0}, {"cond": 1}, "agreement")
+    iv = v.paired(two_conditions(before, after), {"cond": 0}, {"cond": 1}, "agreement")
     assert iv.mean == pytest.approx(-0.001, abs=1e-6) and v.rises(iv) == v.INCONCLUSIVE
 
 
 def test_pairing_uses_only_trials_present_in_both_conditions():
     table = two_conditions([0.5, 0.6, 0.7], [0.6, 0.7])  # trial 2 has no second condition
-    iv = v.paired(table, "trial", {"cond": 0}, {"cond": 1}, "agreement")
+    iv = v.paired(table, {"cond": 0}, {"cond": 1}, "agreement")
     assert iv.n == 2 and iv.mean == pytest.approx(0.1)
+
+
+def test_an_under_specified_condition_is_refused_not_cross_paired():
+    table = pd.concat([two_conditions([0.5, 0.6], [0.6, 0.7]).assign(m=1),
+                       two_conditions([0.5, 0.6], [0.6, 0.8]).assign(m=3)])
+    with pytest.raises(ValueError, match=r"several rows per trial; name the condition fully"):
+        v.paired(table, {"cond": 0}, {"cond": 1}, "agreement")
+    assert v.paired(table, {"cond": 0, "m": 3}, {"cond": 1, "m": 3}, "agreement").mean == pytest.approx(0.15)
 
 
 def test_threshold_and_equivalence_outcomes():

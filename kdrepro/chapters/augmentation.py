@@ -108,7 +108,7 @@ def _name(policy: str) -> str:
 
 def _diff(students: pd.DataFrame, a: str, b: str, col: str) -> v.Interval:
     """Paired interval of col(policy b) - col(policy a) over trials."""
-    return v.paired(students, "trial", {"policy": a}, {"policy": b}, col)
+    return v.paired(students, {"policy": a}, {"policy": b}, col)
 
 
 def _best(students: pd.DataFrame, col: str) -> str:

@@ -67,7 +67,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     """H1: students approach perfect fidelity as the distillation set grows, without beating the teacher."""
     students, teachers = table[table.role == "student"], table[table.role == "teacher"]
     small, large = int(students.distill_size.min()), int(students.distill_size.max())
-    rise = v.paired(students, "trial", {"distill_size": small}, {"distill_size": large}, "agreement")
+    rise = v.paired(students, {"distill_size": small}, {"distill_size": large}, "agreement")
     top = v.interval(students[students.distill_size == large].set_index("trial").agreement)
     both = students[students.distill_size == large].set_index("trial")
     gap = v.interval(both.accuracy - teachers.set_index("trial").accuracy.reindex(both.index))

@@ -73,7 +73,7 @@ def plans(profile: str = "budget") -> list[Plan]:
 
 
 def _pair(students: pd.DataFrame, a: dict, b: dict, col: str = "train_agreement") -> v.Interval:
-    return v.paired(students, "trial", a, b, col)
+    return v.paired(students, a, b, col)
 
 
 def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:

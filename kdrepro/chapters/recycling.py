@@ -68,10 +68,6 @@ def plans(profile: str = "budget") -> list[Plan]:
     return [plan(profile)]
 
 
-def _diff(students: pd.DataFrame, a: dict, b: dict, col: str) -> v.Interval:
-    return v.paired(students, "trial", a, b, col)
-
-
 def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     """H5 (fresh data: more faithful, less accurate; the union best) at tau = 4 and the largest m; H11 (tau = 4 is
     best for accuracy, agreement rises with m at every tau) on s0∪1. Every comparison is fixed in advance."""
@@ -86,12 +82,12 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
             ("agreement", "s1 agrees more than s0", "s1 higher", v.rises),
             ("kl", "s1 has lower KL than s0", "s1 lower", v.falls),
             ("ece", "s1 is better calibrated than s0 (lower ECE)", "s1 lower", v.falls)):
-        d = _diff(students, s0, s1, col)
+        d = v.paired(students, s0, s1, col)
         scale, digits, unit = (100, 1, " pt") if col in ("accuracy", "agreement") else (1, 3, "")
         checks.append(v.Check(what, "Fig. 4, §5.2", paper, f"s1 − s0 {d.text(scale, digits, unit)}", rule(d)))
     # s0∪1 against the paper's winner of each metric: s0 for accuracy, s1 for agreement
     for col, best in (("accuracy", s0), ("agreement", s1)):
-        d = _diff(students, best, s01, col)
+        d = v.paired(students, best, s01, col)
         checks.append(v.Check(f"s0∪1 at least as good as {best['split']} in {col}", "Fig. 4, §5.2", "best of both",
                               f"s0∪1 − {best['split']} {d.text()} (s0∪1 sees each image half as often: every "
                               "student takes the same steps)", v.at_least(d, -v.TOLERANCE)))
@@ -101,7 +97,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     taus = sorted(set(heat.tau))
     steps = []
     for mm in sorted(set(heat.m)):
-        ds = {tau: _diff(heat, {"m": mm, "tau": tau}, {"m": mm, "tau": 4.0}, "accuracy") for tau in taus if tau != 4.0}
+        ds = {tau: v.paired(heat, {"m": mm, "tau": tau}, {"m": mm, "tau": 4.0}, "accuracy") for tau in taus if tau != 4.0}
         worst = min(ds, key=lambda tau: ds[tau].mean)
         outcome = v.HOLDS if all(d.lo >= -v.TOLERANCE for d in ds.values()) else \
             v.FAILS if any(d.hi < -v.TOLERANCE for d in ds.values()) else v.INCONCLUSIVE
@@ -109,21 +105,14 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                              "τ = 4 best in every row", f"τ = 4 − τ = {worst:g} (the closest): {ds[worst].text()}",
                              outcome))
     for tau in taus if m > m1 else ():
-        d = _diff(heat, {"m": m1, "tau": tau}, {"m": m, "tau": tau}, "agreement")
+        d = v.paired(heat, {"m": m1, "tau": tau}, {"m": m, "tau": tau}, "agreement")
         steps.append(v.Check(f"τ = {tau:g}: agreement rises from m = {m1} to m = {m}", "Fig. 9",
                              "rises in every column", d.text(), v.rises(d)))
     if m > m1:
-        d = _diff(students, {"m": m1, "tau": 1.0, "split": "s0"}, {"m": m, "tau": 1.0, "split": "s0"}, "accuracy")
+        d = v.paired(students, {"m": m1, "tau": 1.0, "split": "s0"}, {"m": m, "tau": 1.0, "split": "s0"}, "accuracy")
         steps.append(v.Check(f"at τ = 1 a {m}-teacher ensemble's student is no more accurate than a single "
                              "teacher's (s0)", "App. B.1", "no better", f"m = {m} − m = {m1}: {d.text()}",
                              v.at_most(d, v.TOLERANCE), core=False))
     out.append(v.Finding("H11", "Temperature: τ = 4 is best for accuracy; soft teachers' ensembles are easier to "
                          "match at every τ", steps, scope, unconverged))
     return out
-
-
-def _rows(students: pd.DataFrame, cond: dict) -> pd.Series:
-    mask = pd.Series(True, index=students.index)
-    for key, value in cond.items():
-        mask &= students[key] == value
-    return mask

@@ -90,10 +90,6 @@ def plans(profile: str = "budget") -> list[Plan]:
     return [plan(profile)]
 
 
-def _paired(students: pd.DataFrame, a: dict, b: dict, col: str) -> v.Interval:
-    return v.paired(students, "trial", a, b, col)
-
-
 def _cell(students: pd.DataFrame, m: int, extra: int) -> pd.DataFrame:
     return students[(students.m == m) & (students.extra == extra)].set_index("trial")
 
@@ -123,8 +119,8 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                                   f"student − teacher {gap.text()} (students train {ratio:.2f}× the teachers' "
                                   "steps)", v.at_least(gap, -v.TOLERANCE)))
         if extra:
-            more = _paired(students, {"m": m, "extra": 0}, {"m": m, "extra": extra}, "agreement")
-            acc = _paired(students, {"m": m, "extra": 0}, {"m": m, "extra": extra}, "accuracy")
+            more = v.paired(students, {"m": m, "extra": 0}, {"m": m, "extra": extra}, "agreement")
+            acc = v.paired(students, {"m": m, "extra": 0}, {"m": m, "extra": extra}, "accuracy")
             checks += [
                 v.Check(f"extra distillation data (+{extra:,} real images) raises agreement", "Fig. 1",
                         "+2 pt (+50k GAN)" if m == 1 else "+3 pt (+50k GAN)", more.text(), v.rises(more)),
@@ -141,15 +137,15 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     ms = sorted(set(students.m))
     steps = []
     for a, b in zip(ms, ms[1:]):
-        rise = _paired(students, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "agreement")
+        rise = v.paired(students, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "agreement")
         steps.append(v.Check(f"agreement rises from m = {a} to m = {b}", "Fig. 10", "rises with m (up to 12)",
                              f"{rise.text()} ({rise.n} trials)", v.rises(rise)))
     margins = students.assign(margin=students.agreement - students.control_agreement)
     for a, b in zip(ms, ms[1:]):
-        acc = _paired(students, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "teacher_accuracy")
+        acc = v.paired(students, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "teacher_accuracy")
         steps.append(v.Check(f"ensemble accuracy rises from m = {a} to m = {b}", "Fig. 10", "rises with m",
                              acc.text(), v.rises(acc), core=False))
-        gap = _paired(margins, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "margin")
+        gap = v.paired(margins, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "margin")
         steps.append(v.Check(f"agreement with its own ensemble beyond the independent control grows from m = {a} to "
                              f"m = {b}", "not in the paper", "—", gap.text(), v.rises(gap), core=False))
     out.append(v.Finding("H10", "Larger ensembles are easier to match", steps, scope, unconverged))

@@ -68,7 +68,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
 
     checks = []
     for p in SINGLE:
-        d = v.paired(at, "trial", {"policy": "baseline"}, {"policy": p}, "train_agreement")
+        d = v.paired(at, {"policy": "baseline"}, {"policy": p}, "train_agreement")
         checks.append(v.Check(f"m = {m}: {aug.POLICIES[p][0]} lowers train agreement below Baseline", "Fig. 5 right",
                               "80–90 % vs ≈ 100 %", f"{aug.POLICIES[p][0]} − Baseline {d.text()}", v.falls(d)))
     # Combined against the single augmentations, one comparison fixed in advance (not the closest by sample means)
@@ -86,7 +86,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     for mm in sorted(set(extra.m)):
         top = int(extra[extra.m == mm].extra.max())
         if top:
-            d = v.paired(extra, "trial", {"m": mm, "extra": 0}, {"m": mm, "extra": top}, "train_agreement")
+            d = v.paired(extra, {"m": mm, "extra": 0}, {"m": mm, "extra": top}, "train_agreement")
             checks.append(v.Check(f"m = {mm}: extra distillation data (+{top:,} real images) lowers train agreement",
                                   "Fig. 5 left", "falls, to ≈ 95 % at +50k GAN (m = 1)", d.text(), v.falls(d)))
     base = v.interval(at[at.policy == "baseline"].train_agreement)
