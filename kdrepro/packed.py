@@ -64,7 +64,9 @@ class Packed(nn.Module):
         super().__init__()
         if not members:
             raise ValueError("Packed needs at least one member")
-        self.groups, self.template = len(members), copy.deepcopy(members[0])
+        self.groups = len(members)
+        # a member's tensor shapes, for `unpack` (not a member's copy: its parameters would join the optimizer's)
+        self.shapes = {key: value.shape for key, value in members[0].state_dict().items()}
         self.net = copy.deepcopy(members[0])
         _repack(self.net, self.groups)
         states = [m.state_dict() for m in members]
@@ -82,7 +84,7 @@ class Packed(nn.Module):
     def unpack(self) -> list[dict[str, torch.Tensor]]:
         """Each member's state dict, as the unpacked architecture names and shapes it."""
         packed = self.net.state_dict()
-        return [{key: _part(packed[key], like, self.groups, i) for key, like in self.template.state_dict().items()}
+        return [{key: _part(packed[key], shape, self.groups, i) for key, shape in self.shapes.items()}
                 for i in range(self.groups)]
 
 
@@ -92,7 +94,7 @@ def _join(parts: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
     return torch.stack(parts) if target.dim() == parts[0].dim() + 1 else torch.cat(parts)
 
 
-def _part(packed: torch.Tensor, like: torch.Tensor, groups: int, i: int) -> torch.Tensor:
-    if packed.shape == like.shape:
+def _part(packed: torch.Tensor, shape: torch.Size, groups: int, i: int) -> torch.Tensor:
+    if packed.shape == shape:
         return packed.clone()
-    return (packed[i] if packed.dim() == like.dim() + 1 else packed.chunk(groups)[i]).clone()
+    return (packed[i] if packed.dim() == len(shape) + 1 else packed.chunk(groups)[i]).clone()

@@ -33,6 +33,7 @@ def test_packed_forward_equals_each_member(name, norm, channels, size):
 
 def test_pack_then_unpack_gives_back_every_tensor_exactly():
     nets = members("preresnet8", "batch", 3, 32)
+    assert sum(p.numel() for p in Packed(nets).parameters()) == sum(p.numel() for n in nets for p in n.parameters())
     nets[1].layer1[0].bn1.running_mean.fill_(0.5)  # buffers travel too
     for g, state in enumerate(Packed(nets).unpack()):
         assert state.keys() == nets[g].state_dict().keys()
