@@ -13,7 +13,7 @@ from . import augment, data, models
 from .errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
-LATER_FIELDS = ("ood_dataset", "ood_size", "test_size")
+LATER_FIELDS = ("ood_dataset", "ood_size", "test_size", "init_seed")
 
 
 INITS = ("random", "interpolate", "shared")
@@ -98,6 +98,11 @@ class RunConfig:
         return size + getattr(self, "ood_size", 0)
 
     @property
+    def init_seed_used(self) -> int:
+        """The seed of the network's initial weights."""
+        return self.seed
+
+    @property
     def steps(self) -> int:
         """Optimizer steps: every batch is full (batches run on across epoch boundaries), none is dropped."""
         return max(1, self.epochs * self.examples // self.batch_size)
@@ -148,6 +153,9 @@ class StudentConfig(RunConfig):
     init: str = "random"             # "random" | "interpolate": lambda * teacher + (1 - lambda) * random |
     #                                  "shared": the teacher's own initial weights (Table 1)
     init_lambda: float = 0.0
+    init_seed: int | None = None     # the seed of a "random" or "interpolate" start; None: `seed`, which gives a
+    #                                  teacher of the same seed and architecture its own initial weights (the stored
+    #                                  runs of chapters 2-4); `plan.fresh_init` keeps them apart
     init_lr_scale: bool = False      # the official code's lr * (1 - lambda) when starting near the teacher
     epochs: int = 300
     batch_size: int = 128
@@ -163,6 +171,13 @@ class StudentConfig(RunConfig):
         _check(0 <= self.alpha <= 1, "alpha", self.alpha, "must be in [0, 1]")
         _check(0 <= self.init_lambda <= 1, "init_lambda", self.init_lambda, "must be in [0, 1]")
         _check(self.init in INITS, "init", self.init, f"expected one of {INITS}")
+        _check_int("init_seed", self.init_seed, 0, optional=True)
+        _check(self.init_seed is None or self.init != "shared", "init_seed", self.init_seed,
+               "must be None with init='shared' (the student starts from its teacher's initial weights)")
+        same = [t.seed for t in self.teachers if (t.model, t.width, t.norm) == (self.model, self.width, self.norm)]
+        _check(self.init_seed is None or self.init_seed not in same, "init_seed", self.init_seed,
+               "equals a same-architecture teacher's seed, so the student would start from that teacher's initial "
+               "weights; pick another (plan.fresh_init), or use init='shared' to mean it")
         _check(self.init == "random" or len(self.teachers) == 1, "init", self.init,
                "starting from a teacher's weights needs exactly one teacher")
         _check(self.init == "random" or all((t.model, t.width, t.norm) == (self.model, self.width, self.norm)
@@ -183,6 +198,13 @@ class StudentConfig(RunConfig):
     @property
     def kind(self) -> str:
         return "student"
+
+    @property
+    def init_seed_used(self) -> int:
+        """The seed of the student's initial weights (of its random endpoint, with init='interpolate')."""
+        if self.init == "shared":
+            return self.teachers[0].seed
+        return self.seed if self.init_seed is None else self.init_seed
 
     def to_dict(self) -> dict:
         d = super().to_dict()

@@ -38,6 +38,16 @@ def check_seeds(seeds) -> tuple[int, ...]:
     return seeds
 
 
+FRESH_INIT = 1_000_000  # students' init seeds start here; teachers' seeds are small pool or trial indices
+
+
+def fresh_init(seed: int) -> int:
+    """A student's init seed for trial `seed`, apart from every teacher's: with the trial's seed itself, a student
+    would start from the initial weights of its teacher of the same seed and architecture (Table 1's "teacher init"),
+    not from an independent random init as in the paper."""
+    return FRESH_INIT + seed
+
+
 def epochs_for(images: int, examples: int) -> int:
     """Epochs that give `images` of steps on a set of `examples`; refuses a budget that is not a whole number of
     epochs, because then students of one comparison would not take the same number of steps."""

@@ -94,9 +94,9 @@ def test_set(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.
 
 
 def new_model(cfg: RunConfig) -> nn.Module:
-    """The run's network, freshly initialized from its seed (on the CPU)."""
+    """The run's network, freshly initialized from its init seed (on the CPU)."""
     channels, size, _ = data.SHAPES[cfg.dataset]
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.init_seed_used)
     return models.build(cfg.model, data.NUM_CLASSES[cfg.dataset], in_channels=channels, norm=cfg.norm,
                         width=cfg.width, image_size=size)
 
@@ -289,8 +289,7 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
         raise ValueError(f"{cfg.describe()}: a student run needs a teacher, a teacher run none")
     train_x, train_y = (t.to(device) for t in training_set(cfg))
     test_x, test_y = test_set(cfg, device)
-    # "shared": the student starts from its teacher's initial weights, the teacher's seed (Table 1)
-    model = new_model(cfg.teachers[0] if distill and cfg.init == "shared" else cfg)
+    model = new_model(cfg)
     model = model.to(device, memory_format=torch.channels_last)
     lr, teacher_test, control_test = cfg.lr, None, None
     if distill:

@@ -317,6 +317,12 @@ def test_plans_are_well_formed(name, profile):
             by_condition.setdefault(condition, []).extend(cfg.teachers)
     for members in by_condition.values():
         assert len(members) == len(set(members))
+    # chapters 5 and 7 start every "random" student apart from its teachers' initial weights (chapters 2-4's stored
+    # runs predate `init_seed` and say so)
+    if name in ("recycling", "optimization"):
+        for cfg in students:
+            if cfg.init != "shared":
+                assert cfg.init_seed_used not in {t.seed for t in cfg.teachers}, cfg.describe()
 
 
 def test_lenet_plan_distillation_sets_contain_teacher_set():
@@ -364,3 +370,22 @@ def test_augmentation_plan_shares_chapter_3_runs_and_adds_stand_ins():
     assert {labels["arch"] for labels, _ in paper.rows} == {"preresnet56", "vgg16"}
     with pytest.raises(ValueError, match="too small for 4 disjoint 5-teacher ensembles"):
         self_vs_ensemble.ensembles(self_vs_ensemble.teacher_pool("budget"), 5, 4)
+
+
+def test_a_fresh_init_is_apart_from_the_teacher_and_shared_is_the_teachers():
+    """With the trial's own seed a student would start from its same-seed teacher's initial weights; `init_seed`
+    (plan.fresh_init) keeps them apart, colliding with a teacher's seed is refused, and init='shared' is exact."""
+    def first(cfg):
+        return next(iter(train.new_model(cfg).state_dict().values()))
+
+    t = teacher()
+    assert torch.equal(first(student()), first(t))  # the stored runs of chapters 2-4: the same seed, the same start
+    fresh = student(init_seed=plan.fresh_init(0))
+    assert fresh.init_seed_used == plan.FRESH_INIT and not torch.equal(first(fresh), first(t))
+    shared = student(seed=7, init="shared")
+    assert shared.init_seed_used == t.seed and torch.equal(first(shared), first(t))
+    with pytest.raises(ConfigError, match="init_seed=0: equals a same-architecture teacher's seed"):
+        student(init_seed=0)
+    with pytest.raises(ConfigError, match="init_seed=3: must be None with init='shared'"):
+        student(init="shared", init_seed=3)
+    assert "init_seed" not in student().to_dict() and fresh.run_id != student().run_id

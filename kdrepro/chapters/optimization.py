@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for
+from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
 from . import self_vs_ensemble as sve
 
 LAMBDAS = (0.0, 0.25, 0.375, 0.5, 0.75, 0.875, 1.0)  # Fig. 6b
@@ -50,7 +50,8 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
     rows = [({"role": "teacher", "trial": s}, cfg) for s, cfg in teachers.items()]
     base = p["teacher_size"] or 50_000
     for i, s in enumerate(seeds):
-        student = dict(common, train_size=p["teacher_size"], seed=s, subset_seed=s, teachers=(teachers[s],),
+        student = dict(common, train_size=p["teacher_size"], seed=s, subset_seed=s, init_seed=fresh_init(s),
+                       teachers=(teachers[s],),
                        control=(teachers[seeds[i - 1]],) if len(seeds) > 1 else (), temperature=p["temperature"],
                        batch_size=p["batch"], evals=p["evals"])
         default = StudentConfig(**student, lr=p["lr"], epochs=epochs_for(p["images"], base))

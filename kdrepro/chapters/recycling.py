@@ -3,16 +3,16 @@
 The training split is cut into halves D0 and D1 (`data.halves`, seeded). A pool of teachers trains on a stratified
 subset of D0 only. Three students, none of which sees a true label, distill trial i's m-teacher ensemble
 (`self_vs_ensemble.ensembles`) on: s0, the teachers' own images (D0); s1, as many fresh images from D1; s0∪1, both
-(half of each batch from each half, `train.union_indices`). Every student takes the same number of optimizer steps.
-Trial i's control is trial i-1's ensemble. Fig. 9's temperature x ensemble-size grid is run on s0∪1's data (the
-paper's split is [U]).
+(half of each batch from each half, `train.union_indices`). Every student takes the same number of optimizer steps
+and starts from an independent random init (`plan.fresh_init`). Trial i's control is trial i-1's ensemble. Fig. 9's
+temperature x ensemble-size grid is run on s0∪1's data (the paper's split is [U]).
 """
 
 import pandas as pd
 
 from .. import verdict as v
 from ..config import StudentConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for
+from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
 from . import self_vs_ensemble as sve
 
 SPLITS = {"s0": "D0", "s1": "D1", "s01": "D0+D1"}  # student -> the part of the training split it distills on
@@ -55,8 +55,8 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
             for i, s in enumerate(trials):
                 t0 = teams[i][0]
                 cfg = StudentConfig(dataset=t0.dataset, model=t0.model, width=t0.width, test_size=t0.test_size,
-                                    train_part=SPLITS[split], train_size=half, seed=s, teachers=teams[i],
-                                    control=teams[i - 1] if len(trials) > 1 else (), temperature=tau,
+                                    train_part=SPLITS[split], train_size=half, seed=s, init_seed=fresh_init(s),
+                                    teachers=teams[i], control=teams[i - 1] if len(trials) > 1 else (), temperature=tau,
                                     batch_size=p["batch"], lr=t["lr"],
                                     epochs=epochs_for(p["images"], examples), evals=p["evals"])
                 rows.append(({"role": "student", "m": m, "split": split, "tau": tau, "trial": s}, cfg))
