@@ -29,6 +29,13 @@ def _seed(text: str) -> int:
     return value
 
 
+def _pack(text: str) -> int:
+    value = _seed(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         # One line, like every other expected error; `python -m kdrepro <command> -h` gives the usage.
@@ -53,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", help="dataset name (default: the experiment's for this profile)")
     run.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     run.add_argument("--store-only", action="store_true", help="fail on a missing run instead of training it")
+    run.add_argument("--pack", type=_pack, default=1, help="train missing teachers of one recipe G at a time as one "
+                     "packed network (for GPUs; default 1: one by one)")
     run.add_argument("--executor", default="local", choices=("local", "ray"),
                      help="local: train missing runs one after another here; ray: as tasks on a Ray cluster")
     run.add_argument("--address", help="the Ray cluster's address, or 'auto' (default: start a local one)")
@@ -83,13 +92,13 @@ def _run(args: argparse.Namespace) -> None:
                 if getattr(args, k) is not None]
     if args.executor == "local" and ray_only:
         raise ConfigError(f"{', '.join(ray_only)}: only with --executor ray")
-    if args.executor == "ray" and (args.store_only or args.device != "cpu"):
-        raise ConfigError("--executor ray: give --gpus-per-run instead of --device, and no --store-only")
+    if args.executor == "ray" and (args.store_only or args.device != "cpu" or args.pack > 1):
+        raise ConfigError("--executor ray: give --gpus-per-run instead of --device, and no --store-only or --pack")
     for plan in plans:
         if args.executor == "ray":
             results = cluster.run_all(plan.configs, args.address, args.gpus_per_run or 0.0, args.cpus_per_run or 1)
         else:
-            results = runs.run_all(plan.configs, args.device, args.store_only)
+            results = runs.run_all(plan.configs, args.device, args.store_only, pack=args.pack)
         table = plan.table(results)
         cols = [c for c in ("role", "trial", "member", "m", "extra", "distill_size", "accuracy", "agreement",
                             "control_agreement", "train_accuracy", "train_agreement", "late_change", "wall_seconds")

@@ -9,11 +9,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from . import augment, data, models
+from . import augment, data, models, surface
 from .errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
-LATER_FIELDS = ("ood_dataset", "ood_size", "test_size", "init_seed")
+LATER_FIELDS = ("ood_dataset", "ood_size", "test_size", "init_seed", "surface")
 
 
 INITS = ("random", "interpolate", "shared")
@@ -163,6 +163,8 @@ class StudentConfig(RunConfig):
     lr_min: float = 1e-6
     ood_dataset: str | None = None   # out-of-distribution images added to the distillation set (Fig. 3 "OOD")
     ood_size: int = 0
+    surface: int = 0                 # Fig. 6c: grid points per side of the loss plane through teacher, initial and
+    #                                  final student (`surface.plane`), computed after training; 0: none
 
     def __post_init__(self):
         super().__post_init__()
@@ -183,6 +185,13 @@ class StudentConfig(RunConfig):
         _check(self.init == "random" or all((t.model, t.width, t.norm) == (self.model, self.width, self.norm)
                                             for t in self.teachers), "init", self.init,
                "starting from a teacher's weights needs the teacher's architecture (model, width, norm)")
+        _check(self.surface == 0 or surface.check_side(self.surface), "surface", self.surface,
+               "must be 0 or n >= 7 with n - 1 a multiple of 6 (so the three points lie on the grid)")
+        arch = (self.model, self.width, self.norm)
+        _check(self.surface == 0 or (len(self.teachers) == 1 and self.norm == "layer"
+                                     and (self.teachers[0].model, self.teachers[0].width, self.teachers[0].norm) == arch),
+               "surface", self.surface, "needs one teacher of the student's architecture with norm='layer' (BatchNorm "
+               "statistics would change across the plane)")
         _check(self.ood_dataset is None or self.ood_dataset in data.NUM_CLASSES, "ood_dataset", self.ood_dataset,
                f"expected None or one of {sorted(data.NUM_CLASSES)}")
         _check((self.ood_size == 0) == (self.ood_dataset is None), "ood_size", self.ood_size,

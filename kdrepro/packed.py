@@ -8,13 +8,21 @@ stacked as (G, B, C, H, W) and returns (G, B, classes).
 
 SGD's update is elementwise, so stepping the packed parameters on the sum of the G losses steps each network on its
 own loss: the arithmetic is each network's, up to the order of floating-point reductions inside grouped kernels
-(tests/test_packed.py bounds the difference over a few steps).
+(tests/test_packed.py bounds the difference over a few steps). `fit_teachers` trains a pool of teachers that way.
 """
 
 import copy
+import json
+import time
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
+
+from . import augment, train
+from .config import TeacherConfig
+from .errors import ConfigError
 
 
 class GroupedLinear(nn.Module):
@@ -98,3 +106,61 @@ def _part(packed: torch.Tensor, shape: torch.Size, groups: int, i: int) -> torch
     if packed.shape == shape:
         return packed.clone()
     return (packed[i] if packed.dim() == len(shape) + 1 else packed.chunk(groups)[i]).clone()
+
+
+def pack_key(cfg: TeacherConfig) -> str:
+    """Teachers with the same key differ only in their seeds, so they can train as one packed network."""
+    d = cfg.to_dict()
+    d.pop("seed")
+    d.pop("subset_seed")
+    return json.dumps(d, sort_keys=True)
+
+
+def fit_teachers(cfgs: list[TeacherConfig], device: torch.device, progress: bool = True) -> list["train.Trained"]:
+    """Train G teachers of one recipe (`pack_key`) as one packed network: each on its own subset, batches and
+    augmentations, exactly as `train.fit` draws them; one optimizer step over the sum of their losses steps each on
+    its own. The arithmetic differs from G separate runs only in the order of sums inside grouped kernels
+    (tests/test_packed.py bounds it). A pack is not checkpointed: killed, it restarts (packs are for short GPU
+    runs); each member's wall time is its share of the pack's."""
+    if len({pack_key(c) for c in cfgs}) != 1 or not all(isinstance(c, TeacherConfig) for c in cfgs):
+        raise ConfigError("fit_teachers: a pack needs teachers of one recipe, differing only in seed and subset_seed")
+    cfg, g = cfgs[0], len(cfgs)
+    sets = [tuple(t.to(device) for t in train.training_set(c)) for c in cfgs]
+    test_x, test_y = train.test_set(cfg, device)
+    nets = [train.new_model(c) for c in cfgs]
+    model = Packed(nets).to(device, memory_format=torch.channels_last)
+    opt = train._optimizer(cfg, model.parameters(), cfg.lr)
+    aug, evals = augment.make(cfg.augment, cfg.crop_pad), train.eval_steps(cfg.steps, cfg.evals)
+    streams = [train.batches(x, train.run_indices(c, len(x)), aug, torch.Generator().manual_seed(c.seed))
+               for c, (x, _) in zip(cfgs, sets)]
+    loss_sum, hits, seen = torch.zeros(g, device=device), torch.zeros(g, device=device), 0
+    curves, t0 = [[] for _ in cfgs], time.perf_counter()
+    for step in tqdm(range(cfg.steps), desc=f"pack of {g} teachers", leave=False, disable=not progress):
+        drawn = [next(s) for s in streams]
+        xb = torch.stack([x for _, x in drawn])
+        yb = torch.stack([y[idx] for (idx, _), (_, y) in zip(drawn, sets)])
+        for group in opt.param_groups:
+            group["lr"] = train.cosine_lr(step, cfg.steps, cfg.lr, cfg.lr_min)
+        model.train()
+        with train.autocast(device):
+            out = model(xb).float()
+            losses = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(g, -1).mean(1)
+        opt.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        opt.step()
+        loss_sum += losses.detach() * cfg.batch_size
+        hits += (out.argmax(2) == yb).sum(1)
+        seen += cfg.batch_size
+        if step + 1 in evals:
+            for k, (c, net, state) in enumerate(zip(cfgs, nets, model.unpack())):
+                net.load_state_dict(state)
+                test = train.evaluate(train.predict(net.to(device, memory_format=torch.channels_last), test_x,
+                                                    device), test_y)
+                curves[k].append(train._evaluation(c, step + 1, len(sets[k][0]), loss_sum[k].item() / seen,
+                                                   hits[k].item() / seen, test))
+            loss_sum.zero_()
+            hits.zero_()
+            seen = 0
+    share = round((time.perf_counter() - t0) / g, 2)
+    return [train.Trained(dict(curve[-1]), curve, None, {k: v.detach().cpu() for k, v in state.items()}, share,
+                          packed=g) for curve, state in zip(curves, model.unpack())]

@@ -48,6 +48,14 @@ def fresh_init(seed: int) -> int:
     return FRESH_INIT + seed
 
 
+def starts_at_teacher_init(cfg: StudentConfig) -> bool:
+    """Whether a student starts from the initial weights of one of its teachers: by asking (init='shared') or, in
+    runs stored before `init_seed`, because it shares a same-architecture teacher's seed."""
+    arch = (cfg.model, cfg.width, cfg.norm)
+    return cfg.init == "shared" or (cfg.init == "random" and any(
+        (t.model, t.width, t.norm) == arch and t.seed == cfg.init_seed_used for t in cfg.teachers))
+
+
 def epochs_for(images: int, examples: int) -> int:
     """Epochs that give `images` of steps on a set of `examples`; refuses a budget that is not a whole number of
     epochs, because then students of one comparison would not take the same number of steps."""

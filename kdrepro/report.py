@@ -54,7 +54,6 @@ def compute_line(table: pd.DataFrame, results: list[dict]) -> str:
 
 
 NOT_RUN = {
-    "H9": "shared initialization and CKA (Table 1): chapter not written yet",
     "H12": "student capacity (Fig. 12): chapter not written yet",
     "H13": "ImageNet and IMDB (Table 2): cannot run here (no ImageNet, no IMDB offline, no GPU in CI)",
     "H14": "true labels, alpha > 0 (Fig. 14): engine supports alpha; chapter not written yet",

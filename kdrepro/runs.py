@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import store, train
+from . import packed, store, train
 from .config import RunConfig, StudentConfig, TeacherConfig
 from .errors import KdreproError
 from .files import CorruptFile, load_tensors, save_tensors
@@ -66,7 +66,11 @@ def run(cfg: RunConfig, device: str | torch.device = "cpu", store_only: bool = F
     if isinstance(cfg, StudentConfig):
         teacher = ensemble(cfg.teachers, device, progress)
         control = ensemble(cfg.control, device, progress) if cfg.control else None
-    trained = train.fit(cfg, device, teacher, control, progress)
+    return keep(cfg, train.fit(cfg, device, teacher, control, progress), device)
+
+
+def keep(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> dict:
+    """Store a finished run (and a teacher's weights); then drop its checkpoint."""
     result = record(cfg, trained, device)
     if isinstance(cfg, TeacherConfig):
         result["weights_sha256"] = keep_weights(cfg, trained.weights)
@@ -80,7 +84,10 @@ def record(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> di
     result = {"run_id": cfg.run_id, "kind": cfg.kind, "description": cfg.describe(), "config": cfg.to_dict(),
               "final": trained.final, "curves": trained.curves, "train_examples": cfg.examples, "steps": cfg.steps,
               "fingerprint": train.fingerprint(),
-              "provenance": {**store.provenance(device), "wall_seconds": trained.seconds, "seed": cfg.seed}}
+              "provenance": {**store.provenance(device), "wall_seconds": trained.seconds, "seed": cfg.seed,
+                             **({"packed": trained.packed} if trained.packed > 1 else {})}}
+    if trained.surface is not None:
+        result["surface"] = trained.surface
     if trained.teacher_test is not None:
         result["teacher_test"] = trained.teacher_test
     else:
@@ -135,9 +142,27 @@ def ensemble(teachers: tuple[TeacherConfig, ...], device: torch.device, progress
     return Ensemble([load_teacher(t, device, progress) for t in teachers]).eval()
 
 
+def run_packed(configs: list[RunConfig], device: str, pack: int, progress: bool = True) -> None:
+    """Train the missing teachers among `configs` in packs of up to `pack` that share a recipe
+    (`packed.fit_teachers`: several small networks keep a GPU busy where one leaves it waiting)."""
+    groups: dict[str, list[TeacherConfig]] = {}
+    for cfg in configs:
+        if isinstance(cfg, TeacherConfig) and stored(cfg) is None:
+            groups.setdefault(packed.pack_key(cfg), []).append(cfg)
+    device = train.resolve_device(device)
+    for group in groups.values():
+        for i in range(0, len(group), pack):
+            chunk = group[i:i + pack]
+            for cfg, trained in zip(chunk, packed.fit_teachers(chunk, device, progress)):
+                keep(cfg, trained, device)
+
+
 def run_all(configs: list[RunConfig], device: str = "cpu", store_only: bool = False,
-            progress: bool = True) -> list[dict]:
-    """Run configs in order (teachers before the students that need them), with an overall progress bar."""
+            progress: bool = True, pack: int = 1) -> list[dict]:
+    """Run configs in order (teachers before the students that need them), with an overall progress bar; with
+    `pack` > 1 the missing teachers first train in packs (`run_packed`)."""
+    if pack > 1 and not (store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1"):
+        run_packed(configs, device, pack, progress)
     results = []
     missing = sum(store.get(c) is None for c in configs)
     quiet = not progress or missing == 0 or store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1"

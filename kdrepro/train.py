@@ -24,7 +24,7 @@ import torchvision
 from torch import nn
 from tqdm import tqdm
 
-from . import augment, data, metrics, models
+from . import augment, data, metrics, models, surface
 from .config import RunConfig, StudentConfig
 from .errors import ConfigError, KdreproError
 from .files import CorruptFile, load_tensors, save_tensors
@@ -38,6 +38,7 @@ NUMERICS = 2
 CHECKPOINT = ("fingerprint", "model", "optimizer", "augment_rng", "torch_rng", "cuda_rng", "step", "curves", "window",
               "elapsed")
 CKA_IMAGES = 1_000  # test images for a one-teacher student's stage CKA (an n x n kernel per stage)
+SURFACE_IMAGES = 500  # distillation images (a seeded random subset) for Fig. 6c's loss plane: 169 forward passes at budget
 
 
 class TrainingFailed(KdreproError, RuntimeError):
@@ -272,13 +273,16 @@ def _save(cfg: RunConfig, state: dict) -> None:
 @dataclass
 class Trained:
     """What a finished run hands to `runs`: its test curves and final metrics, its teacher's test metrics (when
-    distilling), the final weights (on the CPU) and the wall time across resumes."""
+    distilling), the final weights (on the CPU), the wall time across resumes (a packed run's share of its pack's),
+    when the config asks for one, Fig. 6c's loss plane, and how many runs trained packed together (`packed`)."""
 
     final: dict
     curves: list[dict]
     teacher_test: dict | None
     weights: dict
     seconds: float
+    surface: dict | None = None
+    packed: int = 1
 
 
 def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, control: nn.Module | None = None,
@@ -300,6 +304,8 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
             interpolate_(model, teacher.members[0], cfg.init_lambda)
             recompute_batchnorm(model, train_x, device)
             lr = max(cfg.lr * (1 - cfg.init_lambda), 1e-6) if cfg.init_lr_scale else lr
+    # rebuilt the same way on resume, so the loss plane's initial point is right after a kill too
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()} if getattr(cfg, "surface", 0) else None
     state = {"model": model, "optimizer": _optimizer(cfg, model.parameters(), lr),
              "augment_rng": torch.Generator().manual_seed(cfg.seed), "step": 0, "curves": [], "elapsed": 0.0,
              "window": [0.0, 0, 0]}  # train loss sum, hits and examples since the last evaluation
@@ -348,14 +354,22 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
             _save(cfg, state)
             last_save = time.perf_counter()
     bar.close()
-    final = dict(state["curves"][-1])
+    final, plane = dict(state["curves"][-1]), None
     if distill:
         _check_learned(cfg, final)
         if len(teacher.members) == 1 and hasattr(model, "stages") and type(teacher.members[0]) is type(model):
             final.update(stage_cka(teacher.members[0], model, test_x[:CKA_IMAGES], device))
+            # tau = 1 KL on the un-augmented distillation images: Fig. 6b's "train KL"
+            final["train_kl"] = metrics.predictive_kl(predict(teacher, train_x, device), predict(model, train_x, device))
+        if start is not None:
+            pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:SURFACE_IMAGES]
+            plane = surface.plane(new_model(cfg).to(device, memory_format=torch.channels_last), teacher.members[0],
+                                  start, model.state_dict(), train_x[pick.to(train_x.device)], cfg.temperature,
+                                  cfg.surface, device)
+            final["loss_barrier"] = plane["barrier"]
     return Trained(final, state["curves"], evaluate(teacher_test, test_y) if distill else None,
                    {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                   round(time.perf_counter() - t0, 2))
+                   round(time.perf_counter() - t0, 2), plane)
 
 
 @torch.no_grad()
@@ -379,9 +393,10 @@ def _evaluation(cfg: RunConfig, step: int, n: int, train_loss: float, train_hits
 
 
 def _check_learned(cfg: StudentConfig, final: dict) -> None:
-    """Fail loudly when a student sat at the uniform prediction (loss tau^2 ln K): the lr is too large for tau."""
+    """Fail loudly when a student sat at the uniform prediction, whose loss is alpha ln K + (1 - alpha) tau^2 ln K
+    (a cross-entropy to labels and to the teacher's tempered outputs): the lr is too large for tau."""
     k = data.NUM_CLASSES[cfg.dataset]
-    uniform = cfg.temperature ** 2 * math.log(k)
+    uniform = (cfg.alpha + (1 - cfg.alpha) * cfg.temperature ** 2) * math.log(k)
     if abs(final["train_loss"] - uniform) < 1e-3 * uniform and final["agreement"] < 2.0 / k:
-        raise TrainingFailed(f"{cfg.describe()}: the student's loss stayed at tau^2 ln K = {uniform:.2f} (uniform "
-                             f"output); lower lr (now {cfg.lr}), e.g. to lr / tau")
+        raise TrainingFailed(f"{cfg.describe()}: the student's loss stayed at {uniform:.2f}, a uniform output's; lower "
+                             f"lr (now {cfg.lr}), e.g. to lr / tau")

@@ -26,6 +26,7 @@ def one_line_error(capsys, code, expected):
     (["run", "lenet_mnist", "--seeds", "x"], "argument --seeds: 'x' is not an integer >= 0"),
     (["run", "lenet_mnist", "--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
     (["run", "no_such_chapter"], "invalid choice: 'no_such_chapter'"),
+    (["run", "lenet_mnist", "--pack", "0"], "argument --pack: '0' is not an integer >= 1"),
 ])
 def test_bad_arguments(argv, expected, capsys):
     with pytest.raises(SystemExit) as e:
@@ -38,6 +39,7 @@ def test_expected_errors_are_one_line(tmp_store, monkeypatch, capsys):
     one_line_error(capsys, main(["run", "lenet_mnist", "--profile", "smoke", "--seeds", "1", "1"]),
                    "each trial needs its own seed")
     one_line_error(capsys, main(["run", "lenet_mnist", "--profile", "smoke", "--device", "tpu"]), "device='tpu'")
+    one_line_error(capsys, main(["run", "lenet_mnist", "--executor", "ray", "--pack", "4"]), "no --store-only or --pack")
     monkeypatch.setenv("KDREPRO_DATA", str(tmp_store / "nowhere"))
     data._load.cache_clear()
     one_line_error(capsys, main(["run", "lenet_mnist", "--profile", "smoke"]), "mnist: not found")

@@ -320,9 +320,7 @@ def test_plans_are_well_formed(name, profile):
     # chapters 5 and 7 start every "random" student apart from its teachers' initial weights (chapters 2-4's stored
     # runs predate `init_seed` and say so)
     if name in ("recycling", "optimization"):
-        for cfg in students:
-            if cfg.init != "shared":
-                assert cfg.init_seed_used not in {t.seed for t in cfg.teachers}, cfg.describe()
+        assert not [c.describe() for c in students if c.init != "shared" and plan.starts_at_teacher_init(c)]
 
 
 def test_lenet_plan_distillation_sets_contain_teacher_set():
@@ -380,12 +378,25 @@ def test_a_fresh_init_is_apart_from_the_teacher_and_shared_is_the_teachers():
 
     t = teacher()
     assert torch.equal(first(student()), first(t))  # the stored runs of chapters 2-4: the same seed, the same start
+    assert plan.starts_at_teacher_init(student()) and not plan.starts_at_teacher_init(student(seed=1))
     fresh = student(init_seed=plan.fresh_init(0))
     assert fresh.init_seed_used == plan.FRESH_INIT and not torch.equal(first(fresh), first(t))
     shared = student(seed=7, init="shared")
     assert shared.init_seed_used == t.seed and torch.equal(first(shared), first(t))
+    assert plan.starts_at_teacher_init(shared) and not plan.starts_at_teacher_init(fresh)
     with pytest.raises(ConfigError, match="init_seed=0: equals a same-architecture teacher's seed"):
         student(init_seed=0)
     with pytest.raises(ConfigError, match="init_seed=3: must be None with init='shared'"):
         student(init="shared", init_seed=3)
     assert "init_seed" not in student().to_dict() and fresh.run_id != student().run_id
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+def test_a_student_stuck_at_the_uniform_output_fails_loudly(alpha):
+    """The uniform output's loss is alpha ln K + (1 - alpha) tau^2 ln K; a student sitting there learned nothing."""
+    cfg = student(temperature=4.0, alpha=alpha)
+    stuck = (alpha + (1 - alpha) * 16) * math.log(10)
+    with pytest.raises(train.TrainingFailed, match=f"loss stayed at {stuck:.2f}, a uniform output's; lower lr"):
+        train._check_learned(cfg, {"train_loss": stuck, "agreement": 0.1})
+    train._check_learned(cfg, {"train_loss": stuck * 0.9, "agreement": 0.1})  # moving: no verdict yet
+    train._check_learned(cfg, {"train_loss": stuck, "agreement": 0.5})        # agrees: learned something

@@ -20,52 +20,80 @@ LAMBDAS = (0.0, 0.25, 0.375, 0.5, 0.75, 0.875, 1.0)  # Fig. 6b
 # Fig. 6a (R20-LN, CIFAR-100, train agreement %, means of 3 trials) and Fig. 6b (train agreement % per lambda).
 PAPER_6A = {("sgd", 1): 78.96, ("sgd", 3.3): 81.27, ("sgd", 16.7): 83.37, ("adam", 3.3): 80.47, ("adam", 16.7): 82.87}
 PAPER_6B = {0.0: 78.96, 0.25: 80.39, 0.375: 97.55, 0.5: 99.65, 0.75: 99.57, 0.875: 99.91, 1.0: 100.0}
+# Table 1 (R20, CIFAR-100, 10 trials): test agreement %, test KL and RBF CKA of stages 1-3, mean (std).
+PAPER_TABLE1 = {"random": {"agreement": (77.174, 0.352), "kl": (0.836, 0.016), "cka_stage1": (0.939, 0.017),
+                           "cka_stage2": (0.925, 0.027), "cka_stage3": (0.885, 0.011)},
+                "shared": {"agreement": (77.098, 0.238), "kl": (0.838, 0.020), "cka_stage1": (0.951, 0.017),
+                           "cka_stage2": (0.937, 0.020), "cka_stage3": (0.890, 0.015)}}
+KL_TOLERANCE = 0.10  # "no functional difference" in KL: within +-10 % of the random-init student's (our margin)
 
 # The recipe at each scale. Units: images (teacher_size; `images` of student steps for the default run, a whole
 # number of epochs of teacher_size), learning rates per step. `durations`: multiples of `images` for the longer
 # runs (the paper: 1k and 5k epochs against 300, i.e. 3.3x and 16.7x). Teachers: chapter 3's recipe, LayerNorm.
+# `table1_seeds`: Table 1's trials (a random-init and a shared-init student each); `surface`: grid points per side
+# of Fig. 6c's loss planes, computed for the students of `surface_lams` in every trial of `seeds`.
 RECIPE = {
-    "smoke": dict(seeds=(0, 1), model="preresnet8", teacher_size=1_000, teacher_epochs=12, images=4_000,
-                  durations=(2, 3), batch=64, lr=0.05, adam_lr=1e-3, temperature=4.0, evals=2, test_size=1_000),
-    "budget": dict(seeds=(0, 1, 2), model="preresnet8", teacher_size=2_000, teacher_epochs=60, images=40_000,
-                   durations=(3, 9), batch=128, lr=0.05, adam_lr=1e-3, temperature=4.0, evals=4, test_size=None),
-    "paper": dict(seeds=(0, 1, 2), model="preresnet20", teacher_size=None, teacher_epochs=200, images=300 * 50_000,
-                  durations=(10 / 3, 50 / 3), batch=128, lr=0.05, adam_lr=1e-3, temperature=4.0, evals=30,
-                  test_size=None),
+    "smoke": dict(seeds=(0, 1), table1_seeds=(0, 1), model="preresnet8", teacher_size=1_000, teacher_epochs=12,
+                  images=4_000, durations=(2, 3), batch=64, lr=0.05, adam_lr=1e-3, temperature=4.0, evals=2,
+                  test_size=1_000, surface_lams=(0.0, 0.5), surface=7),
+    "budget": dict(seeds=(0, 1, 2), table1_seeds=(0, 1, 2, 3, 4), model="preresnet8", teacher_size=2_000,
+                   teacher_epochs=60, images=40_000, durations=(3, 9), batch=128, lr=0.05, adam_lr=1e-3,
+                   temperature=4.0, evals=4, test_size=None, surface_lams=(0.0, 0.25, 0.375, 0.5), surface=13),
+    "paper": dict(seeds=(0, 1, 2), table1_seeds=tuple(range(10)), model="preresnet20", teacher_size=None,
+                  teacher_epochs=200, images=300 * 50_000, durations=(10 / 3, 50 / 3), batch=128, lr=0.05,
+                  adam_lr=1e-3, temperature=4.0, evals=30, test_size=None, surface_lams=(0.0, 0.25, 0.375),
+                  surface=25),
 }
-FINDINGS = ("H7", "H8")
+FINDINGS = ("H7", "H8", "H9")
 SCOPE = "LayerNorm PreResNet-8 self-distillation at τ = 4, CIFAR-10 (JPEG q75), 2k-image teachers, budget scale"
 
 
 def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None) -> Plan:
-    """Fig. 6a/b (chapter 7): longer training, Adam, and initialization near the teacher, for R20-LN-like nets."""
+    """Fig. 6a/b/c and Table 1 (chapter 7): longer training, Adam, initialization near the teacher, loss planes and
+    the teacher's initial weights, for R20-LN-like nets. `seeds` replaces both trial lists."""
     check_profile(profile)
     p, t = RECIPE[profile], sve.RECIPE[profile]
     dataset = dataset or sve.default_dataset(profile)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
+    table1 = seeds if seeds != p["seeds"] else check_seeds(p["table1_seeds"])
     common = dict(dataset=dataset, model=p["model"], norm="layer", test_size=p["test_size"])
+    everyone = tuple(dict.fromkeys(seeds + table1))
     teachers = {s: TeacherConfig(**common, train_size=p["teacher_size"], seed=s, subset_seed=s,
                                  epochs=p["teacher_epochs"], batch_size=t["teacher_batch"], lr=t["teacher_lr"],
-                                 evals=t["evals"]) for s in seeds}
+                                 evals=t["evals"]) for s in everyone}
     rows = [({"role": "teacher", "trial": s}, cfg) for s, cfg in teachers.items()]
     base = p["teacher_size"] or 50_000
-    for i, s in enumerate(seeds):
-        student = dict(common, train_size=p["teacher_size"], seed=s, subset_seed=s, init_seed=fresh_init(s),
-                       teachers=(teachers[s],),
-                       control=(teachers[seeds[i - 1]],) if len(seeds) > 1 else (), temperature=p["temperature"],
-                       batch_size=p["batch"], evals=p["evals"])
-        default = StudentConfig(**student, lr=p["lr"], epochs=epochs_for(p["images"], base))
-        rows.append(({"role": "student", "trial": s, "optimizer": "sgd", "duration": 1.0, "lam": 0.0}, default))
+    steps = epochs_for(p["images"], base)
+    # Rows in order of cost, so that a sweep cut short has whole comparisons: Table 1, then Fig. 6b, then Fig. 6a.
+    table1_rows, lambda_rows, long_rows = [], [], []
+    for i, s in enumerate(everyone):
+        student = dict(common, train_size=p["teacher_size"], seed=s, subset_seed=s, teachers=(teachers[s],),
+                       control=(teachers[everyone[i - 1]],) if len(everyone) > 1 else (),
+                       temperature=p["temperature"], batch_size=p["batch"], evals=p["evals"])
+        fresh = dict(student, init_seed=fresh_init(s))
+        planes = p["surface"] if s in seeds else 0
+        default = StudentConfig(**fresh, lr=p["lr"], epochs=steps, surface=planes if 0.0 in p["surface_lams"] else 0)
+        table1_rows.append(({"role": "student", "trial": s, "init": "random", "optimizer": "sgd", "duration": 1.0,
+                             "lam": 0.0}, default))
+        if s in table1:
+            table1_rows.append(({"role": "student", "trial": s, "init": "shared", "optimizer": "sgd",
+                                 "duration": 1.0}, StudentConfig(**student, lr=p["lr"], epochs=steps, init="shared")))
+        if s not in seeds:
+            continue
+        for lam in LAMBDAS[1:]:
+            cfg = StudentConfig(**fresh, lr=p["lr"], epochs=steps, init="interpolate", init_lambda=lam,
+                                init_lr_scale=True, surface=planes if lam in p["surface_lams"] else 0)
+            lambda_rows.append(({"role": "student", "trial": s, "init": "interpolate", "optimizer": "sgd",
+                                 "duration": 1.0, "lam": lam}, cfg))
         for opt in ("sgd", "adam"):
             for k in p["durations"]:
-                cfg = StudentConfig(**student, optimizer=opt, weight_decay=0.0, lr=p["lr" if opt == "sgd" else "adam_lr"],
+                cfg = StudentConfig(**fresh, optimizer=opt, weight_decay=0.0, lr=p["lr" if opt == "sgd" else "adam_lr"],
                                     epochs=round(k * p["images"] / base))
-                rows.append(({"role": "student", "trial": s, "optimizer": opt, "duration": float(k)}, cfg))
-        for lam in LAMBDAS[1:]:
-            cfg = StudentConfig(**student, lr=p["lr"], epochs=epochs_for(p["images"], base), init="interpolate",
-                                init_lambda=lam, init_lr_scale=True)
-            rows.append(({"role": "student", "trial": s, "optimizer": "sgd", "duration": 1.0, "lam": lam}, cfg))
-    return Plan("optimization", profile, rows, {**p, "seeds": seeds, "dataset": dataset, "teachers": t})
+                long_rows.append(({"role": "student", "trial": s, "init": "random", "optimizer": opt,
+                                   "duration": float(k)}, cfg))
+    rows += table1_rows + lambda_rows + long_rows
+    return Plan("optimization", profile, rows, {**p, "seeds": seeds, "table1_seeds": table1, "dataset": dataset,
+                                                "teachers": t})
 
 
 def plans(profile: str = "budget") -> list[Plan]:
@@ -82,7 +110,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     differences of train agreement (on the distillation data, as the paper's Fig. 6)."""
     students, teachers = table[table.role == "student"], table.role == "teacher"
     default = {"optimizer": "sgd", "duration": 1.0, "lam": 0.0}
-    long_ = students[students.lam.isna()]
+    long_ = students[students.duration > 1]
     ks = sorted(set(long_.duration))
     both = pd.concat([students[(students.lam == 0)], long_])
     k1, k2 = ks[0], ks[-1]
@@ -108,6 +136,18 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                        - 2 * lam[lam.lam == 0.25].set_index("trial").train_agreement
                        + lam[lam.lam == 0.0].set_index("trial").train_agreement)
     near = v.interval(lam[lam.lam == 0.5].train_agreement)
+    planes = lam[lam.loss_barrier.notna()] if "loss_barrier" in lam else lam.iloc[:0]
+    basins = []
+    if len(planes):
+        lo, hi = planes.lam.min(), planes.lam.max()
+        low_b, high_b = (v.interval(planes[planes.lam == x].loss_barrier) for x in (lo, hi))
+        basins = [v.Check(f"λ = {lo:g}: the student ends in another basin (a loss barrier on the straight path to the "
+                          "teacher)", "Fig. 6c, §6.2", "a distinct, sub-optimal basin",
+                          f"barrier {low_b.text(100, 1, ' % of the loss at the teacher')}", v.rises(low_b)),
+                  v.Check(f"λ = {hi:g}: the student ends in the teacher's basin (no barrier)", "Fig. 6c, §6.2",
+                          "the teacher's basin (at λ ≥ 0.375)",
+                          f"barrier {high_b.text(100, 1, ' % of the loss at the teacher')}",
+                          v.at_most(high_b, v.TOLERANCE))]
     h8 = v.Finding("H8", "Optimization is the root cause: a student started close enough to the teacher converges to "
                    "it, otherwise it lands in a worse basin", [
                        v.Check("a sharp threshold at small λ: the rise from λ = 0.25 to 0.5 exceeds the rise from "
@@ -115,7 +155,34 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                                f"(λ 0 → 0.25) {low.text()}; difference {sharp.text()}", v.rises(sharp)),
                        v.Check("λ = 0.5 matches the teacher on the distillation data", "Fig. 6b, §6.2", "≥ 99.5 %",
                                f"{near.mean:.1%} [{near.lo:.1%}, {near.hi:.1%}]", v.at_least(near, 0.995)),
+                       *basins,
                        v.Check("λ = 0.25 stays far from the teacher", "Fig. 6b, §6.2", "80.4 % (≈ λ = 0's 79.0 %)",
                                f"λ 0 → 0.25 {low.text()}", v.at_most(low, 0.05), core=False)],
                    scope, v.convergence(table[teachers | table.lam.notna()]))
-    return [h7, h8]
+    return [h7, h8, table1(table, scope)]
+
+
+def table1(table: pd.DataFrame, scope: str = SCOPE) -> v.Finding:
+    """H9: a student started at its teacher's initial weights is no more faithful than one started at random
+    (test agreement within ±TOLERANCE, KL within ±KL_TOLERANCE of the random student's); its stage CKA is, in the
+    paper, slightly higher (context: the paper's CKA gaps are within one standard deviation of its 10 trials)."""
+    students = table[(table.role == "student") & table.init.isin(["random", "shared"]) & (table.duration == 1)]
+    students = students[students.lam.isna() | (students.lam == 0)]
+    rand, shared = {"init": "random"}, {"init": "shared"}
+    agree = v.paired(students, rand, shared, "agreement")
+    by = students.set_index(["init", "trial"])
+    kl = v.interval(((by.loc["shared"].kl - by.loc["random"].kl) / by.loc["random"].kl).dropna())
+    checks = [v.Check("test agreement: no difference between the teacher's initial weights and a random init",
+                      "Table 1, §6.2", "−0.08 pt (77.10 vs 77.17 %, sd 0.24–0.35)", f"shared − random {agree.text()}",
+                      v.within(agree, -v.TOLERANCE, v.TOLERANCE)),
+              v.Check(f"test KL: no difference (within ±{KL_TOLERANCE:.0%} of the random-init student's)",
+                      "Table 1, §6.2", "+0.2 % (0.838 vs 0.836)", f"(shared − random) / random {kl.text(100, 1, ' %')}",
+                      v.within(kl, -KL_TOLERANCE, KL_TOLERANCE))]
+    for k in (1, 2, 3):
+        d = v.paired(students, rand, shared, f"cka_stage{k}")
+        paper = {1: "+0.012", 2: "+0.012", 3: "+0.005"}[k]
+        checks.append(v.Check(f"stage-{k} CKA slightly higher with the teacher's initial weights", "Table 1, §6.2",
+                              paper, f"shared − random {d.text(1, 3, '')}", v.rises(d), core=False))
+    gate = table[(table.role == "teacher") | table.index.isin(students.index)]
+    return v.Finding("H9", "Starting from the teacher's initial weights gives no functional benefit (only slightly "
+                     "more similar representations)", checks, scope, v.convergence(gate))
