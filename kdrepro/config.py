@@ -163,7 +163,7 @@ class StudentConfig(RunConfig):
     lr_min: float = 1e-6
     ood_dataset: str | None = None   # out-of-distribution images added to the distillation set (Fig. 3 "OOD")
     ood_size: int = 0
-    surface: int = 0                 # Fig. 6c: grid points per side of the loss plane through teacher, initial and
+    surface: int = 0                 # Fig. 6c: grid points per axis of the loss plane through teacher, initial and
     #                                  final student (`surface.plane`), computed after training; 0: none
 
     def __post_init__(self):
@@ -176,17 +176,20 @@ class StudentConfig(RunConfig):
         _check_int("init_seed", self.init_seed, 0, optional=True)
         _check(self.init_seed is None or self.init != "shared", "init_seed", self.init_seed,
                "must be None with init='shared' (the student starts from its teacher's initial weights)")
-        same = [t.seed for t in self.teachers if (t.model, t.width, t.norm) == (self.model, self.width, self.norm)]
+        same = [t.seed for t in self.teachers + self.control
+                if (t.model, t.width, t.norm) == (self.model, self.width, self.norm)]
         _check(self.init_seed is None or self.init_seed not in same, "init_seed", self.init_seed,
-               "equals a same-architecture teacher's seed, so the student would start from that teacher's initial "
-               "weights; pick another (plan.fresh_init), or use init='shared' to mean it")
+               "equals a same-architecture teacher's (or control's) seed, so the student would start from that "
+               "network's initial weights; pick another (plan.fresh_init), or use init='shared' to mean it")
         _check(self.init == "random" or len(self.teachers) == 1, "init", self.init,
                "starting from a teacher's weights needs exactly one teacher")
         _check(self.init == "random" or all((t.model, t.width, t.norm) == (self.model, self.width, self.norm)
                                             for t in self.teachers), "init", self.init,
                "starting from a teacher's weights needs the teacher's architecture (model, width, norm)")
-        _check(self.surface == 0 or surface.check_side(self.surface), "surface", self.surface,
-               "must be 0 or n >= 7 with n - 1 a multiple of 6 (so the three points lie on the grid)")
+        _check(self.surface == 0 or (isinstance(self.surface, int) and self.surface >= surface.MIN_SIDE), "surface",
+               self.surface, f"must be 0 or an integer >= {surface.MIN_SIDE} (grid points per axis)")
+        _check(self.surface == 0 or not (self.init == "interpolate" and self.init_lambda == 1), "surface",
+               self.surface, "needs a start off the teacher (init_lambda < 1): at the teacher there is no plane")
         arch = (self.model, self.width, self.norm)
         _check(self.surface == 0 or (len(self.teachers) == 1 and self.norm == "layer"
                                      and (self.teachers[0].model, self.teachers[0].width, self.teachers[0].norm) == arch),

@@ -125,9 +125,12 @@ def fit_teachers(cfgs: list[TeacherConfig], device: torch.device, progress: bool
     if len({pack_key(c) for c in cfgs}) != 1 or not all(isinstance(c, TeacherConfig) for c in cfgs):
         raise ConfigError("fit_teachers: a pack needs teachers of one recipe, differing only in seed and subset_seed")
     cfg, g = cfgs[0], len(cfgs)
+    nets = [train.new_model(c) for c in cfgs]
+    if any(isinstance(m, nn.Dropout) for m in nets[0].modules()):  # packed masks would not be each run's own
+        raise ConfigError(f"fit_teachers: {cfg.model} has dropout, whose masks a pack cannot draw as each run would; "
+                          "train it without --pack")
     sets = [tuple(t.to(device) for t in train.training_set(c)) for c in cfgs]
     test_x, test_y = train.test_set(cfg, device)
-    nets = [train.new_model(c) for c in cfgs]
     model = Packed(nets).to(device, memory_format=torch.channels_last)
     opt = train._optimizer(cfg, model.parameters(), cfg.lr)
     aug, evals = augment.make(cfg.augment, cfg.crop_pad), train.eval_steps(cfg.steps, cfg.evals)

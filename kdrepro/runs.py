@@ -146,7 +146,7 @@ def run_packed(configs: list[RunConfig], device: str, pack: int, progress: bool 
     """Train the missing teachers among `configs` in packs of up to `pack` that share a recipe
     (`packed.fit_teachers`: several small networks keep a GPU busy where one leaves it waiting)."""
     groups: dict[str, list[TeacherConfig]] = {}
-    for cfg in configs:
+    for cfg in dict.fromkeys(configs):
         if isinstance(cfg, TeacherConfig) and stored(cfg) is None:
             groups.setdefault(packed.pack_key(cfg), []).append(cfg)
     device = train.resolve_device(device)

@@ -1,15 +1,16 @@
 """Fig. 6c: the distillation loss on the plane through a teacher, a student's initial weights and its final weights.
 
 The plane's basis is Gram-Schmidt of (final - teacher, init - teacher) over all parameters, so the teacher sits at
-(0, 0), the final student at (d, 0) and the initial student at (b, c), c > 0. The grid spans -1/4 to 5/4 of d along
-the first axis and of c along the second, with `n` points per side; (n - 1) a multiple of 6 puts the teacher, the
-final student and the initial student's height on grid points. The loss is the student's training objective (the
-tau^2-scaled cross-entropy to the teacher's tempered predictions) on un-augmented distillation images, in eval mode.
-Only LayerNorm networks qualify: a BatchNorm net's statistics would have to be re-estimated at every grid point.
+(0, 0), the final student at (d, 0) and the initial student at (b, c), c > 0. The grid spans the three points with a
+margin of a quarter of each span on every side, `n` points per axis. The loss is the student's training objective
+(the tau^2-scaled cross-entropy to the teacher's tempered predictions) on un-augmented distillation images, in eval
+mode. Only LayerNorm networks qualify: a BatchNorm net's statistics would have to be re-estimated at every point.
 
-The straight path from the final student to the teacher lies on the grid's row y = 0; its `barrier`, the highest
-loss on that path above the higher of its two ends, as a fraction of the loss at the teacher, says whether the
-student ended in the teacher's basin (0: the loss falls monotonically from the student to the teacher).
+Whether the student ended in the teacher's basin is read off the straight path from the teacher to the final
+student, sampled at PATH points: its `barrier` is the highest loss on the path above the student's own, as a
+fraction of the student's excess loss over the teacher's (the teacher's loss is the minimum, its own entropy). 0: the
+loss falls all the way from the student to the teacher, one basin; 0.5: a ridge half as high again as the student's
+whole gap to the teacher.
 """
 
 import torch
@@ -19,11 +20,8 @@ from . import data
 from .losses import kd_loss
 
 MARGIN = 0.25  # the grid extends this fraction of each span beyond the three points
-
-
-def check_side(n: int) -> bool:
-    """Whether `n` points per side put the three points on grid lines: n >= 7 and (n - 1) % 6 == 0."""
-    return n >= 7 and (n - 1) % 6 == 0
+PATH = 25      # points on the straight path from the teacher to the final student, both ends included
+MIN_SIDE = 5   # the fewest grid points per axis
 
 
 def _flat(model: nn.Module) -> torch.Tensor:
@@ -46,13 +44,18 @@ def _loss(model: nn.Module, theta: torch.Tensor, x: torch.Tensor, target: torch.
     return total / len(x)
 
 
+def _axis(lo: float, hi: float, n: int) -> torch.Tensor:
+    span = hi - lo
+    return torch.linspace(lo - MARGIN * span, hi + MARGIN * span, n, dtype=torch.float64)
+
+
 @torch.no_grad()
 def plane(model: nn.Module, teacher: nn.Module, init: dict, final: dict, x: torch.Tensor, tau: float, n: int,
           device: torch.device) -> dict:
-    """The loss grid of Fig. 6c. `model` is a scratch network of the student's architecture (its weights are
-    overwritten); `init`/`final` are the student's state dicts; x holds uint8 distillation images."""
-    if not check_side(n):
-        raise ValueError(f"surface={n}: needs n >= 7 with n - 1 a multiple of 6")
+    """The loss grid of Fig. 6c and the path barrier. `model` is a scratch network of the student's architecture
+    (its weights are overwritten); `init`/`final` are the student's state dicts; x holds uint8 distillation images."""
+    if n < MIN_SIDE:
+        raise ValueError(f"surface={n}: needs at least {MIN_SIDE} points per axis")
     model.eval()
     teacher.eval()
     xb = data.unitcube(x.to(device)).contiguous(memory_format=torch.channels_last)
@@ -67,13 +70,13 @@ def plane(model: nn.Module, teacher: nn.Module, init: dict, final: dict, x: torc
     b = ends[1] @ e1
     rest = ends[1] - b * e1
     c = rest.norm()
+    if d == 0 or c <= 1e-6 * origin.norm():  # collinear up to the rounding of float32 weights
+        raise ValueError("the teacher, the initial and the final student lie on one line: they span no plane")
     e2 = rest / c
-    xs = torch.linspace(-MARGIN, 1 + MARGIN, n, dtype=torch.float64) * d
-    ys = torch.linspace(-MARGIN, 1 + MARGIN, n, dtype=torch.float64) * c
-    loss = torch.tensor([[_loss(model, origin + u * e1 + v * e2, xb, target, tau) for u in xs] for v in ys])
-    row, (lo, hi) = (n - 1) // 6, ((n - 1) // 6, 5 * (n - 1) // 6)  # y = 0; x = 0 (teacher) .. x = d (student)
-    path = loss[row, lo:hi + 1]
-    barrier = (path.max() - torch.maximum(path[0], path[-1])).item() / path[0].item()
-    return {"xs": xs.tolist(), "ys": ys.tolist(), "loss": loss.tolist(),
+    xs, ys = _axis(min(0.0, b.item()), max(d.item(), b.item()), n), _axis(0.0, c.item(), n)
+    loss = [[_loss(model, origin + u * e1 + v * e2, xb, target, tau) for u in xs] for v in ys]
+    path = [_loss(model, origin + t * ends[0], xb, target, tau) for t in torch.linspace(0, 1, PATH)]
+    barrier = (max(path) - path[-1]) / (path[-1] - path[0]) if path[-1] > path[0] else 0.0
+    return {"xs": xs.tolist(), "ys": ys.tolist(), "loss": loss, "path": path,
             "points": {"teacher": [0.0, 0.0], "final": [d.item(), 0.0], "init": [b.item(), c.item()]},
             "images": len(x), "temperature": tau, "barrier": barrier}

@@ -102,9 +102,9 @@ def new_model(cfg: RunConfig) -> nn.Module:
                         width=cfg.width, image_size=size)
 
 
-def autocast(device: torch.device):
+def autocast(device: torch.device, enabled: bool = True):
     # bf16 on GPUs; on the CPU full precision (bf16 matmuls are slow on 2-core machines and change results).
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
 
 def batch_indices(n: int, batch_size: int, seed: int, start: int = 0) -> Iterator[torch.Tensor]:
@@ -162,13 +162,15 @@ def eval_steps(steps: int, evals: int) -> set[int]:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1000) -> torch.Tensor:
-    """Float32 logits of `model` in eval mode on un-augmented uint8 images `x` (any device)."""
+def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1000,
+            bf16: bool = True) -> torch.Tensor:
+    """Float32 logits of `model` in eval mode on un-augmented uint8 images `x` (any device); computed in bf16 on a
+    GPU unless `bf16` is False (for quantities near 0, such as the KL of a student that matches its teacher)."""
     model.eval()
     out = []
     for i in range(0, len(x), batch_size):
         xb = data.unitcube(x[i:i + batch_size].to(device)).contiguous(memory_format=torch.channels_last)
-        with autocast(device):
+        with autocast(device, bf16):
             out.append(model(xb).float())
     return torch.cat(out)
 
@@ -360,7 +362,8 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
         if len(teacher.members) == 1 and hasattr(model, "stages") and type(teacher.members[0]) is type(model):
             final.update(stage_cka(teacher.members[0], model, test_x[:CKA_IMAGES], device))
             # tau = 1 KL on the un-augmented distillation images: Fig. 6b's "train KL"
-            final["train_kl"] = metrics.predictive_kl(predict(teacher, train_x, device), predict(model, train_x, device))
+            final["train_kl"] = metrics.predictive_kl(predict(teacher, train_x, device, bf16=False),
+                                                      predict(model, train_x, device, bf16=False))
         if start is not None:
             pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:SURFACE_IMAGES]
             plane = surface.plane(new_model(cfg).to(device, memory_format=torch.channels_last), teacher.members[0],

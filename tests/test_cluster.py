@@ -77,6 +77,16 @@ def test_a_smoke_sweep_on_ray_stores_what_the_sequential_path_stores(ray_cache, 
     assert not list((ray_cache / "checkpoints").glob("*.pt"))
 
 
+def descends_from(pid: int, ancestor: int) -> bool:
+    """Whether process `pid` is `ancestor` or one of its descendants (following parent ids through /proc)."""
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat[stat.rindex(")") + 2:].split()[1])  # the field after the state; the name may hold spaces
+    return False
+
+
 def test_a_worker_killed_mid_run_is_retried_and_stores_the_same_result(ray_cache, tmp_path, monkeypatch):
     teacher = TeacherConfig(**{**TINY, "seed": 11})
     student = StudentConfig(**{**TINY, "seed": 11, "epochs": 40, "teachers": (teacher,), "temperature": 2.0})
@@ -92,8 +102,8 @@ def test_a_worker_killed_mid_run_is_retried_and_stores_the_same_result(ray_cache
             time.sleep(0.01)
         time.sleep(0.5)  # some way into the run
         for proc in Path("/proc").glob("[0-9]*"):
-            try:
-                if b"ray::_train" in (proc / "cmdline").read_bytes():
+            try:  # only this test's workers: descendants of this process (its local cluster), not another sweep's
+                if b"ray::_train" in (proc / "cmdline").read_bytes() and descends_from(int(proc.name), os.getpid()):
                     os.kill(int(proc.name), signal.SIGKILL)
                     killed.append(int(proc.name))
             except OSError:

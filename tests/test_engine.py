@@ -379,12 +379,13 @@ def test_a_fresh_init_is_apart_from_the_teacher_and_shared_is_the_teachers():
     t = teacher()
     assert torch.equal(first(student()), first(t))  # the stored runs of chapters 2-4: the same seed, the same start
     assert plan.starts_at_teacher_init(student()) and not plan.starts_at_teacher_init(student(seed=1))
+    assert plan.starts_at_teacher_init(student(seed=1, control=(teacher(seed=1),)))  # its control's start
     fresh = student(init_seed=plan.fresh_init(0))
     assert fresh.init_seed_used == plan.FRESH_INIT and not torch.equal(first(fresh), first(t))
     shared = student(seed=7, init="shared")
     assert shared.init_seed_used == t.seed and torch.equal(first(shared), first(t))
     assert plan.starts_at_teacher_init(shared) and not plan.starts_at_teacher_init(fresh)
-    with pytest.raises(ConfigError, match="init_seed=0: equals a same-architecture teacher's seed"):
+    with pytest.raises(ConfigError, match="init_seed=0: equals a same-architecture teacher.s \(or control.s\) seed"):
         student(init_seed=0)
     with pytest.raises(ConfigError, match="init_seed=3: must be None with init='shared'"):
         student(init="shared", init_seed=3)

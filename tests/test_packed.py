@@ -110,6 +110,9 @@ def test_a_packed_pool_trains_each_teacher_as_its_own_run(tmp_path, monkeypatch)
             torch.testing.assert_close(got.weights[key], value, rtol=0, atol=1e-4)
     with pytest.raises(ConfigError, match="a pack needs teachers of one recipe"):
         fit_teachers([cfgs[0], TeacherConfig(**{**recipe, "lr": 0.1})], cpu, progress=False)
+    vgg = {**recipe, "dataset": "cifar10_jpeg", "model": "vgg16"}
+    with pytest.raises(ConfigError, match="vgg16 has dropout"):
+        fit_teachers([TeacherConfig(**vgg), TeacherConfig(**vgg, seed=1)], cpu, progress=False)
     results = runs.run_all(cfgs, "cpu", progress=False, pack=2)  # a pack of 2, then one of 1
     assert [r["provenance"].get("packed", 1) for r in results] == [2, 2, 1]
     assert all(store.get(c) is not None and runs.weights_path(c).exists() for c in cfgs)

@@ -313,7 +313,7 @@ def test_h7_and_h8_rules():
     assert outcomes(h7) == ["holds", "fails", "fails", "fails"] and h7.status == "not reproduced"
     assert outcomes(h8)[:2] == ["fails", "fails"] and h8.status == "not reproduced"
     # the lambda = 0.5 student still behind a barrier: it did not reach the teacher's basin
-    _, h8, _ = optimization.findings(optimization_table(barriers=(0.04, 0.03, 0.03, 0.03)))
+    _, h8, _ = optimization.findings(optimization_table(barriers=(0.04, 0.03, 0.3, 0.3)))
     assert outcomes(h8)[2:4] == ["holds", "fails"]
     # the default run still moving does not gate H7 (training length is its variable); the longest runs do
     h7, _, _ = optimization.findings(optimization_table(late=0.03))

@@ -19,43 +19,61 @@ def tmp_store(tmp_path, monkeypatch):
     monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
 
 
-def test_the_plane_places_its_points_and_the_teacher_is_its_minimum():
-    torch.manual_seed(0)
+def nets(scales=(0.3, 0.3)):
+    """A teacher and two students of one LayerNorm architecture, each a seeded perturbation of the last."""
     cfg = TeacherConfig(**NET)
-    teacher, init, final = (train.new_model(cfg) for _ in range(3))
-    for net, seed in ((teacher, 1), (init, 2), (final, 3)):
+    teacher = train.new_model(cfg)
+    out = [teacher]
+    for seed, scale in zip((2, 3), scales):
+        net = train.new_model(cfg)
         torch.manual_seed(seed)
-        for p in net.parameters():
-            p.data += 0.3 * torch.randn_like(p)
+        with torch.no_grad():
+            for p, q in zip(net.parameters(), teacher.parameters()):
+                p.copy_(q + scale * torch.randn_like(p))
+        out.append(net)
+    return cfg, out
+
+
+def test_the_plane_places_its_points_and_the_teacher_is_its_minimum():
+    cfg, (teacher, init, final) = nets()
     x = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8)
-    out = surface.plane(train.new_model(cfg), teacher, init.state_dict(), final.state_dict(), x, 4.0, 7,
+    out = surface.plane(train.new_model(cfg), teacher, init.state_dict(), final.state_dict(), x, 4.0, 5,
                         torch.device("cpu"))
-    loss = torch.tensor(out["loss"])
-    xs, ys = out["xs"], out["ys"]
-    assert loss.shape == (7, 7) and xs[1] == 0.0 and ys[1] == 0.0  # n = 7: the teacher at index 1 of each axis
-    assert out["points"]["final"][0] == pytest.approx(xs[5]) and out["points"]["init"][1] == pytest.approx(ys[5])
+    loss, xs, ys, points = torch.tensor(out["loss"]), out["xs"], out["ys"], out["points"]
+    assert loss.shape == (5, 5) and len(out["path"]) == surface.PATH
+    (b, c), d = points["init"], points["final"][0]
+    assert xs[0] < min(0, b) <= max(d, b) < xs[-1] and ys[0] < 0 < c < ys[-1]  # the grid holds all three points
     xb = data.unitcube(x).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        for net, (i, j) in ((teacher, (1, 1)), (final, (1, 5))):
-            direct = kd_loss(net.eval()(xb), teacher.eval()(xb), 4.0).item()
-            assert loss[i, j].item() == pytest.approx(direct, rel=1e-4)
+        at_teacher = kd_loss(teacher.eval()(xb), teacher(xb), 4.0).item()
+        at_final = kd_loss(final.eval()(xb), teacher(xb), 4.0).item()
+    assert out["path"][0] == pytest.approx(at_teacher, rel=1e-5) and out["path"][-1] == pytest.approx(at_final, rel=1e-4)
     # the cross-entropy to the teacher is smallest at the teacher (there it is the teacher's own entropy)
-    assert loss.min().item() == pytest.approx(loss[1, 1].item(), rel=1e-5) and out["barrier"] >= 0
-    with pytest.raises(ValueError, match="surface=8: needs n >= 7 with n - 1 a multiple of 6"):
-        surface.plane(train.new_model(cfg), teacher, init.state_dict(), final.state_dict(), x, 4.0, 8,
+    assert loss.min().item() >= at_teacher - 1e-5 and out["barrier"] >= 0
+    # a student a small step from the teacher: the loss rises monotonically along the path, no barrier
+    cfg, (teacher, init, near) = nets((0.3, 1e-3))
+    out = surface.plane(train.new_model(cfg), teacher, init.state_dict(), near.state_dict(), x, 4.0, 5,
+                        torch.device("cpu"))
+    assert out["barrier"] == 0.0
+    with pytest.raises(ValueError, match="surface=4: needs at least 5 points per axis"):
+        surface.plane(train.new_model(cfg), teacher, init.state_dict(), near.state_dict(), x, 4.0, 4,
                       torch.device("cpu"))
+    middle = {k: (v + near.state_dict()[k]) / 2 if v.is_floating_point() else v for k, v in teacher.state_dict().items()}
+    with pytest.raises(ValueError, match="lie on one line"):
+        surface.plane(train.new_model(cfg), teacher, middle, near.state_dict(), x, 4.0, 5, torch.device("cpu"))
 
 
 def test_a_student_run_stores_its_plane_and_bad_requests_are_one_line(tmp_store):
     t = TeacherConfig(**NET)
-    s = StudentConfig(**NET, teachers=(t,), init="interpolate", init_lambda=0.5, init_seed=99, surface=7)
+    s = StudentConfig(**NET, teachers=(t,), init="interpolate", init_lambda=0.5, init_seed=99, surface=5)
     result = runs.run(s, progress=False)
     plane = result["surface"]
-    assert len(plane["loss"]) == 7 and plane["images"] == 100 and plane["temperature"] == 4.0
+    assert len(plane["loss"]) == 5 and plane["images"] == 100 and plane["temperature"] == 4.0
     assert result["final"]["loss_barrier"] == plane["barrier"]
     assert 0 <= result["final"]["train_kl"] and "cka_stage3" in result["final"]
-    for kw, message in ((dict(surface=12), "surface=12: must be 0 or n >= 7"),
+    for kw, message in ((dict(surface=3), "surface=3: must be 0 or an integer >= 5"),
                         (dict(surface=7, norm="batch"), "surface=7: needs one teacher of the student's architecture"),
-                        (dict(surface=7, teachers=(t, TeacherConfig(**{**NET, "seed": 1}))), "surface=7: needs one")):
+                        (dict(surface=7, teachers=(t, TeacherConfig(**{**NET, "seed": 1}))), "surface=7: needs one"),
+                        (dict(surface=7, init="interpolate", init_lambda=1.0), "surface=7: needs a start off")):
         with pytest.raises(ConfigError, match=message):
             StudentConfig(**{**NET, "teachers": (t,), **kw})
