@@ -31,18 +31,20 @@ BASIN_TOLERANCE = 0.05  # "the teacher's basin": a ridge on the path under 5 % o
 # The recipe at each scale. Units: images (teacher_size; `images` of student steps for the default run, a whole
 # number of epochs of teacher_size), learning rates per step. `durations`: multiples of `images` for the longer
 # runs (the paper: 1k and 5k epochs against 300, i.e. 3.3x and 16.7x). Teachers: chapter 3's recipe, LayerNorm.
-# `table1_seeds`: Table 1's trials (a random-init and a shared-init student each); `surface`: grid points per side
-# of Fig. 6c's loss planes, computed for the students of `surface_lams` in every trial of `seeds`.
+# `lams`: Fig. 6b's lambdas besides 0 (smoke runs the two its checks need). `table1_seeds`: Table 1's trials (a
+# random-init and a shared-init student each); `surface`: grid points per axis of Fig. 6c's loss planes, computed
+# for the students of `surface_lams` in every trial of `seeds`.
 RECIPE = {
     "smoke": dict(seeds=(0, 1), table1_seeds=(0, 1), model="preresnet8", teacher_size=1_000, teacher_epochs=12,
-                  images=4_000, durations=(2, 3), batch=64, lr=0.05, adam_lr=1e-3, temperature=4.0, evals=2,
-                  test_size=1_000, surface_lams=(0.0, 0.5), surface=5),
+                  images=4_000, durations=(2,), lams=(0.25, 0.5), batch=64, lr=0.05, adam_lr=1e-3, temperature=4.0,
+                  evals=2, test_size=500, surface_lams=(0.0, 0.5), surface=5),
     "budget": dict(seeds=(0, 1, 2), table1_seeds=(0, 1, 2, 3, 4), model="preresnet8", teacher_size=2_000,
-                   teacher_epochs=60, images=40_000, durations=(3, 9), batch=128, lr=0.05, adam_lr=1e-3,
-                   temperature=4.0, evals=4, test_size=None, surface_lams=(0.0, 0.25, 0.375, 0.5), surface=13),
+                   teacher_epochs=60, images=40_000, durations=(3, 9), lams=LAMBDAS[1:], batch=128, lr=0.05,
+                   adam_lr=1e-3, temperature=4.0, evals=4, test_size=None, surface_lams=(0.0, 0.25, 0.375, 0.5),
+                   surface=13),
     "paper": dict(seeds=(0, 1, 2), table1_seeds=tuple(range(10)), model="preresnet20", teacher_size=None,
-                  teacher_epochs=200, images=300 * 50_000, durations=(10 / 3, 50 / 3), batch=128, lr=0.05,
-                  adam_lr=1e-3, temperature=4.0, evals=30, test_size=None, surface_lams=(0.0, 0.25, 0.375),
+                  teacher_epochs=200, images=300 * 50_000, durations=(10 / 3, 50 / 3), lams=LAMBDAS[1:], batch=128,
+                  lr=0.05, adam_lr=1e-3, temperature=4.0, evals=30, test_size=None, surface_lams=(0.0, 0.25, 0.375),
                   surface=25),
 }
 FINDINGS = ("H7", "H8", "H9")
@@ -81,7 +83,7 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
                                  "duration": 1.0}, StudentConfig(**student, lr=p["lr"], epochs=steps, init="shared")))
         if s not in seeds:
             continue
-        for lam in LAMBDAS[1:]:
+        for lam in p["lams"]:
             cfg = StudentConfig(**fresh, lr=p["lr"], epochs=steps, init="interpolate", init_lambda=lam,
                                 init_lr_scale=True, surface=planes if lam in p["surface_lams"] else 0)
             lambda_rows.append(({"role": "student", "trial": s, "init": "interpolate", "optimizer": "sgd",
