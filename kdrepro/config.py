@@ -190,9 +190,9 @@ class StudentConfig(RunConfig):
                self.surface, f"must be 0 or an integer >= {surface.MIN_SIDE} (grid points per axis)")
         _check(self.surface == 0 or not (self.init == "interpolate" and self.init_lambda == 1), "surface",
                self.surface, "needs a start off the teacher (init_lambda < 1): at the teacher there is no plane")
-        arch = (self.model, self.width, self.norm)
+        first = self.teachers[0]
         _check(self.surface == 0 or (len(self.teachers) == 1 and self.norm == "layer"
-                                     and (self.teachers[0].model, self.teachers[0].width, self.teachers[0].norm) == arch),
+                                     and (first.model, first.width, first.norm) == (self.model, self.width, self.norm)),
                "surface", self.surface, "needs one teacher of the student's architecture with norm='layer' (BatchNorm "
                "statistics would change across the plane)")
         _check(self.ood_dataset is None or self.ood_dataset in data.NUM_CLASSES, "ood_dataset", self.ood_dataset,

@@ -38,7 +38,7 @@ NUMERICS = 2
 CHECKPOINT = ("fingerprint", "model", "optimizer", "augment_rng", "torch_rng", "cuda_rng", "step", "curves", "window",
               "elapsed")
 CKA_IMAGES = 1_000  # test images for a one-teacher student's stage CKA (an n x n kernel per stage)
-SURFACE_IMAGES = 500  # distillation images (a seeded random subset) for Fig. 6c's loss plane: 169 forward passes at budget
+SURFACE_IMAGES = 500  # distillation images (a seeded random subset) for Fig. 6c: n * n grid points + surface.PATH
 
 
 class TrainingFailed(KdreproError, RuntimeError):
