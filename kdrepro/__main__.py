@@ -60,8 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", help="dataset name (default: the experiment's for this profile)")
     run.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     run.add_argument("--store-only", action="store_true", help="fail on a missing run instead of training it")
-    run.add_argument("--pack", type=_pack, default=1, help="train missing teachers of one recipe G at a time as one "
-                     "packed network (for GPUs; default 1: one by one)")
+    run.add_argument("--pack", type=_pack, default=1, help="train missing runs of one recipe G at a time as one "
+                     "packed network, teachers then students (for GPUs; default 1: one by one)")
     run.add_argument("--executor", default="local", choices=("local", "ray"),
                      help="local: train missing runs one after another here; ray: as tasks on a Ray cluster")
     run.add_argument("--address", help="the Ray cluster's address, or 'auto' (default: start a local one)")

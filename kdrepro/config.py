@@ -168,6 +168,10 @@ class StudentConfig(RunConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        for name in ("teachers", "control"):  # tuples: configs are hashed and frozen
+            _check(isinstance(getattr(self, name), tuple) and all(isinstance(t, TeacherConfig)
+                                                                  for t in getattr(self, name)),
+                   name, type(getattr(self, name)).__name__, "expected a tuple of TeacherConfig")
         _check(len(self.teachers) >= 1, "teachers", len(self.teachers), "a student needs at least one teacher")
         _check(self.temperature > 0, "temperature", self.temperature, "must be > 0")
         _check(0 <= self.alpha <= 1, "alpha", self.alpha, "must be in [0, 1]")
@@ -176,9 +180,7 @@ class StudentConfig(RunConfig):
         _check_int("init_seed", self.init_seed, 0, optional=True)
         _check(self.init_seed is None or self.init != "shared", "init_seed", self.init_seed,
                "must be None with init='shared' (the student starts from its teacher's initial weights)")
-        same = [t.seed for t in self.teachers + self.control
-                if (t.model, t.width, t.norm) == (self.model, self.width, self.norm)]
-        _check(self.init_seed is None or self.init_seed not in same, "init_seed", self.init_seed,
+        _check(self.init_seed is None or not self.random_start_is_a_teachers, "init_seed", self.init_seed,
                "equals a same-architecture teacher's (or control's) seed, so the student would start from that "
                "network's initial weights; pick another (plan.fresh_init), or use init='shared' to mean it")
         _check(self.init == "random" or len(self.teachers) == 1, "init", self.init,
@@ -217,6 +219,14 @@ class StudentConfig(RunConfig):
         if self.init == "shared":
             return self.teachers[0].seed
         return self.seed if self.init_seed is None else self.init_seed
+
+    @property
+    def random_start_is_a_teachers(self) -> bool:
+        """Whether the student's random start (init 'random' or 'interpolate') is the initial weights of one of its
+        teachers or control members: a network of its architecture with its init seed."""
+        arch = (self.model, self.width, self.norm)
+        return self.init != "shared" and any((t.model, t.width, t.norm) == arch and t.seed == self.init_seed_used
+                                             for t in self.teachers + self.control)
 
     def to_dict(self) -> dict:
         d = super().to_dict()

@@ -8,7 +8,8 @@ stacked as (G, B, C, H, W) and returns (G, B, classes).
 
 SGD's update is elementwise, so stepping the packed parameters on the sum of the G losses steps each network on its
 own loss: the arithmetic is each network's, up to the order of floating-point reductions inside grouped kernels
-(tests/test_packed.py bounds the difference over a few steps). `fit_teachers` trains a pool of teachers that way.
+(tests/test_packed.py bounds the difference over a few steps). `fit_pack` trains teachers, or students, that way;
+a pack of students labels its batches with its teachers packed too, all G*m of them in one network.
 """
 
 import copy
@@ -21,8 +22,10 @@ from torch import nn
 from tqdm import tqdm
 
 from . import augment, train
-from .config import TeacherConfig
+from .config import RunConfig, StudentConfig
 from .errors import ConfigError
+from .losses import ensemble_logits, kd_loss
+from .models import Ensemble
 
 
 class GroupedLinear(nn.Module):
@@ -108,62 +111,97 @@ def _part(packed: torch.Tensor, shape: torch.Size, groups: int, i: int) -> torch
     return (packed[i] if packed.dim() == len(shape) + 1 else packed.chunk(groups)[i]).clone()
 
 
-def pack_key(cfg: TeacherConfig) -> str:
-    """Teachers with the same key differ only in their seeds, so they can train as one packed network."""
+def pack_key(cfg: RunConfig) -> str:
+    """Runs with the same key differ only in their seeds, subsets and teachers (of one architecture and number), so
+    they can train as one packed network."""
     d = cfg.to_dict()
-    d.pop("seed")
-    d.pop("subset_seed")
+    for key in ("seed", "subset_seed", "init_seed", "teachers", "control"):
+        d.pop(key, None)
+    if isinstance(cfg, StudentConfig):
+        d["teachers"] = [[t.model, t.width, t.norm] for t in cfg.teachers]
     return json.dumps(d, sort_keys=True)
 
 
-def fit_teachers(cfgs: list[TeacherConfig], device: torch.device, progress: bool = True) -> list["train.Trained"]:
-    """Train G teachers of one recipe (`pack_key`) as one packed network: each on its own subset, batches and
-    augmentations, exactly as `train.fit` draws them; one optimizer step over the sum of their losses steps each on
-    its own. The arithmetic differs from G separate runs only in the order of sums inside grouped kernels
-    (tests/test_packed.py bounds it). A pack is not checkpointed: killed, it restarts (packs are for short GPU
-    runs); each member's wall time is its share of the pack's."""
-    if len({pack_key(c) for c in cfgs}) != 1 or not all(isinstance(c, TeacherConfig) for c in cfgs):
-        raise ConfigError("fit_teachers: a pack needs teachers of one recipe, differing only in seed and subset_seed")
-    cfg, g = cfgs[0], len(cfgs)
-    nets = [train.new_model(c) for c in cfgs]
+def _check_pack(cfgs: list[RunConfig], nets: list[nn.Module]) -> None:
+    cfg = cfgs[0]
+    if len({pack_key(c) for c in cfgs}) != 1 or len({type(c) for c in cfgs}) != 1:
+        raise ConfigError("fit_pack: a pack needs runs of one recipe, differing only in seeds, subsets and teachers")
     if any(isinstance(m, nn.Dropout) for m in nets[0].modules()):  # packed masks would not be each run's own
-        raise ConfigError(f"fit_teachers: {cfg.model} has dropout, whose masks a pack cannot draw as each run would; "
+        raise ConfigError(f"fit_pack: {cfg.model} has dropout, whose masks a pack cannot draw as each run would; "
                           "train it without --pack")
+    if isinstance(cfg, StudentConfig) and (cfg.init != "random" or cfg.surface):
+        raise ConfigError(f"fit_pack: init={cfg.init!r}, surface={cfg.surface}: a pack trains students from a random "
+                          "init without loss planes; train these without --pack")
+
+
+def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensemble] | None = None,
+             controls: list[Ensemble | None] | None = None, progress: bool = True) -> list["train.Trained"]:
+    """Train G runs of one recipe (`pack_key`) as one packed network: each on its own subset, batches and
+    augmentations, exactly as `train.fit` draws them; one optimizer step over the sum of their losses steps each on
+    its own. Students (with `teachers[k]`, and `controls[k]` or None, for run k) are labelled by all their teachers
+    packed into one eval-mode network. The arithmetic differs from G separate runs only in the order of sums inside
+    grouped kernels (tests/test_packed.py bounds it). A pack is not checkpointed: killed, it restarts (packs are for
+    short GPU runs); each member's wall time is its share of the pack's."""
+    nets = [train.new_model(c) for c in cfgs]
+    _check_pack(cfgs, nets)
+    cfg, g, distill = cfgs[0], len(cfgs), teachers is not None
+    if distill != isinstance(cfg, StudentConfig):
+        raise ValueError("fit_pack: students need their teachers, teachers none")
     sets = [tuple(t.to(device) for t in train.training_set(c)) for c in cfgs]
     test_x, test_y = train.test_set(cfg, device)
     model = Packed(nets).to(device, memory_format=torch.channels_last)
+    if distill:
+        m = len(cfg.teachers)
+        labeller = Packed([net for t in teachers for net in t.members]).to(device, memory_format=torch.channels_last)
+        labeller.eval()
+        teacher_test = [train.predict(t, test_x, device) for t in teachers]
+        control_test = [train.predict(c, test_x, device) if c is not None else None for c in controls or [None] * g]
     opt = train._optimizer(cfg, model.parameters(), cfg.lr)
     aug, evals = augment.make(cfg.augment, cfg.crop_pad), train.eval_steps(cfg.steps, cfg.evals)
     streams = [train.batches(x, train.run_indices(c, len(x)), aug, torch.Generator().manual_seed(c.seed))
                for c, (x, _) in zip(cfgs, sets)]
     loss_sum, hits, seen = torch.zeros(g, device=device), torch.zeros(g, device=device), 0
     curves, t0 = [[] for _ in cfgs], time.perf_counter()
-    for step in tqdm(range(cfg.steps), desc=f"pack of {g} teachers", leave=False, disable=not progress):
+    for step in tqdm(range(cfg.steps), desc=f"pack of {g} {cfg.kind}s", leave=False, disable=not progress):
         drawn = [next(s) for s in streams]
         xb = torch.stack([x for _, x in drawn])
-        yb = torch.stack([y[idx] for (idx, _), (_, y) in zip(drawn, sets)])
+        labels = torch.stack([y[idx] for (idx, _), (_, y) in zip(drawn, sets)])
         for group in opt.param_groups:
             group["lr"] = train.cosine_lr(step, cfg.steps, cfg.lr, cfg.lr_min)
         model.train()
         with train.autocast(device):
             out = model(xb).float()
-            losses = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(g, -1).mean(1)
+            if distill:
+                with torch.no_grad():
+                    z = labeller(xb.repeat_interleave(m, 0)).float().unflatten(0, (g, m))
+                    target = torch.stack([ensemble_logits(z[k]) for k in range(g)])
+                losses = torch.stack([kd_loss(out[k], target[k], cfg.temperature, cfg.alpha,
+                                              labels[k] if cfg.alpha > 0 else None) for k in range(g)])
+                labels = target.argmax(2)
+            else:
+                losses = F.cross_entropy(out.flatten(0, 1), labels.flatten(), reduction="none").view(g, -1).mean(1)
         opt.zero_grad(set_to_none=True)
         losses.sum().backward()
         opt.step()
         loss_sum += losses.detach() * cfg.batch_size
-        hits += (out.argmax(2) == yb).sum(1)
+        hits += (out.argmax(2) == labels).sum(1)
         seen += cfg.batch_size
         if step + 1 in evals:
             for k, (c, net, state) in enumerate(zip(cfgs, nets, model.unpack())):
                 net.load_state_dict(state)
-                test = train.evaluate(train.predict(net.to(device, memory_format=torch.channels_last), test_x,
-                                                    device), test_y)
+                pred = train.predict(net.to(device, memory_format=torch.channels_last), test_x, device)
+                test = (train.evaluate(pred, test_y, teacher_test[k], control_test[k]) if distill
+                        else train.evaluate(pred, test_y))
                 curves[k].append(train._evaluation(c, step + 1, len(sets[k][0]), loss_sum[k].item() / seen,
                                                    hits[k].item() / seen, test))
             loss_sum.zero_()
             hits.zero_()
             seen = 0
+    finals = [dict(curve[-1]) for curve in curves]
+    if distill:
+        for k, (c, net) in enumerate(zip(cfgs, nets)):
+            train.finish_student(c, net, teachers[k], sets[k][0], test_x, device, finals[k])
     share = round((time.perf_counter() - t0) / g, 2)
-    return [train.Trained(dict(curve[-1]), curve, None, {k: v.detach().cpu() for k, v in state.items()}, share,
-                          packed=g) for curve, state in zip(curves, model.unpack())]
+    return [train.Trained(final, curve, train.evaluate(teacher_test[k], test_y) if distill else None,
+                          {key: v.detach().cpu() for key, v in net.state_dict().items()}, share, packed=g)
+            for k, (final, curve, net) in enumerate(zip(finals, curves, nets))]

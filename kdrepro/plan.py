@@ -51,9 +51,7 @@ def fresh_init(seed: int) -> int:
 def starts_at_teacher_init(cfg: StudentConfig) -> bool:
     """Whether a student starts from the initial weights of one of its teachers or of its control's: by asking
     (init='shared') or, in runs stored before `init_seed`, because it shares a same-architecture network's seed."""
-    arch = (cfg.model, cfg.width, cfg.norm)
-    return cfg.init == "shared" or (cfg.init == "random" and any(
-        (t.model, t.width, t.norm) == arch and t.seed == cfg.init_seed_used for t in cfg.teachers + cfg.control))
+    return cfg.init == "shared" or (cfg.init == "random" and cfg.random_start_is_a_teachers)
 
 
 def epochs_for(images: int, examples: int) -> int:

@@ -6,7 +6,7 @@ rules in `verdict`), computed from stored results: a verdict is never typed by h
 
 import pandas as pd
 
-from . import chapters, runs, store
+from . import chapters, compute, runs, store
 from .errors import KdreproError
 
 
@@ -51,6 +51,19 @@ def compute_line(table: pd.DataFrame, results: list[dict]) -> str:
         line += f" Warning: {int(table.git_dirty.sum())} runs were made with uncommitted changes in kdrepro/."
     note = runs.stack_note(results)
     return f"{line} {note}" if note else line
+
+
+def paper_cost(name: str) -> str:
+    """What chapter `name` would cost at the paper's scale (its `paper` profile), estimated from the committed
+    benchmarks (`kdrepro.compute`) on the CPU and on a GPU."""
+    configs = list(dict.fromkeys(cfg for plan in chapters.get(name).plans("paper") for cfg in plan.configs))
+    where = []
+    for device in ("cpu", "cuda"):
+        got = compute.estimate(configs, device)
+        where.append(f"about {compute.duration(got[0])} on the benchmarked {device.upper()} "
+                     f"({'; '.join(got[1])} in results/bench)" if got else f"no {device.upper()} benchmark is "
+                     "committed yet, so no estimate there")
+    return f"At the paper's scale (the `paper` profile) this chapter is {len(configs)} runs: {where[0]}; {where[1]}."
 
 
 NOT_RUN = {

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import packed, store, train
+from . import compute, packed, store, train
 from .config import RunConfig, StudentConfig, TeacherConfig
 from .errors import KdreproError
 from .files import CorruptFile, load_tensors, save_tensors
@@ -143,31 +143,40 @@ def ensemble(teachers: tuple[TeacherConfig, ...], device: torch.device, progress
 
 
 def run_packed(configs: list[RunConfig], device: str, pack: int, progress: bool = True) -> None:
-    """Train the missing teachers among `configs` in packs of up to `pack` that share a recipe
-    (`packed.fit_teachers`: several small networks keep a GPU busy where one leaves it waiting)."""
-    groups: dict[str, list[TeacherConfig]] = {}
-    for cfg in dict.fromkeys(configs):
-        if isinstance(cfg, TeacherConfig) and stored(cfg) is None:
-            groups.setdefault(packed.pack_key(cfg), []).append(cfg)
+    """Train the missing runs among `configs` in packs of up to `pack` that share a recipe (`packed.fit_pack`:
+    several small networks keep a GPU busy where one leaves it waiting): teachers first, then the students a pack
+    can take (from a random init, without a loss plane); the others are left to the plain loop."""
     device = train.resolve_device(device)
-    for group in groups.values():
-        for i in range(0, len(group), pack):
-            chunk = group[i:i + pack]
-            for cfg, trained in zip(chunk, packed.fit_teachers(chunk, device, progress)):
-                keep(cfg, trained, device)
+    for kind in (TeacherConfig, StudentConfig):
+        groups: dict[str, list[RunConfig]] = {}
+        for cfg in dict.fromkeys(configs):
+            if (isinstance(cfg, kind) and stored(cfg) is None
+                    and (kind is TeacherConfig or (cfg.init == "random" and not cfg.surface))):
+                groups.setdefault(packed.pack_key(cfg), []).append(cfg)
+        for group in groups.values():
+            for i in range(0, len(group), pack):
+                chunk = group[i:i + pack]
+                teachers = controls = None
+                if kind is StudentConfig:
+                    teachers = [ensemble(c.teachers, device, progress) for c in chunk]
+                    controls = [ensemble(c.control, device, progress) if c.control else None for c in chunk]
+                for cfg, trained in zip(chunk, packed.fit_pack(chunk, device, teachers, controls, progress)):
+                    keep(cfg, trained, device)
 
 
 def run_all(configs: list[RunConfig], device: str = "cpu", store_only: bool = False,
             progress: bool = True, pack: int = 1) -> list[dict]:
     """Run configs in order (teachers before the students that need them), with an overall progress bar; with
-    `pack` > 1 the missing teachers first train in packs (`run_packed`)."""
+    `pack` > 1 the missing runs first train in packs (`run_packed`)."""
     if pack > 1 and not (store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1"):
         run_packed(configs, device, pack, progress)
     results = []
-    missing = sum(store.get(c) is None for c in configs)
-    quiet = not progress or missing == 0 or store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1"
+    missing = [c for c in dict.fromkeys(configs) if store.get(c) is None]
+    quiet = not progress or not missing or store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1"
+    if not quiet:
+        tqdm.write(compute.estimate_line(missing, train.resolve_device(device).type), file=sys.stderr)
     # In a notebook or a log (not a terminal) the bar redraws once a minute, not several times a second.
-    with tqdm(total=len(configs), desc=f"runs ({missing} to train)", disable=quiet,
+    with tqdm(total=len(configs), desc=f"runs ({len(missing)} to train)", disable=quiet,
               mininterval=0.1 if sys.stderr.isatty() else 60) as bar:
         for cfg in configs:
             bar.set_postfix_str(cfg.describe())

@@ -358,21 +358,29 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     bar.close()
     final, plane = dict(state["curves"][-1]), None
     if distill:
-        _check_learned(cfg, final)
-        if len(teacher.members) == 1 and hasattr(model, "stages") and type(teacher.members[0]) is type(model):
-            final.update(stage_cka(teacher.members[0], model, test_x[:CKA_IMAGES], device))
-            # tau = 1 KL on the un-augmented distillation images: Fig. 6b's "train KL"
-            final["train_kl"] = metrics.predictive_kl(predict(teacher, train_x, device, bf16=False),
-                                                      predict(model, train_x, device, bf16=False))
-        if start is not None:
-            pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:SURFACE_IMAGES]
-            plane = surface.plane(new_model(cfg).to(device, memory_format=torch.channels_last), teacher.members[0],
-                                  start, model.state_dict(), train_x[pick.to(train_x.device)], cfg.temperature,
-                                  cfg.surface, device)
-            final["loss_barrier"] = plane["barrier"]
+        plane = finish_student(cfg, model, teacher, train_x, test_x, device, final, start)
     return Trained(final, state["curves"], evaluate(teacher_test, test_y) if distill else None,
                    {k: v.detach().cpu() for k, v in model.state_dict().items()},
                    round(time.perf_counter() - t0, 2), plane)
+
+
+def finish_student(cfg: StudentConfig, model: nn.Module, teacher: nn.Module, train_x: torch.Tensor,
+                   test_x: torch.Tensor, device: torch.device, final: dict, start: dict | None = None) -> dict | None:
+    """After a student's last step: fail if it learned nothing; add to `final` a one-teacher student's stage CKA
+    and train KL; return Fig. 6c's loss plane (from the initial state `start`) when the config asks for one."""
+    _check_learned(cfg, final)
+    if len(teacher.members) == 1 and hasattr(model, "stages") and type(teacher.members[0]) is type(model):
+        final.update(stage_cka(teacher.members[0], model, test_x[:CKA_IMAGES], device))
+        # tau = 1 KL on the un-augmented distillation images: Fig. 6b's "train KL"
+        final["train_kl"] = metrics.predictive_kl(predict(teacher, train_x, device, bf16=False),
+                                                  predict(model, train_x, device, bf16=False))
+    if start is None:
+        return None
+    pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:SURFACE_IMAGES]
+    plane = surface.plane(new_model(cfg).to(device, memory_format=torch.channels_last), teacher.members[0], start,
+                          model.state_dict(), train_x[pick.to(train_x.device)], cfg.temperature, cfg.surface, device)
+    final["loss_barrier"] = plane["barrier"]
+    return plane
 
 
 @torch.no_grad()

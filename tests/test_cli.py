@@ -6,13 +6,6 @@ from kdrepro import data
 from kdrepro.__main__ import main
 
 
-@pytest.fixture
-def tmp_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
-    return tmp_path
-
-
 def one_line_error(capsys, code, expected):
     """Exit 2, and the error is one line (the last; a progress bar of work already started may precede it)."""
     err = capsys.readouterr().err

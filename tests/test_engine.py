@@ -17,13 +17,6 @@ TINY = dict(dataset="mnist", model="lenet5", train_size=200, epochs=3, batch_siz
             crop_pad=2, evals=1)
 
 
-@pytest.fixture
-def tmp_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
-    return tmp_path
-
-
 def teacher(**kw) -> TeacherConfig:
     return TeacherConfig(**{**TINY, **kw})
 
@@ -385,7 +378,7 @@ def test_a_fresh_init_is_apart_from_the_teacher_and_shared_is_the_teachers():
     shared = student(seed=7, init="shared")
     assert shared.init_seed_used == t.seed and torch.equal(first(shared), first(t))
     assert plan.starts_at_teacher_init(shared) and not plan.starts_at_teacher_init(fresh)
-    with pytest.raises(ConfigError, match="init_seed=0: equals a same-architecture teacher.s \(or control.s\) seed"):
+    with pytest.raises(ConfigError, match=r"init_seed=0: equals a same-architecture teacher.s \(or control.s\) seed"):
         student(init_seed=0)
     with pytest.raises(ConfigError, match="init_seed=3: must be None with init='shared'"):
         student(init="shared", init_seed=3)

@@ -26,10 +26,8 @@ def configs() -> tuple[TeacherConfig, StudentConfig]:
     return t, StudentConfig(**{**TINY, "epochs": 10, "teachers": (t,), "temperature": 2.0})
 
 
-def test_a_tiny_run_reproduces_the_pinned_numbers(tmp_path, monkeypatch):
+def test_a_tiny_run_reproduces_the_pinned_numbers(tmp_store):
     assert train.NUMERICS in PINNED, f"record the numbers of numerics version {train.NUMERICS} in PINNED"
-    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # the pinned numbers are 2-thread sums (1 thread differs in the 4th digit)
     try:

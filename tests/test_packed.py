@@ -1,5 +1,7 @@
 """Packing G networks into one (kdrepro.packed) changes nothing but the order of floating-point sums."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -84,7 +86,7 @@ def test_batches_for_the_wrong_number_of_networks_are_refused():
         Packed(members("lenet5", "batch", 1, 28))(torch.zeros(2, 4, 1, 28, 28))
 
 
-def test_a_packed_pool_trains_each_teacher_as_its_own_run(tmp_path, monkeypatch):
+def test_a_packed_pool_trains_each_teacher_as_its_own_run(tmp_store):
     """Three teachers of one recipe trained as one packed network end where three plain runs end (the same data
     order, augmentations and init; only the order of sums inside grouped kernels differs), and are stored as runs.
     Early training amplifies rounding about tenfold per step (an init perturbed by 4e-7 moves a plain run's weights
@@ -92,15 +94,13 @@ def test_a_packed_pool_trains_each_teacher_as_its_own_run(tmp_path, monkeypatch)
     from kdrepro import runs, store, train
     from kdrepro.config import TeacherConfig
     from kdrepro.errors import ConfigError
-    from kdrepro.packed import fit_teachers
+    from kdrepro.packed import fit_pack
 
-    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
     recipe = dict(dataset="mnist", model="preresnet8", train_size=200, epochs=1, batch_size=100, lr=0.05,
                   augment="crop", crop_pad=2, evals=2, test_size=500)
     cfgs = [TeacherConfig(**recipe, seed=s, subset_seed=s) for s in range(3)]
     cpu = torch.device("cpu")
-    for cfg, got in zip(cfgs, fit_teachers(cfgs, cpu, progress=False)):
+    for cfg, got in zip(cfgs, fit_pack(cfgs, cpu, progress=False)):
         want = train.fit(cfg, cpu, progress=False)
         assert got.packed == 3 and [r["step"] for r in got.curves] == [r["step"] for r in want.curves]
         for a, b in zip(got.curves, want.curves):
@@ -108,11 +108,64 @@ def test_a_packed_pool_trains_each_teacher_as_its_own_run(tmp_path, monkeypatch)
             assert a["nll"] == pytest.approx(b["nll"], rel=1e-3)
         for key, value in want.weights.items():
             torch.testing.assert_close(got.weights[key], value, rtol=0, atol=1e-4)
-    with pytest.raises(ConfigError, match="a pack needs teachers of one recipe"):
-        fit_teachers([cfgs[0], TeacherConfig(**{**recipe, "lr": 0.1})], cpu, progress=False)
+    with pytest.raises(ConfigError, match="a pack needs runs of one recipe"):
+        fit_pack([cfgs[0], TeacherConfig(**{**recipe, "lr": 0.1})], cpu, progress=False)
     vgg = {**recipe, "dataset": "cifar10_jpeg", "model": "vgg16"}
     with pytest.raises(ConfigError, match="vgg16 has dropout"):
-        fit_teachers([TeacherConfig(**vgg), TeacherConfig(**vgg, seed=1)], cpu, progress=False)
+        fit_pack([TeacherConfig(**vgg), TeacherConfig(**vgg, seed=1)], cpu, progress=False)
     results = runs.run_all(cfgs, "cpu", progress=False, pack=2)  # a pack of 2, then one of 1
     assert [r["provenance"].get("packed", 1) for r in results] == [2, 2, 1]
     assert all(store.get(c) is not None and runs.weights_path(c).exists() for c in cfgs)
+
+
+def test_a_packed_pool_of_students_distills_each_as_its_own_run(tmp_store):
+    """Three students, each from its own ensemble of 2 teachers (packed into one labelling network of 6), end where
+    three plain distillation runs end over 2 steps (the bound of the teachers' test), with the same final metrics;
+    through `run_all --pack` the students of a plan train packed, and those a pack cannot take train alone."""
+    from kdrepro import runs, store, train
+    from kdrepro.config import StudentConfig, TeacherConfig
+    from kdrepro.errors import ConfigError
+    from kdrepro.models import Ensemble
+    from kdrepro.packed import fit_pack
+
+    recipe = dict(dataset="mnist", model="preresnet8", epochs=1, lr=0.05, augment="crop", crop_pad=2, evals=2,
+                  test_size=500)
+    pool = [TeacherConfig(**recipe, train_size=100, batch_size=50, seed=s, subset_seed=s) for s in range(8)]
+    cpu = torch.device("cpu")
+
+    def untrained(t: TeacherConfig) -> torch.nn.Module:
+        """An untrained teacher whose head is scaled up, so that its tempered outputs are far from uniform."""
+        net = runs.network(t, train.new_model(t).state_dict(), cpu)
+        with torch.no_grad():
+            [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1].weight.mul_(10)
+        return net
+
+    teachers = [Ensemble([untrained(t) for t in pool[2 * k:2 * k + 2]]) for k in range(3)]
+    control = Ensemble([untrained(pool[6])])
+    cfgs = [StudentConfig(**recipe, train_size=200, batch_size=100, seed=s, subset_seed=s, init_seed=100 + s,
+                          temperature=4.0, teachers=tuple(pool[2 * s:2 * s + 2]), control=(pool[6],))
+            for s in range(3)]
+    got = fit_pack(cfgs, cpu, teachers, [control] * 3, progress=False)
+    for cfg, teacher, have in zip(cfgs, teachers, got):
+        want = train.fit(cfg, cpu, teacher, control, progress=False)
+        assert have.packed == 3 and have.final.keys() == want.final.keys()
+        for a, b in zip(have.curves, want.curves):
+            for key in ("train_loss", "kl", "control_kl"):
+                assert a[key] == pytest.approx(b[key], rel=1e-3), key
+        for key, value in want.weights.items():
+            torch.testing.assert_close(have.weights[key], value, rtol=0, atol=1e-4)
+        assert have.teacher_test == want.teacher_test
+    with pytest.raises(ConfigError, match="a pack trains students from a random init"):
+        fit_pack([replace(c, teachers=c.teachers[:1], init="shared", init_seed=None) for c in cfgs], cpu, teachers,
+                 progress=False)
+    with pytest.raises(ConfigError, match="a pack needs runs of one recipe"):
+        fit_pack([cfgs[0], replace(cfgs[1], teachers=tuple(pool[2:3]))], cpu, teachers, progress=False)
+
+    # one-teacher students of trained teachers: both students pack together; the shared-init one trains alone
+    trained = [replace(t, train_size=500, epochs=4) for t in (pool[0], pool[2], pool[7])]  # 40 steps: not uniform
+    one = [replace(c, teachers=(trained[s],), control=(trained[2],), temperature=1.0) for s, c in enumerate(cfgs[:2])]
+    shared = replace(one[0], init="shared", init_seed=None)
+    results = runs.run_all([*trained, *one, shared], "cpu", progress=False, pack=3)
+    assert [r["provenance"].get("packed", 1) for r in results] == [3, 3, 3, 2, 2, 1]
+    assert {"cka_stage1", "train_kl"} <= results[3]["final"].keys()
+    assert all(store.get(c) is not None for c in one)

@@ -117,9 +117,7 @@ def test_ensemble_rules():
     assert h10.status == "inconclusive"
 
 
-def test_a_teacher_at_chance_or_constant_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
+def test_a_teacher_at_chance_or_constant_is_refused(tmp_store):
     p = lenet_mnist.plan("smoke", seeds=(0,))
     fake = {"steps": 10, "curves": [{"step": 10, "train_accuracy": 0.5}], "train_examples": 200,
             "provenance": {"wall_seconds": 1.0, "device_name": "cpu", "git_commit": "x", "git_dirty": False}}

@@ -13,12 +13,6 @@ NET = dict(dataset="mnist", model="preresnet8", norm="layer", train_size=100, ep
            augment="crop", crop_pad=2, evals=1)
 
 
-@pytest.fixture
-def tmp_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
-
-
 def nets(scales=(0.3, 0.3)):
     """A teacher and two students of one LayerNorm architecture, each a seeded perturbation of the last."""
     cfg = TeacherConfig(**NET)

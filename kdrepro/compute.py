@@ -1,0 +1,111 @@
+"""What runs cost before they run: training time estimated from the throughput measured by `kdrepro.bench`.
+
+A run's work is counted in forward-pass FLOPs (torch's FlopCounterMode on one image): a training step costs three
+forward passes of the trained network per image (forward, and a backward about twice as dear) plus one of each
+teacher; evaluations, the teacher's and control's test predictions and Fig. 6c's loss planes add forward passes.
+The device's speed comes from the repository's committed benchmarks (`results/bench/<device>-*.json`): the training
+FLOP/s of the benchmarked network nearest in size to the run's, since small networks use a device less well than
+large ones. Packing (`--pack`) is not modelled: the estimate is for runs one after another.
+"""
+
+import json
+import math
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from . import data, models, store, surface, train
+from .config import RunConfig, StudentConfig
+
+BACKWARD = 2.0  # a backward pass costs about twice a forward pass
+
+
+@cache
+def forward_flops(model: str, dataset: str, width: int = 1, norm: str = "batch") -> int:
+    """FLOPs of one forward pass of `model` on one image of `dataset`."""
+    channels, size, _ = data.SHAPES[dataset]
+    net = models.build(model, data.NUM_CLASSES[dataset], in_channels=channels, norm=norm, width=width,
+                       image_size=size).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, channels, size, size))
+    return counter.get_total_flops()
+
+
+def _flops(cfg: RunConfig) -> int:
+    return forward_flops(cfg.model, cfg.dataset, cfg.width, cfg.norm)
+
+
+def run_flops(cfg: RunConfig) -> float:
+    """The forward-pass FLOPs a run computes: its training steps, its evaluations, and a student's teacher labels,
+    test predictions of teachers and control, and loss plane."""
+    own = _flops(cfg)
+    images, tests = cfg.steps * cfg.batch_size, cfg.test_size or data.SIZES[cfg.dataset][1]
+    total = images * (1 + BACKWARD) * own + cfg.evals * tests * own
+    if isinstance(cfg, StudentConfig):
+        teachers = sum(_flops(t) for t in cfg.teachers)
+        total += images * teachers + tests * (teachers + sum(_flops(t) for t in cfg.control))
+        if getattr(cfg, "surface", 0):
+            total += (cfg.surface ** 2 + surface.PATH) * train.SURFACE_IMAGES * own
+    return total
+
+
+def benchmarks(device_type: str, root: Path | None = None) -> list[tuple[str, float, str]]:
+    """(case's model, training img/s, file) of every committed benchmark row measured on `device_type`."""
+    rows = []
+    # the repository's benchmarks, whichever store a sweep writes to (they describe machines, not runs)
+    for path in sorted(((root or store.REPO / "results") / "bench").glob(f"{device_type}-*.json")):
+        for row in json.loads(path.read_text())["results"]:
+            rows.append((row["case"], row["kdrepro"], path.name))
+    return rows
+
+
+def flop_rate(flops: int, device_type: str, root: Path | None = None) -> tuple[float, str] | None:
+    """Training FLOP/s on `device_type` of the benchmarked network nearest (in log FLOPs) to one of `flops`, the
+    median over the committed measurements of that network, and where it came from; None when nothing was measured
+    on that device."""
+    from .bench import CASES  # bench imports the training loop; only needed here
+    rows = benchmarks(device_type, root)
+    if not rows:
+        return None
+    sizes = {case: forward_flops(CASES[case].model, CASES[case].dataset) for case, _, _ in rows}
+    case = min(sizes, key=lambda c: abs(math.log(sizes[c] / flops)))
+    speeds = sorted(speed for c, speed, _ in rows if c == case)
+    files = sorted({f for c, _, f in rows if c == case})
+    return speeds[len(speeds) // 2] * (1 + BACKWARD) * sizes[case], f"{case} in {', '.join(files)}"
+
+
+def estimate(configs: list[RunConfig], device_type: str, root: Path | None = None) -> tuple[float, list[str]] | None:
+    """Estimated seconds to train `configs` on `device_type`, and the benchmarks it rests on; None when no
+    benchmark was measured on that device."""
+    seconds, sources = 0.0, set()
+    for cfg in configs:
+        rate = flop_rate(_flops(cfg), device_type, root)
+        if rate is None:
+            return None
+        seconds += run_flops(cfg) / rate[0]
+        sources.add(rate[1])
+    return seconds, sorted(sources)
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:,.1f} h" if seconds < 100 * 3600 else f"{seconds / 3600:,.0f} h"
+
+
+def estimate_line(configs: list[RunConfig], device_type: str, root: Path | None = None) -> str:
+    """One sentence: what training `configs` should take on `device_type`, or how to get an estimate."""
+    if not configs:
+        return "nothing to train"
+    runs = f"{len(configs)} run{'s' * (len(configs) != 1)} to train"
+    got = estimate(configs, device_type, root)
+    if got is None:
+        return (f"{runs}; no {device_type} benchmark is committed, so no time estimate (measure "
+                f"one: python -m kdrepro.bench --device {device_type} --json results/bench/{device_type}-<host>.json)")
+    seconds, sources = got
+    return (f"{runs}, about {duration(seconds)} on this {device_type} (from the throughput of "
+            f"{'; '.join(sources)})")

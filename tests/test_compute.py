@@ -1,0 +1,70 @@
+"""Time estimates: exact FLOP counts, estimates that match the stored runs' measured wall time, and a clear line when
+a device was never benchmarked."""
+
+import json
+import statistics
+from dataclasses import replace
+
+import pytest
+
+from kdrepro import chapters, compute, runs, store
+from kdrepro.config import StudentConfig, TeacherConfig
+
+
+def test_lenet5_forward_flops_are_its_multiply_adds_twice():
+    macs = (6 * 28 * 28 * 25          # conv 1 -> 6, 5x5, padding 2: 28x28 outputs
+            + 16 * 10 * 10 * 6 * 25   # conv 6 -> 16, 5x5 on 14x14: 10x10 outputs
+            + 400 * 120 + 120 * 84 + 84 * 10)
+    assert compute.forward_flops("lenet5", "mnist") == 2 * macs
+
+
+def test_a_student_costs_its_training_plus_its_teachers_forward_passes():
+    t = TeacherConfig(dataset="mnist", model="lenet5", epochs=1, train_size=1_000, batch_size=100, evals=1)
+    s = StudentConfig(dataset="mnist", model="lenet5", epochs=1, train_size=1_000, batch_size=100, evals=1,
+                      teachers=(t, replace(t, seed=1)), control=(replace(t, seed=2),), init_seed=9)
+    f = compute.forward_flops("lenet5", "mnist")
+    assert compute.run_flops(t) == 1_000 * 3 * f + 10_000 * f
+    assert compute.run_flops(s) == 1_000 * (3 + 2) * f + 10_000 * (1 + 2 + 1) * f
+
+
+def _bench(root, device: str, case: str, speed: float) -> None:
+    (root / "bench").mkdir(parents=True, exist_ok=True)
+    (root / "bench" / f"{device}-test.json").write_text(json.dumps({"results": [{"case": case, "kdrepro": speed}]}))
+
+
+def test_an_estimate_is_work_over_the_benchmarked_rate(tmp_path):
+    _bench(tmp_path, "cpu", "lenet5", 1_000.0)
+    t = TeacherConfig(dataset="mnist", model="lenet5", epochs=2, train_size=1_000, batch_size=100, evals=1)
+    seconds, sources = compute.estimate([t, t], "cpu", tmp_path)
+    # 2 runs x (2,000 training images + a third of 10,000 test images, counted as training-step equivalents)
+    assert seconds == pytest.approx(2 * (2_000 + 10_000 / 3) / 1_000)
+    assert sources == ["lenet5 in cpu-test.json"]
+
+
+def test_without_a_benchmark_the_line_says_how_to_get_one(tmp_path):
+    t = TeacherConfig(dataset="mnist", model="lenet5", epochs=1, train_size=1_000, batch_size=100, evals=1)
+    assert compute.estimate([t], "cuda", tmp_path) is None
+    line = compute.estimate_line([t], "cuda", tmp_path)
+    assert "no cuda benchmark" in line and "python -m kdrepro.bench --device cuda" in line and "\n" not in line
+
+
+@pytest.mark.parametrize("name", chapters.PUBLISHED)
+def test_estimates_match_the_stored_runs_wall_time(name):
+    """The committed CPU benchmark predicts every published chapter's stored CPU runs to within a factor of 2
+    (median over runs): what the book's paper-scale costs rest on."""
+    ratios = []
+    for plan in chapters.get(name).plans("budget"):
+        for cfg in plan.configs:
+            result = store.get(cfg)
+            if result is not None and result["provenance"]["device"] == "cpu":
+                ratios.append(compute.estimate([cfg], "cpu")[0] / result["provenance"]["wall_seconds"])
+    assert ratios, f"{name}: no stored CPU runs"
+    assert 0.5 <= statistics.median(ratios) <= 2.0, f"{name}: estimate / measured = {statistics.median(ratios):.2f}"
+
+
+def test_a_sweep_prints_its_estimate_before_training(tmp_store, capsys):
+    t = TeacherConfig(dataset="mnist", model="lenet5", epochs=1, train_size=200, batch_size=100, evals=1,
+                      test_size=100)
+    runs.run_all([t], "cpu")
+    assert "1 run to train, about" in capsys.readouterr().err  # from the repository's benchmarks, not the store's
+    assert store.get(t) is not None
