@@ -10,6 +10,8 @@ large ones. Packing (`--pack`) is not modelled: the estimate is for runs one aft
 
 import json
 import math
+import statistics
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import data, models, store, surface, train
+from .bench import CASES
 from .config import RunConfig, StudentConfig
 
 BACKWARD = 2.0  # a backward pass costs about twice a forward pass
@@ -26,8 +29,9 @@ BACKWARD = 2.0  # a backward pass costs about twice a forward pass
 def forward_flops(model: str, dataset: str, width: int = 1, norm: str = "batch") -> int:
     """FLOPs of one forward pass of `model` on one image of `dataset`."""
     channels, size, _ = data.SHAPES[dataset]
-    net = models.build(model, data.NUM_CLASSES[dataset], in_channels=channels, norm=norm, width=width,
-                       image_size=size).eval()
+    with torch.random.fork_rng(devices=[]):  # building a network draws weights: leave the caller's RNG alone
+        net = models.build(model, data.NUM_CLASSES[dataset], in_channels=channels, norm=norm, width=width,
+                           image_size=size).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         net(torch.zeros(1, channels, size, size))
     return counter.get_total_flops()
@@ -38,42 +42,50 @@ def _flops(cfg: RunConfig) -> int:
 
 
 def run_flops(cfg: RunConfig) -> float:
-    """The forward-pass FLOPs a run computes: its training steps, its evaluations, and a student's teacher labels,
-    test predictions of teachers and control, and loss plane."""
+    """The forward-pass FLOPs a run computes: its training steps and evaluations; for a student also its teachers'
+    labels, the teachers' and control's test predictions, a start near the teacher's BatchNorm re-estimate, a
+    one-teacher student's train KL and stage CKA, and Fig. 6c's loss plane."""
     own = _flops(cfg)
     images, tests = cfg.steps * cfg.batch_size, cfg.test_size or data.SIZES[cfg.dataset][1]
-    total = images * (1 + BACKWARD) * own + cfg.evals * tests * own
+    total = images * (1 + BACKWARD) * own + len(train.eval_steps(cfg.steps, cfg.evals)) * tests * own
     if isinstance(cfg, StudentConfig):
         teachers = sum(_flops(t) for t in cfg.teachers)
         total += images * teachers + tests * (teachers + sum(_flops(t) for t in cfg.control))
-        if getattr(cfg, "surface", 0):
-            total += (cfg.surface ** 2 + surface.PATH) * train.SURFACE_IMAGES * own
+        if cfg.init == "interpolate":
+            total += cfg.examples * own
+        if len(cfg.teachers) == 1 and cfg.teachers[0].model == cfg.model:
+            total += (cfg.examples + min(tests, train.CKA_IMAGES)) * (own + teachers)
+        if cfg.surface:
+            total += (cfg.surface ** 2 + surface.PATH) * min(train.SURFACE_IMAGES, cfg.examples) * own
     return total
 
 
-def benchmarks(device_type: str, root: Path | None = None) -> list[tuple[str, float, str]]:
-    """(case's model, training img/s, file) of every committed benchmark row measured on `device_type`."""
+@cache
+def benchmarks(device_type: str, root: Path | None = None) -> tuple[tuple[str, float, str], ...]:
+    """(case, training img/s, file) of every committed benchmark row measured on `device_type`; a file that is not
+    a benchmark's JSON is skipped with a warning (an estimate is information, never a reason to stop)."""
     rows = []
     # the repository's benchmarks, whichever store a sweep writes to (they describe machines, not runs)
     for path in sorted(((root or store.REPO / "results") / "bench").glob(f"{device_type}-*.json")):
-        for row in json.loads(path.read_text())["results"]:
-            rows.append((row["case"], row["kdrepro"], path.name))
-    return rows
+        try:
+            rows += [(row["case"], float(row["kdrepro"]), path.name) for row in json.loads(path.read_text())["results"]]
+        except (ValueError, KeyError, TypeError) as e:
+            warnings.warn(f"{path}: not a benchmark result ({type(e).__name__}: {e}); left out of time estimates")
+    return tuple(rows)
 
 
 def flop_rate(flops: int, device_type: str, root: Path | None = None) -> tuple[float, str] | None:
     """Training FLOP/s on `device_type` of the benchmarked network nearest (in log FLOPs) to one of `flops`, the
     median over the committed measurements of that network, and where it came from; None when nothing was measured
     on that device."""
-    from .bench import CASES  # bench imports the training loop; only needed here
     rows = benchmarks(device_type, root)
     if not rows:
         return None
     sizes = {case: forward_flops(CASES[case].model, CASES[case].dataset) for case, _, _ in rows}
     case = min(sizes, key=lambda c: abs(math.log(sizes[c] / flops)))
-    speeds = sorted(speed for c, speed, _ in rows if c == case)
+    speed = statistics.median(v for c, v, _ in rows if c == case)
     files = sorted({f for c, _, f in rows if c == case})
-    return speeds[len(speeds) // 2] * (1 + BACKWARD) * sizes[case], f"{case} in {', '.join(files)}"
+    return speed * (1 + BACKWARD) * sizes[case], f"{case} in {', '.join(files)}"
 
 
 def estimate(configs: list[RunConfig], device_type: str, root: Path | None = None) -> tuple[float, list[str]] | None:
@@ -90,6 +102,7 @@ def estimate(configs: list[RunConfig], device_type: str, root: Path | None = Non
 
 
 def duration(seconds: float) -> str:
+    """Seconds as a reader wants them: s, min or h."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:

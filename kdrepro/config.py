@@ -169,9 +169,11 @@ class StudentConfig(RunConfig):
     def __post_init__(self):
         super().__post_init__()
         for name in ("teachers", "control"):  # tuples: configs are hashed and frozen
-            _check(isinstance(getattr(self, name), tuple) and all(isinstance(t, TeacherConfig)
-                                                                  for t in getattr(self, name)),
-                   name, type(getattr(self, name)).__name__, "expected a tuple of TeacherConfig")
+            value = getattr(self, name)
+            kinds = sorted({type(t).__name__ for t in value}) if isinstance(value, (tuple, list)) else []
+            _check(isinstance(value, tuple) and kinds in ([], ["TeacherConfig"]), name,
+                   f"{type(value).__name__} of {', '.join(kinds) or 'nothing'}",
+                   f"expected a tuple of TeacherConfig: pass {name}=tuple(...) of teacher configs")
         _check(len(self.teachers) >= 1, "teachers", len(self.teachers), "a student needs at least one teacher")
         _check(self.temperature > 0, "temperature", self.temperature, "must be > 0")
         _check(0 <= self.alpha <= 1, "alpha", self.alpha, "must be in [0, 1]")

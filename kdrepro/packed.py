@@ -14,14 +14,16 @@ a pack of students labels its batches with its teachers packed too, all G*m of t
 
 import copy
 import json
+import sys
 import time
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import augment, train
+from . import augment, data, models, train
 from .config import RunConfig, StudentConfig
 from .errors import ConfigError
 from .losses import ensemble_logits, kd_loss
@@ -122,28 +124,45 @@ def pack_key(cfg: RunConfig) -> str:
     return json.dumps(d, sort_keys=True)
 
 
-def _check_pack(cfgs: list[RunConfig], nets: list[nn.Module]) -> None:
-    cfg = cfgs[0]
+@cache
+def _has_dropout(model: str, dataset: str) -> bool:
+    channels, size, _ = data.SHAPES[dataset]
+    net = models.build(model, data.NUM_CLASSES[dataset], in_channels=channels, image_size=size)
+    return any(isinstance(m, nn.Dropout) for m in net.modules())
+
+
+def unpackable(cfg: RunConfig) -> str | None:
+    """Why a run cannot train in a pack (such runs train one by one), or None."""
+    if _has_dropout(cfg.model, cfg.dataset):
+        return f"{cfg.model} has dropout, whose masks a pack cannot draw as each run would"
+    if isinstance(cfg, StudentConfig) and (cfg.init != "random" or cfg.surface):
+        return f"init={cfg.init!r}, surface={cfg.surface}: a pack trains students from a random init without loss planes"
+    if isinstance(cfg, StudentConfig) and len({(t.model, t.width, t.norm) for t in cfg.teachers}) > 1:
+        return "its teachers differ in architecture, so they cannot be packed into one labelling network"
+    return None
+
+
+def _check_pack(cfgs: list[RunConfig]) -> None:
     if len({pack_key(c) for c in cfgs}) != 1 or len({type(c) for c in cfgs}) != 1:
         raise ConfigError("fit_pack: a pack needs runs of one recipe, differing only in seeds, subsets and teachers")
-    if any(isinstance(m, nn.Dropout) for m in nets[0].modules()):  # packed masks would not be each run's own
-        raise ConfigError(f"fit_pack: {cfg.model} has dropout, whose masks a pack cannot draw as each run would; "
-                          "train it without --pack")
-    if isinstance(cfg, StudentConfig) and (cfg.init != "random" or cfg.surface):
-        raise ConfigError(f"fit_pack: init={cfg.init!r}, surface={cfg.surface}: a pack trains students from a random "
-                          "init without loss planes; train these without --pack")
+    for cfg in cfgs:
+        if (why := unpackable(cfg)) is not None:
+            raise ConfigError(f"fit_pack: {cfg.describe()}: {why}; train it without --pack")
 
 
 def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensemble] | None = None,
-             controls: list[Ensemble | None] | None = None, progress: bool = True) -> list["train.Trained"]:
+             controls: list[Ensemble | None] | None = None,
+             progress: bool = True) -> list["train.Trained | train.TrainingFailed"]:
     """Train G runs of one recipe (`pack_key`) as one packed network: each on its own subset, batches and
     augmentations, exactly as `train.fit` draws them; one optimizer step over the sum of their losses steps each on
     its own. Students (with `teachers[k]`, and `controls[k]` or None, for run k) are labelled by all their teachers
     packed into one eval-mode network. The arithmetic differs from G separate runs only in the order of sums inside
-    grouped kernels (tests/test_packed.py bounds it). A pack is not checkpointed: killed, it restarts (packs are for
-    short GPU runs); each member's wall time is its share of the pack's."""
+    grouped kernels (tests/test_packed.py bounds it). A member whose loss diverges or that learns nothing is
+    returned as its TrainingFailed, the others as usual (a NaN stays in its own member's weights: no kernel mixes
+    members). A pack is not checkpointed: killed, it restarts (packs are for short GPU runs); each member's wall
+    time is its share of the pack's."""
+    _check_pack(cfgs)
     nets = [train.new_model(c) for c in cfgs]
-    _check_pack(cfgs, nets)
     cfg, g, distill = cfgs[0], len(cfgs), teachers is not None
     if distill != isinstance(cfg, StudentConfig):
         raise ValueError("fit_pack: students need their teachers, teachers none")
@@ -162,12 +181,14 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
                for c, (x, _) in zip(cfgs, sets)]
     loss_sum, hits, seen = torch.zeros(g, device=device), torch.zeros(g, device=device), 0
     curves, t0 = [[] for _ in cfgs], time.perf_counter()
-    for step in tqdm(range(cfg.steps), desc=f"pack of {g} {cfg.kind}s", leave=False, disable=not progress):
+    failed: dict[int, train.TrainingFailed] = {}
+    for step in tqdm(range(cfg.steps), desc=f"pack of {g} {cfg.kind}s", leave=False, unit="step",
+                     disable=not progress or not sys.stderr.isatty()):  # per-step bars only on a terminal
         drawn = [next(s) for s in streams]
         xb = torch.stack([x for _, x in drawn])
         labels = torch.stack([y[idx] for (idx, _), (_, y) in zip(drawn, sets)])
         for group in opt.param_groups:
-            group["lr"] = train.cosine_lr(step, cfg.steps, cfg.lr, cfg.lr_min)
+            group["lr"] = train.lr_at(cfg, cfg.lr, step)
         model.train()
         with train.autocast(device):
             out = model(xb).float()
@@ -188,20 +209,31 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
         seen += cfg.batch_size
         if step + 1 in evals:
             for k, (c, net, state) in enumerate(zip(cfgs, nets, model.unpack())):
+                if k in failed:
+                    continue
                 net.load_state_dict(state)
                 pred = train.predict(net.to(device, memory_format=torch.channels_last), test_x, device)
                 test = (train.evaluate(pred, test_y, teacher_test[k], control_test[k]) if distill
                         else train.evaluate(pred, test_y))
-                curves[k].append(train._evaluation(c, step + 1, len(sets[k][0]), loss_sum[k].item() / seen,
-                                                   hits[k].item() / seen, test))
+                try:
+                    curves[k].append(train._evaluation(c, step + 1, len(sets[k][0]), loss_sum[k].item() / seen,
+                                                       hits[k].item() / seen, test))
+                except train.TrainingFailed as e:
+                    failed[k] = e
             loss_sum.zero_()
             hits.zero_()
             seen = 0
-    finals = [dict(curve[-1]) for curve in curves]
-    if distill:
-        for k, (c, net) in enumerate(zip(cfgs, nets)):
-            train.finish_student(c, net, teachers[k], sets[k][0], test_x, device, finals[k])
-    share = round((time.perf_counter() - t0) / g, 2)
-    return [train.Trained(final, curve, train.evaluate(teacher_test[k], test_y) if distill else None,
-                          {key: v.detach().cpu() for key, v in net.state_dict().items()}, share, packed=g)
-            for k, (final, curve, net) in enumerate(zip(finals, curves, nets))]
+    share, out = round((time.perf_counter() - t0) / g, 2), []
+    for k, (c, net, curve) in enumerate(zip(cfgs, nets, curves)):
+        final = dict(curve[-1]) if k not in failed else {}
+        try:
+            if k in failed:
+                raise failed[k]
+            if distill:
+                train.finish_student(c, net, teachers[k], sets[k][0], test_x, device, final)
+        except train.TrainingFailed as e:
+            out.append(e)
+            continue
+        out.append(train.Trained(final, curve, train.evaluate(teacher_test[k], test_y) if distill else None,
+                                 {key: v.detach().cpu() for key, v in net.state_dict().items()}, share, packed=g))
+    return out

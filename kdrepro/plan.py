@@ -1,8 +1,8 @@
 """A chapter's runs at one scale, and the table of their results that its figures and checks read.
 
 Profiles: `smoke` proves a chapter runs end to end and learns (CI, seconds); `budget` is what the published book
-shows, sized for a 2-core CPU and the datasets available offline; `paper` is the paper's recipe (SPEC §1.3-1.4)
-for a GPU cluster. Each row of a plan carries labels (role, trial, m, ...) that the chapters group by.
+shows, sized for a 2-core CPU and the datasets available offline; `gpu` fits 20 minutes of one H100 on the full
+CIFAR-10 (JPEG) training set (chapters that have one); `paper` is the paper's recipe for a GPU cluster. Each row of a plan carries labels (role, trial, m, ...) that the chapters group by.
 """
 
 import math
@@ -14,7 +14,7 @@ from . import data
 from .config import RunConfig, StudentConfig
 from .errors import ConfigError, KdreproError
 
-PROFILES = ("smoke", "budget", "paper")
+PROFILES = ("smoke", "budget", "gpu", "paper")
 CHANCE_MARGIN = 0.10    # a teacher must beat chance by this much (accuracy, a fraction)
 CONSTANT_SHARE = 0.5    # ... and no class may take more than this share of its test predictions
 
@@ -24,9 +24,13 @@ class LearnedNothing(KdreproError):
     than chance: a broken loop or loss, and numbers that would mean nothing."""
 
 
-def check_profile(profile: str) -> None:
+def check_profile(profile: str, recipes: dict | None = None) -> None:
+    """A known profile, and one the chapter (its `RECIPE`) has."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r}: expected one of {PROFILES}")
+    if recipes is not None and profile not in recipes:
+        raise ConfigError(f"profile={profile!r}: this chapter has no {profile} profile yet; expected one of "
+                          f"{tuple(recipes)}")
 
 
 def check_seeds(seeds) -> tuple[int, ...]:

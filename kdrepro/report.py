@@ -63,7 +63,9 @@ def paper_cost(name: str) -> str:
         where.append(f"about {compute.duration(got[0])} on the benchmarked {device.upper()} "
                      f"({'; '.join(got[1])} in results/bench)" if got else f"no {device.upper()} benchmark is "
                      "committed yet, so no estimate there")
-    return f"At the paper's scale (the `paper` profile) this chapter is {len(configs)} runs: {where[0]}; {where[1]}."
+    return (f"At the paper's scale (the `paper` profile) this chapter is {len(configs)} runs: {where[0]}; {where[1]}. "
+            "(An extrapolation: FLOPs over the benchmarked network's rate, checked against our stored runs at budget "
+            "scale only; one run at a time, packing not counted.)")
 
 
 NOT_RUN = {

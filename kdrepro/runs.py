@@ -143,38 +143,42 @@ def ensemble(teachers: tuple[TeacherConfig, ...], device: torch.device, progress
 
 
 def run_packed(configs: list[RunConfig], device: str, pack: int, progress: bool = True) -> None:
-    """Train the missing runs among `configs` in packs of up to `pack` that share a recipe (`packed.fit_pack`:
-    several small networks keep a GPU busy where one leaves it waiting): teachers first, then the students a pack
-    can take (from a random init, without a loss plane); the others are left to the plain loop."""
+    """Train the missing runs among `configs` in packs of 2 to `pack` that share a recipe (`packed.fit_pack`:
+    several small networks keep a GPU busy where one leaves it waiting), teachers first, then students. Runs a pack
+    cannot take (`packed.unpackable`), a recipe's odd one out and a member that failed in its pack are left to the
+    plain loop, which checkpoints them (and reports a failure with its own one-line error)."""
     device = train.resolve_device(device)
     for kind in (TeacherConfig, StudentConfig):
         groups: dict[str, list[RunConfig]] = {}
         for cfg in dict.fromkeys(configs):
-            if (isinstance(cfg, kind) and stored(cfg) is None
-                    and (kind is TeacherConfig or (cfg.init == "random" and not cfg.surface))):
+            if isinstance(cfg, kind) and stored(cfg) is None and packed.unpackable(cfg) is None:
                 groups.setdefault(packed.pack_key(cfg), []).append(cfg)
         for group in groups.values():
-            for i in range(0, len(group), pack):
+            for i in range(0, len(group) - 1, pack):  # a last chunk of one trains plainly, with checkpoints
                 chunk = group[i:i + pack]
                 teachers = controls = None
                 if kind is StudentConfig:
                     teachers = [ensemble(c.teachers, device, progress) for c in chunk]
                     controls = [ensemble(c.control, device, progress) if c.control else None for c in chunk]
                 for cfg, trained in zip(chunk, packed.fit_pack(chunk, device, teachers, controls, progress)):
-                    keep(cfg, trained, device)
+                    if isinstance(trained, train.Trained):
+                        keep(cfg, trained, device)
 
 
 def run_all(configs: list[RunConfig], device: str = "cpu", store_only: bool = False,
             progress: bool = True, pack: int = 1) -> list[dict]:
     """Run configs in order (teachers before the students that need them), with an overall progress bar; with
     `pack` > 1 the missing runs first train in packs (`run_packed`)."""
-    if pack > 1 and not (store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1"):
-        run_packed(configs, device, pack, progress)
-    results = []
+    store_only = store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1"
     missing = [c for c in dict.fromkeys(configs) if store.get(c) is None]
-    quiet = not progress or not missing or store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1"
-    if not quiet:
-        tqdm.write(compute.estimate_line(missing, train.resolve_device(device).type), file=sys.stderr)
+    if progress and missing and not store_only:
+        tqdm.write(compute.estimate_line(missing, train.resolve_device(device).type)
+                   + (" (one after another; packing would be faster)" if pack > 1 else ""), file=sys.stderr)
+    if pack > 1 and not store_only:
+        run_packed(configs, device, pack, progress)
+        missing = [c for c in missing if store.get(c) is None]
+    results = []
+    quiet = not progress or not missing or store_only
     # In a notebook or a log (not a terminal) the bar redraws once a minute, not several times a second.
     with tqdm(total=len(configs), desc=f"runs ({len(missing)} to train)", disable=quiet,
               mininterval=0.1 if sys.stderr.isatty() else 60) as bar:

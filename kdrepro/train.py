@@ -156,6 +156,12 @@ def cosine_lr(step: int, steps: int, lr: float, lr_min: float) -> float:
     return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * step / steps)) / 2
 
 
+def lr_at(cfg: RunConfig, lr: float, step: int) -> float:
+    """The run's learning rate before optimizer step `step`, starting from `lr` (the config's, or the scaled one of
+    a start near the teacher): a cosine down to lr_min, or to lr itself when that is lower."""
+    return cosine_lr(step, cfg.steps, lr, min(cfg.lr_min, lr))
+
+
 def eval_steps(steps: int, evals: int) -> set[int]:
     """Steps after which the test set is evaluated: `evals` evenly spaced, the last one included."""
     return {max(1, round(k * steps / evals)) for k in range(1, evals + 1)}
@@ -323,7 +329,7 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     for step in range(state["step"], cfg.steps):
         idx, xb = next(stream)
         for group in state["optimizer"].param_groups:
-            group["lr"] = cosine_lr(step, cfg.steps, lr, min(cfg.lr_min, lr))
+            group["lr"] = lr_at(cfg, lr, step)
         model.train()
         with autocast(device):
             out = model(xb).float()

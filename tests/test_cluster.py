@@ -117,8 +117,7 @@ def test_a_worker_killed_mid_run_is_retried_and_stores_the_same_result(ray_cache
     assert stored(tmp_path / "ray") == expected
 
 
-def test_cluster_errors_are_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "results"))
+def test_cluster_errors_are_one_line(tmp_store, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     assert main(["run", "lenet_mnist", "--profile", "smoke", "--executor", "ray"]) == 2
     assert capsys.readouterr().err.strip() == ("error: --executor ray needs Ray: pip install -r requirements.txt "

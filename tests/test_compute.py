@@ -9,6 +9,7 @@ import pytest
 
 from kdrepro import chapters, compute, runs, store
 from kdrepro.config import StudentConfig, TeacherConfig
+from kdrepro.errors import ConfigError
 
 
 def test_lenet5_forward_flops_are_its_multiply_adds_twice():
@@ -68,3 +69,23 @@ def test_a_sweep_prints_its_estimate_before_training(tmp_store, capsys):
     runs.run_all([t], "cpu")
     assert "1 run to train, about" in capsys.readouterr().err  # from the repository's benchmarks, not the store's
     assert store.get(t) is not None
+
+
+H100_PRERESNET20 = 11_164.0  # img/s that kdrepro.bench measured on an H100 (torch 2.11, one network, batch 128)
+
+
+@pytest.mark.parametrize("name", [n for n in chapters.CHAPTERS if "gpu" in getattr(chapters.get(n), "RECIPE", {})])
+def test_a_gpu_profile_fits_20_h100_minutes(tmp_path, name):
+    """Sized at the single-network rate measured on an H100 (packing only makes it faster), on the full training
+    split with PreResNet-20 or -56."""
+    _bench(tmp_path, "cuda", "preresnet20", H100_PRERESNET20)
+    configs = list(dict.fromkeys(c for p in chapters.get(name).plans("gpu") for c in p.configs))
+    seconds, _ = compute.estimate(configs, "cuda", tmp_path)
+    assert seconds <= 20 * 60, f"{name}: {seconds / 60:.1f} min"
+    assert all(c.train_size is None and c.model in ("preresnet20", "preresnet56") for c in configs
+               if isinstance(c, TeacherConfig))
+
+
+def test_a_chapter_without_a_gpu_profile_says_so():
+    with pytest.raises(ConfigError, match=r"^profile='gpu': this chapter has no gpu profile yet; expected one of"):
+        chapters.plan("lenet_mnist", "gpu")

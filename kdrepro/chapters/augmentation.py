@@ -58,7 +58,7 @@ CLOSE = 0.03  # "independent students have nearly as good agreement": within 3 p
 
 def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None) -> Plan:
     """Figs. 3 and 11 (and 13 at `paper`): every policy, for each m, from chapter 3's teacher pool."""
-    check_profile(profile)
+    check_profile(profile, RECIPE)
     p, t = RECIPE[profile], sve.RECIPE[profile]
     dataset = dataset or sve.default_dataset(profile)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])

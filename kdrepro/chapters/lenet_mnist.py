@@ -38,7 +38,7 @@ SCOPE = ("LeNet-5, MNIST, 200-image teachers, distillation sets up to 60k (no EM
 def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str = "mnist",
          sizes: tuple[int, ...] | None = None) -> Plan:
     """Fig. 2 (chapter 2): LeNet-5 self-distillation on MNIST with growing distillation sets."""
-    check_profile(profile)
+    check_profile(profile, RECIPE)
     p = {**RECIPE[profile], **({"sizes": tuple(sizes)} if sizes else {})}
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
     common = dict(dataset=dataset, model="lenet5", augment="crop", crop_pad=p["crop_pad"], test_size=p["test_size"])

@@ -54,7 +54,7 @@ SCOPE = "LayerNorm PreResNet-8 self-distillation at τ = 4, CIFAR-10 (JPEG q75),
 def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None) -> Plan:
     """Fig. 6a/b/c and Table 1 (chapter 7): longer training, Adam, initialization near the teacher, loss planes and
     the teacher's initial weights, for R20-LN-like nets. `seeds` replaces both trial lists."""
-    check_profile(profile)
+    check_profile(profile, RECIPE)
     p, t = RECIPE[profile], sve.RECIPE[profile]
     dataset = dataset or sve.default_dataset(profile)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])

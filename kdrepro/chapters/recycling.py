@@ -39,7 +39,7 @@ SCOPE = "PreResNet-8, CIFAR-10 (JPEG q75), teachers on 2k images of one half, bu
 
 def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None) -> Plan:
     """Figs. 4 and 9 (chapter 5): students on the teachers' half, the fresh half and both, at several tau and m."""
-    check_profile(profile)
+    check_profile(profile, RECIPE)
     p, t = RECIPE[profile], sve.RECIPE[profile]
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
     pool = sve.teacher_pool(profile, dataset, part="D0", members=p["pool"])

@@ -28,7 +28,7 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
     """Fig. 5 (chapter 6): train agreement of the students of chapters 3, 4 and 5, read by config.
 
     Chapter 3's extra-data students, chapter 5's split students and chapter 4's policy students of `POLICIES`."""
-    check_profile(profile)
+    check_profile(profile)  # and each source chapter checks that it has the profile
     kw = dict(seeds=seeds, dataset=dataset)
     sources = {"extra": sve.plan(profile, **kw), "split": rec.plan(profile, **kw), "policy": aug.plan(profile, **kw)}
     extra, arch = sources["extra"].settings["extra_ms"], sources["extra"].settings["model"]
