@@ -59,6 +59,7 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
 def plans(profile: str = "budget") -> list[Plan]:
     """What the chapter shows: the main trials, and fresh trials of the two sets H1's checks compare (smallest and
     largest), to see whether the verdict survives new seeds."""
+    check_profile(profile, RECIPE)
     sizes = RECIPE[profile]["sizes"]
     return [plan(profile), plan(profile, seeds=RECIPE[profile]["replication_seeds"], sizes=(sizes[0], sizes[-1]))]
 
