@@ -298,11 +298,19 @@ def optimization_table(default=0.79, sgd=(0.813, 0.834), adam=(0.805, 0.829), la
     return table
 
 
+def test_steepness_finds_the_papers_threshold():
+    from kdrepro.chapters import optimization
+    ratio, where = optimization.steepness(pd.DataFrame([optimization.PAPER_6B]))
+    assert where.iloc[0] == (0.25, 0.375)  # (97.55 - 80.39) / 0.125 over (100 - 78.96) / 1
+    assert ratio.iloc[0] == pytest.approx((97.55 - 80.39) / 0.125 / (100 - 78.96))
+
+
 def test_h7_and_h8_rules():
     from kdrepro.chapters import optimization
     h7, h8, h9 = optimization.findings(optimization_table())
     assert outcomes(h7) == ["holds"] * 4 and h7.status == "reproduced"
-    assert outcomes(h8) == ["holds"] * 5 and h8.status == "reproduced"
+    assert outcomes(h8) == ["holds"] * 6 and h8.status == "reproduced"
+    assert "at λ 0.25 → 0.375 (3 trials)" in h8.checks[-1].here and not h8.checks[-1].core
     assert [c.what.split(":")[0] for c in h8.checks[2:4]] == ["λ = 0", "λ = 0.5"]
     # longer training gains 15 points, Adam beats SGD, no threshold in lambda
     h7, h8, _ = optimization.findings(optimization_table(sgd=(0.85, 0.94), adam=(0.87, 0.96),
@@ -310,6 +318,7 @@ def test_h7_and_h8_rules():
                                                             0.875: 0.98, 1.0: 1.0}))
     assert outcomes(h7) == ["holds", "fails", "fails", "fails"] and h7.status == "not reproduced"
     assert outcomes(h8)[:2] == ["fails", "fails"] and h8.status == "not reproduced"
+    assert outcomes(h8)[-1] == "fails"  # no step steeper than 3x the average: no threshold anywhere
     # the lambda = 0.5 student still behind a barrier: it did not reach the teacher's basin
     _, h8, _ = optimization.findings(optimization_table(barriers=(0.04, 0.03, 0.3, 0.3)))
     assert outcomes(h8)[2:4] == ["holds", "fails"]
