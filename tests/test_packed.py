@@ -172,13 +172,14 @@ def test_a_packed_pool_of_students_distills_each_as_its_own_run(tmp_store, monke
         fit_pack([cfgs[0], replace(cfgs[1], teachers=tuple(teachers_[2:3]))], cpu, teachers, progress=False)
 
 
-def test_a_sweep_packs_the_students_a_pack_can_take(tmp_store):
+def test_a_sweep_packs_the_students_a_pack_can_take(tmp_store, monkeypatch):
     """Through `run_all --pack`, students of one recipe train packed (with stage CKA and train KL like a plain
     run), and a student a pack cannot take (the teacher's initial weights) trains alone."""
-    from kdrepro import runs, store
+    from kdrepro import runs, store, train
     from kdrepro.config import StudentConfig
 
-    trained = [replace(t, train_size=500, epochs=4) for t in pool(3)]  # 40 steps: outputs far from uniform
+    monkeypatch.setattr(train, "_check_learned", lambda cfg, final: None)  # 2-step teachers label near-uniformly
+    trained = pool(3)
     one = [StudentConfig(**STUDENT, train_size=200, batch_size=100, seed=s, subset_seed=s, init_seed=100 + s,
                          temperature=1.0, teachers=(trained[s],), control=(trained[2],)) for s in range(2)]
     shared = replace(one[0], init="shared", init_seed=None)
