@@ -23,6 +23,9 @@ from .bench import CASES
 from .config import RunConfig, StudentConfig
 
 BACKWARD = 2.0  # a backward pass costs about twice a forward pass
+# What `gpu` profiles are sized for until a CUDA benchmark is committed: PreResNet-20 training img/s that
+# `python -m kdrepro.bench --device cuda` measured on an H100 (torch 2.11, one network at a time, batch 128).
+H100_PRERESNET20 = 11_164.0
 
 
 @cache

@@ -71,14 +71,12 @@ def test_a_sweep_prints_its_estimate_before_training(tmp_store, capsys):
     assert store.get(t) is not None
 
 
-H100_PRERESNET20 = 11_164.0  # img/s that kdrepro.bench measured on an H100 (torch 2.11, one network, batch 128)
-
 
 @pytest.mark.parametrize("name", [n for n in chapters.CHAPTERS if "gpu" in getattr(chapters.get(n), "RECIPE", {})])
 def test_a_gpu_profile_fits_20_h100_minutes(tmp_path, name):
     """Sized at the single-network rate measured on an H100 (packing only makes it faster), on the full training
     split with PreResNet-20 or -56."""
-    _bench(tmp_path, "cuda", "preresnet20", H100_PRERESNET20)
+    _bench(tmp_path, "cuda", "preresnet20", compute.H100_PRERESNET20)
     configs = list(dict.fromkeys(c for p in chapters.get(name).plans("gpu") for c in p.configs))
     seconds, _ = compute.estimate(configs, "cuda", tmp_path)
     assert seconds <= 20 * 60, f"{name}: {seconds / 60:.1f} min"

@@ -25,8 +25,8 @@ RECIPE = {
                    teacher_epochs=60, teacher_batch=128, teacher_lr=0.1, extras=(0, 4_000), extra_ms=(1, 3),
                    images=78_000, batch=128, lr=0.05, temperature=1.0, evals=4, test_size=None),
     # Full CIFAR-10 (JPEG), PreResNet-20; 9 teachers of 10 epochs and 6 students of 15 (3x the teachers' steps, as
-    # in the paper): about 18 min at the 11.2k img/s kdrepro.bench measured for PreResNet-20 on an H100 (torch 2.11,
-    # one network at a time; packing is faster). tests/test_compute.py holds it to 20 minutes at that rate.
+    # in the paper): about 18 min at `compute.H100_PRERESNET20`, one network at a time (packing is faster);
+    # tests/test_compute.py holds it to 20 minutes at that rate.
     "gpu": dict(seeds=(0, 1, 2), model="preresnet20", width=1, pool=9, ms=(1, 3), teacher_size=None, teacher_epochs=10,
                 teacher_batch=256, teacher_lr=0.1, extras=(0,), extra_ms=(), images=50_000 * 15, batch=128, lr=0.05,
                 temperature=1.0, evals=5, test_size=None),
