@@ -39,7 +39,7 @@ from torchvision import transforms
 from . import augment, data, models, store
 from .files import atomic_write
 from .packed import Packed
-from .train import autocast, batch_indices, batches, resolve_device
+from .train import autocast, batch_indices, batches, fingerprint, resolve_device
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 EPOCH = 50_000  # images in a CIFAR training epoch, for the seconds-per-epoch column
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     cases = args.cases or ["lenet5", "preresnet20"] + (["preresnet56"] if device.type == "cuda" else [])
     workers = cores() if args.workers is None else args.workers
-    info = store.provenance(device)
+    info = {**store.provenance(device), **fingerprint()}  # the machine, the commit and the library versions
     print(f"{info['device_name']}, torch {info['torch']}, {info['threads']} threads, batch {args.batch_size}, "
           f"{workers} DataLoader workers, median of {args.repeats}")
     gpu = device.type == "cuda"  # seconds per 50k-image epoch have a target on the GPU only

@@ -1,5 +1,6 @@
 """The throughput benchmark: both pipelines run, and the conventional one feeds what kdrepro's augmentation does."""
 
+import json
 import math
 
 import torch
@@ -40,3 +41,13 @@ def test_cifar_transform_flips_and_normalizes_rgb():
     x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     out = bench.PILDataset(x, torch.tensor([0, 1]), t)[0][0]
     assert out.shape == (3, 32, 32) and out.min() >= -1 and out.max() <= 1
+
+
+def test_the_command_writes_its_numbers_and_the_machine(tmp_path, capsys):
+    out = tmp_path / "cpu-test.json"
+    assert bench.main(["--device", "cpu", "--cases", "lenet5", "--images", "256", "--repeats", "1", "--warmup", "1",
+                       "--workers", "0", "--json", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["provenance"]["torch"] == str(torch.__version__) and saved["provenance"]["device"] == "cpu"
+    assert [r["case"] for r in saved["results"]] == ["lenet5"] and saved["results"][0]["kdrepro"] > 0
+    assert "lenet5" in capsys.readouterr().out
