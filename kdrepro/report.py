@@ -73,7 +73,7 @@ def init_effect() -> str:
     students of chapters 2-4 were), for their setup tables."""
     _, _, table = tables("optimization")[0]
     h9 = chapters.get("optimization").table1(table)
-    return (f"chapter 7's Table 1 measures what that does at our scale (other networks: LayerNorm PreResNet-8s): "
+    return (f"Chapter 7's Table 1 measures what that does at our scale (other networks: LayerNorm PreResNet-8s): "
             f"test agreement {h9.checks[0].here}, test KL {h9.checks[1].here}, so H9 is {h9.status} there")
 
 
