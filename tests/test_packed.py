@@ -130,8 +130,9 @@ def pool(n: int = 9) -> list:
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
 def test_a_packed_pool_of_students_distills_each_as_its_own_run(tmp_store, monkeypatch, alpha):
     """Three students, each from its own ensemble of 2 teachers (packed into one labelling network of 6) and with
-    its own control, end where three plain distillation runs end over 2 steps (the bound of the teachers' test), with
-    the same curves and final metrics; with alpha > 0 each also learns its own true labels."""
+    its own control, end where three plain distillation runs end over 2 steps (within 2e-4: the students' larger
+    BatchNorm variances carry the reordered sums further than the teachers' test sees), with the same curves and
+    final metrics; with alpha > 0 each also learns its own true labels."""
     from kdrepro import runs, train
     from kdrepro.config import StudentConfig
     from kdrepro.errors import ConfigError
@@ -163,8 +164,10 @@ def test_a_packed_pool_of_students_distills_each_as_its_own_run(tmp_store, monke
             assert a.keys() == b.keys()
             for key, value in b.items():
                 assert a[key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
+        # measured: up to 9e-5 on weights and 2.3e-4 on BatchNorm running variances (~1.8) with 2 threads, 3e-5
+        # with 1; a mislabelled batch or a wrong teacher moves them by 1e-2 or more
         for key, value in want.weights.items():
-            torch.testing.assert_close(have.weights[key], value, rtol=0, atol=1e-4)
+            torch.testing.assert_close(have.weights[key], value, rtol=2e-4, atol=2e-4)
     with pytest.raises(ConfigError, match="a pack trains students from a random init"):
         fit_pack([replace(c, teachers=c.teachers[:1], init="shared", init_seed=None) for c in cfgs], cpu, teachers,
                  progress=False)
