@@ -14,7 +14,7 @@ install:
 
 # Unit tests, then the committed chapters re-executed from results/ alone (nothing trains; a missing run fails).
 test:
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=10 tests
 	KDREPRO_STORE_ONLY=1 $(PY) -m pytest -q --nbval-lax $(CHAPTERS:%=book/%.ipynb)
 
 # Every chapter end to end at smoke scale, in a throw-away result store and cache.

@@ -335,3 +335,9 @@ def test_h9_rules():
     # the teacher's initial weights buy 3 points of agreement and 20 % less KL: a functional difference
     _, _, h9 = optimization.findings(optimization_table(shared=(0.03, -0.2, 0.0)))
     assert outcomes(h9)[:2] == ["fails", "fails"] and h9.status == "not reproduced"
+
+
+def test_the_init_effect_sentence_without_chapter_7_in_the_store(tmp_store):
+    from kdrepro import report
+    assert report.init_effect("smoke") == ("Chapter 7's Table 1 measures what that does (its runs are not in this "
+                                           "result store yet)")
