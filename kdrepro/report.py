@@ -70,7 +70,7 @@ def paper_cost(name: str) -> str:
 
 def init_effect(profile: str = "budget") -> str:
     """What chapter 7's Table 1 measured at `profile` of a student started at its teacher's initial weights (as the
-    stored students of chapters 2-4 were), for their setup tables; a sentence saying so when its runs are not in the
+    stored students of chapters 3 and 4 were), for their setup tables; a sentence saying so when its runs are not in the
     store (a smoke sweep reaches chapter 7 last)."""
     try:
         _, _, table = tables("optimization", profile)[0]

@@ -2,7 +2,8 @@
 
 Teacher: LeNet-5 on a stratified 200-image subset (one per trial). Students: LeNet-5 distilled at tau = 1 on nested
 sets from the teacher's own 200 images up to all 60k, every one for the same number of optimizer steps. The control
-of trial i is trial i-1's teacher, trained on other images with another seed.
+of trial i is trial i-1's teacher, trained on other images with another seed. Every student starts from an init seed
+of its own (`plan.fresh_init`), never its teacher's initial weights.
 
 Choices where the paper is silent (SPEC Fig. 2 [U], §8): crop with 2-pixel zero padding and no flip (digits are not
 mirror-symmetric), unitcube normalization, tau = 1, SGD-Nesterov lr 0.05, batch 128.
@@ -12,7 +13,7 @@ import pandas as pd
 
 from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for
+from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
 
 # The recipe at each scale. Units: images, epochs (passes over the teacher's subset), learning rates per step.
 RECIPE = {
@@ -49,7 +50,8 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
     for i, s in enumerate(seeds):
         control = (teachers[seeds[i - 1]],) if len(seeds) > 1 else ()
         for size in p["sizes"]:
-            cfg = StudentConfig(**common, train_size=size, subset_seed=s, seed=s, teachers=(teachers[s],),
+            cfg = StudentConfig(**common, train_size=size, subset_seed=s, seed=s, init_seed=fresh_init(s),
+                                teachers=(teachers[s],),
                                 control=control, temperature=p["temperature"], batch_size=p["batch"], lr=p["lr"],
                                 epochs=epochs_for(p["images"], size), evals=p["evals"])
             rows.append(({"role": "student", "trial": s, "distill_size": size}, cfg))
