@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> None:
     if args.command == "list":
         for name, chapter in chapters.CHAPTERS.items():
-            print(f"{name}: {chapter.plan.__doc__.splitlines()[0]}")
+            print(f"{name} ({', '.join(chapters.profiles(name))}): {chapter.plan.__doc__.splitlines()[0]}")
         return
     if args.command == "summary":
         out = Path(args.out)

@@ -39,3 +39,10 @@ def test_expected_errors_are_one_line(tmp_store, monkeypatch, capsys):
     with pytest.raises(data.DatasetMissing):  # --debug: the exception itself, with its traceback
         main(["run", "lenet_mnist", "--profile", "smoke", "--debug"])
     data._load.cache_clear()
+
+
+def test_list_names_each_experiment_with_its_profiles(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("lenet_mnist (smoke, budget, paper): Fig. 2")
+    assert out[4].startswith("train_agreement (smoke, budget, gpu, paper): Fig. 5")

@@ -283,16 +283,7 @@ def test_a_run_resumes_at_its_saved_step_and_only_under_the_same_numerics(tmp_st
     assert "not by this code" in capsys.readouterr().out and len(steps) == cfg.steps  # another numerics: restarted
 
 
-def _has(name: str, profile: str) -> bool:
-    try:
-        chapters.plan(name, profile)
-    except ConfigError:  # a chapter without that profile (gpu) says so; test_compute checks the message
-        return False
-    return True
-
-
-@pytest.mark.parametrize("name,profile", [(n, p) for n in sorted(chapters.CHAPTERS) for p in plan.PROFILES
-                                          if _has(n, p)])
+@pytest.mark.parametrize("name,profile", [(n, p) for n in sorted(chapters.CHAPTERS) for p in chapters.profiles(n)])
 def test_plans_are_well_formed(name, profile):
     p = chapters.plan(name, profile)
     roles = [labels["role"] for labels, _ in p.rows]

@@ -5,7 +5,7 @@ checks (`findings`). Notebooks call these; they hold no logic of their own."""
 from types import ModuleType
 
 from ..errors import ConfigError
-from ..plan import Plan
+from ..plan import PROFILES, Plan
 from . import augmentation, lenet_mnist, optimization, recycling, self_vs_ensemble, train_agreement
 
 CHAPTERS: dict[str, ModuleType] = {"lenet_mnist": lenet_mnist, "self_vs_ensemble": self_vs_ensemble,
@@ -25,3 +25,15 @@ def get(name: str) -> ModuleType:
 def plan(name: str, profile: str = "budget", **kwargs) -> Plan:
     """The plan of chapter `name` at `profile` (keyword arguments: seeds, dataset)."""
     return get(name).plan(profile, **kwargs)
+
+
+def profiles(name: str) -> tuple[str, ...]:
+    """The profiles chapter `name` has (a chapter without a recipe of its own has those of every chapter it reads)."""
+    out = []
+    for profile in PROFILES:
+        try:
+            get(name).plans(profile)
+        except ConfigError:
+            continue
+        out.append(profile)
+    return tuple(out)

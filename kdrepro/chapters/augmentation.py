@@ -48,6 +48,10 @@ RECIPE = {
                   lr=0.05, evals=2, vgg=False),
     "budget": dict(seeds=(0, 1, 2), ms=(5,), extra=600, ood_dataset="fashion_mnist", ood=600, images=78_000,
                    batch=128, lr=0.05, evals=4, vgg=False),
+    # Chapter 3's gpu pool (9 PreResNet-20 teachers on the full set); 2-teacher ensembles, since 3 trials of 3 would
+    # cost 24 min; 5 epochs of student steps (1x the teachers' steps) and 12.5k OOD images (the paper's 1:4 ratio)
+    "gpu": dict(seeds=(0, 1, 2), ms=(2,), extra=None, ood_dataset="fashion_mnist", ood=12_500, images=50_000 * 5,
+                batch=128, lr=0.05, evals=4, vgg=False),
     "paper": dict(seeds=(0, 1, 2), ms=(1, 3, 5), extra=None, ood_dataset="svhn", ood=10_000, images=50_000 * 300,
                   batch=128, lr=0.05, evals=30, vgg=True),
 }

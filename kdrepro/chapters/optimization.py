@@ -42,6 +42,12 @@ RECIPE = {
                    teacher_epochs=60, images=40_000, durations=(3, 9), lams=LAMBDAS[1:], batch=128, lr=0.05,
                    adam_lr=1e-3, temperature=4.0, evals=4, test_size=None, surface_lams=(0.0, 0.25, 0.375, 0.5),
                    surface=13),
+    # LayerNorm PreResNet-20 teachers on the full set (chapter 3's gpu teacher schedule); students of 4 epochs (0.8x
+    # the teachers' steps), one longer duration (2x), and no lambda = 0.875 row: 19 min at `compute.H100_PRERESNET20`
+    "gpu": dict(seeds=(0, 1, 2), table1_seeds=(0, 1, 2), model="preresnet20", teacher_size=None, teacher_epochs=10,
+                images=4 * 50_000, durations=(2,), lams=(0.25, 0.375, 0.5, 0.75, 1.0), batch=128, lr=0.05,
+                adam_lr=1e-3, temperature=4.0, evals=4, test_size=None, surface_lams=(0.0, 0.25, 0.375, 0.5),
+                surface=13),
     "paper": dict(seeds=(0, 1, 2), table1_seeds=tuple(range(10)), model="preresnet20", teacher_size=None,
                   teacher_epochs=200, images=300 * 50_000, durations=(10 / 3, 50 / 3), lams=LAMBDAS[1:], batch=128,
                   lr=0.05, adam_lr=1e-3, temperature=4.0, evals=30, test_size=None, surface_lams=(0.0, 0.25, 0.375),

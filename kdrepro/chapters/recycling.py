@@ -30,6 +30,10 @@ RECIPE = {
     "smoke": dict(seeds=(0, 1), pool=2, ms=(1,), taus=(1.0, 4.0), heat_taus=(8.0,), images=4_000, batch=64, evals=2),
     "budget": dict(seeds=(0, 1, 2), pool=9, ms=(1, 3), taus=(1.0, 4.0), heat_taus=(8.0, 16.0), images=60_000,
                    batch=128, evals=4),
+    # 9 PreResNet-20 teachers on the whole of D0 (25k images, 10 epochs at batch 256); students of 6 epochs of 25k
+    # (1.2x the teachers' steps); no extra heat-map taus
+    "gpu": dict(seeds=(0, 1, 2), pool=9, ms=(1, 3), taus=(1.0, 4.0), heat_taus=(), images=6 * 25_000, batch=128,
+                evals=5),
     "paper": dict(seeds=(0, 1, 2), pool=15, ms=(1, 3, 5), taus=(1.0, 4.0, 8.0, 16.0), heat_taus=(), images=300 * 25_000,
                   batch=128, evals=30),
 }
