@@ -40,6 +40,31 @@ def crop_at(x: torch.Tensor, pad: int, top: torch.Tensor, left: torch.Tensor) ->
     return padded[torch.arange(n, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
 
 
+def view_count(policy: str, pad: int) -> int | None:
+    """How many distinct augmented versions ("views") of an image `policy` can make: (2 pad + 1)^2 crops, twice
+    that with flips; None for policies with continuous or batch-dependent draws."""
+    return {"crop": 1, "crop_flip": 2}.get(policy, 0) * (2 * pad + 1) ** 2 or None
+
+
+def draw_views(n: int, policy: str, pad: int, g: torch.Generator) -> torch.Tensor:
+    """n view ids of `policy` (crop or crop_flip), drawn from g as RandomCrop then RandomHorizontalFlip draw: the
+    crop's top and left, then the flip."""
+    top, left = crop_offsets(n, pad, g)
+    flips = view_count(policy, pad) // (2 * pad + 1) ** 2
+    flip = _coin(n, 0.5, g, "cpu").long() if flips == 2 else torch.zeros(n, dtype=torch.long)
+    return (top * (2 * pad + 1) + left) * flips + flip
+
+
+def at_views(x: torch.Tensor, policy: str, pad: int, views: torch.Tensor) -> torch.Tensor:
+    """The uint8 images x (N, C, H, W) at their view ids (`draw_views`): cropped, flipped when the id says so, and
+    normalized to [-1, 1] as every policy's output."""
+    flips = view_count(policy, pad) // (2 * pad + 1) ** 2
+    views = views.to(x.device)
+    crop, flip = views // flips, (views % flips).bool()
+    x = crop_at(x, pad, crop // (2 * pad + 1), crop % (2 * pad + 1))
+    return torch.where(flip[:, None, None, None], x.flip(3), x).float() / 255 * 2 - 1
+
+
 def random_crop(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
     return crop_at(x, pad, *crop_offsets(len(x), pad, g))
 
@@ -125,10 +150,20 @@ POLICIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def make(policy: str, pad: int = 4) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
-    """A function (uint8 batch, generator) -> augmented float batch in [-1, 1] for the named policy."""
+Augment = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+def make(policy: str, pad: int = 4) -> Augment:
+    """A function (uint8 batch, generator) -> (augmented float batch in [-1, 1], each image's view id or None) for
+    the named policy; view ids (`draw_views`) exist for the policies with finitely many views (`view_count`)."""
     if policy not in POLICIES:
         raise ConfigError(f"augment={policy!r}: expected one of {sorted(POLICIES)}")
+    if view_count(policy, pad):
+        def viewed(x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            views = draw_views(len(x), policy, pad, g)
+            return at_views(x, policy, pad, views), views
+
+        return viewed
     ops: dict[str, Op] = {"crop": partial(random_crop, pad=pad), "hflip": hflip, "vflip": vflip, "rotate": rotate,
                           "color_jitter": color_jitter, "mixup": mixup, "noise": uniform_noise}
     before, after = ([ops[o] for o in names] for names in POLICIES[policy])
@@ -146,6 +181,6 @@ def make(policy: str, pad: int = 4) -> Callable[[torch.Tensor, torch.Generator],
         x = x * 2 - 1  # the paper's unitcube normalization, on floats already in [0, 1]
         for op in after:
             x = op(x, g)
-        return x
+        return x, None
 
     return apply

@@ -112,7 +112,7 @@ def _timed_steps(model: nn.Module, batches: Batches, images: int, warmup: int, d
 
 def kdrepro_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, policy: str, pad: int) -> Batches:
     """Endless shuffled, augmented batches from device-resident uint8 images, as the inner loop of `train.fit`."""
-    for idx, xb in batches(x, batch_indices(len(x), batch_size, 0), augment.make(policy, pad),
+    for idx, xb, _ in batches(x, batch_indices(len(x), batch_size, 0), augment.make(policy, pad),
                            torch.Generator().manual_seed(0)):
         yield xb, y[idx]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import data, models, store, surface, train
+from . import augment, data, logit_cache, models, store, surface, train
 from .bench import CASES
 from .config import RunConfig, StudentConfig
 
@@ -44,16 +44,19 @@ def _flops(cfg: RunConfig) -> int:
     return forward_flops(cfg.model, cfg.dataset, cfg.width, cfg.norm)
 
 
-def run_flops(cfg: RunConfig) -> float:
-    """The forward-pass FLOPs a run computes: its training steps and evaluations; for a student also its teachers'
-    labels, the teachers' and control's test predictions, a start near the teacher's BatchNorm re-estimate, a
-    one-teacher student's train KL and stage CKA, and Fig. 6c's loss plane."""
+def run_flops(cfg: RunConfig, device_type: str = "cpu") -> float:
+    """The forward-pass FLOPs a run computes on `device_type`: its training steps and evaluations; for a student also its teachers'
+    labels (of every batch, or of every view once: `logit_cache`), the teachers' and control's test predictions, a
+    start near the teacher's BatchNorm re-estimate, a one-teacher student's train KL and stage CKA, and Fig. 6c's
+    loss plane."""
     own = _flops(cfg)
     images, tests = cfg.steps * cfg.batch_size, cfg.test_size or data.SIZES[cfg.dataset][1]
     total = images * (1 + BACKWARD) * own + len(train.eval_steps(cfg.steps, cfg.evals)) * tests * own
     if isinstance(cfg, StudentConfig):
         teachers = sum(_flops(t) for t in cfg.teachers)
-        total += images * teachers + tests * (teachers + sum(_flops(t) for t in cfg.control))
+        labelled = cfg.examples * augment.view_count(cfg.augment, cfg.crop_pad) if logit_cache.pays(
+            cfg, cfg.examples, device_type) else images
+        total += labelled * teachers + tests * (teachers + sum(_flops(t) for t in cfg.control))
         if cfg.init == "interpolate":
             total += cfg.examples * own
         if len(cfg.teachers) == 1 and cfg.teachers[0].model == cfg.model:
@@ -99,7 +102,7 @@ def estimate(configs: list[RunConfig], device_type: str, root: Path | None = Non
         rate = flop_rate(_flops(cfg), device_type, root)
         if rate is None:
             return None
-        seconds += run_flops(cfg) / rate[0]
+        seconds += run_flops(cfg, device_type) / rate[0]
         sources.add(rate[1])
     return seconds, sorted(sources)
 

@@ -185,8 +185,8 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
     for step in tqdm(range(cfg.steps), desc=f"pack of {g} {cfg.kind}s", leave=False, unit="step",
                      disable=not progress or not sys.stderr.isatty()):  # per-step bars only on a terminal
         drawn = [next(s) for s in streams]
-        xb = torch.stack([x for _, x in drawn])
-        labels = torch.stack([y[idx] for (idx, _), (_, y) in zip(drawn, sets)])
+        xb = torch.stack([x for _, x, _ in drawn])
+        labels = torch.stack([y[idx] for (idx, _, _), (_, y) in zip(drawn, sets)])
         for group in opt.param_groups:
             group["lr"] = train.lr_at(cfg, cfg.lr, step)
         model.train()

@@ -85,7 +85,8 @@ def record(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> di
               "final": trained.final, "curves": trained.curves, "train_examples": cfg.examples, "steps": cfg.steps,
               "fingerprint": train.fingerprint(),
               "provenance": {**store.provenance(device), "wall_seconds": trained.seconds, "seed": cfg.seed,
-                             **({"packed": trained.packed} if trained.packed > 1 else {})}}
+                             **({"packed": trained.packed} if trained.packed > 1 else {}),
+                             **({"cached_teacher": True} if trained.cached_teacher else {})}}
     if trained.surface is not None:
         result["surface"] = trained.surface
     if trained.teacher_test is not None:

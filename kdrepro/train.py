@@ -4,7 +4,8 @@ A run is a number of optimizer steps (`RunConfig.steps`), every one on a full ba
 of per-epoch permutations that runs on across epoch boundaries, so students of one comparison take exactly the same
 number of steps whatever the size of their distillation set. The learning rate follows a cosine from `lr` to
 `lr_min` over those steps, set before each step. Each batch is augmented on the device and, when distilling, the
-teacher (in eval mode) labels that very batch: teacher outputs of augmented views are never cached.
+teacher (in eval mode) labels that very batch, or, when a run passes over its set more often than an image has
+crop-and-flip views, the labels of every view are computed once and looked up (`logit_cache`).
 
 A checkpoint (the `CHECKPOINT` keys) is written every `KDREPRO_CKPT_SECONDS` (default 60) seconds and once at the
 end, so a run killed at any instant resumes where it stopped and ends with the same numbers.
@@ -24,7 +25,7 @@ import torchvision
 from torch import nn
 from tqdm import tqdm
 
-from . import augment, data, metrics, models, surface
+from . import augment, data, logit_cache, metrics, models, surface
 from .config import RunConfig, StudentConfig
 from .errors import ConfigError, KdreproError
 from .files import CorruptFile, load_tensors, save_tensors
@@ -142,13 +143,14 @@ def run_indices(cfg: RunConfig, n: int, start: int = 0) -> Iterator[torch.Tensor
     return batch_indices(n, cfg.batch_size, cfg.seed, start)
 
 
-def batches(x: torch.Tensor, indices: Iterator[torch.Tensor], aug,
-            gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless (indices, augmented float images) batches of device-resident uint8 images `x`; `gen` draws the
-    augmentations."""
+def batches(x: torch.Tensor, indices: Iterator[torch.Tensor], aug: augment.Augment,
+            gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    """Endless (indices, augmented float images, view ids or None) batches of device-resident uint8 images `x`;
+    `gen` draws the augmentations."""
     for idx in indices:
         idx = idx.to(x.device)
-        yield idx, aug(x[idx], gen).contiguous(memory_format=torch.channels_last)
+        xb, views = aug(x[idx], gen)
+        yield idx, xb.contiguous(memory_format=torch.channels_last), views
 
 
 def cosine_lr(step: int, steps: int, lr: float, lr_min: float) -> float:
@@ -282,7 +284,8 @@ def _save(cfg: RunConfig, state: dict) -> None:
 class Trained:
     """What a finished run hands to `runs`: its test curves and final metrics, its teacher's test metrics (when
     distilling), the final weights (on the CPU), the wall time across resumes (a packed run's share of its pack's),
-    when the config asks for one, Fig. 6c's loss plane, and how many runs trained packed together (`packed`)."""
+    when the config asks for one, Fig. 6c's loss plane, how many runs trained packed together (`packed`), and
+    whether the teacher's labels came from `logit_cache`."""
 
     final: dict
     curves: list[dict]
@@ -291,6 +294,7 @@ class Trained:
     seconds: float
     surface: dict | None = None
     packed: int = 1
+    cached_teacher: bool = False
 
 
 def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, control: nn.Module | None = None,
@@ -321,21 +325,23 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     aug, evals = augment.make(cfg.augment, cfg.crop_pad), eval_steps(cfg.steps, cfg.evals)
     stream = batches(train_x, run_indices(cfg, len(train_x), state["step"]), aug, state["augment_rng"])
     t0, last_save = time.perf_counter() - state["elapsed"], time.perf_counter()
+    cache = None  # built after t0: its cost is part of the run's wall time
+    if distill and logit_cache.pays(cfg, len(train_x), device.type):
+        cache = logit_cache.build(lambda xb: _label(teacher, xb, device), train_x, cfg.augment, cfg.crop_pad, device)
     save_every = float(os.environ.get("KDREPRO_CKPT_SECONDS", 60))
     loss_sum = torch.tensor(state["window"][0], dtype=torch.float32, device=device)
     hits, seen = torch.tensor(int(state["window"][1]), device=device), state["window"][2]
     bar = tqdm(total=cfg.steps, initial=state["step"], desc=f"{cfg.kind} {cfg.run_id}", leave=False, unit="step",
                disable=not progress or not sys.stderr.isatty())  # per-step bars only on a terminal
     for step in range(state["step"], cfg.steps):
-        idx, xb = next(stream)
+        idx, xb, views = next(stream)
         for group in state["optimizer"].param_groups:
             group["lr"] = lr_at(cfg, lr, step)
         model.train()
         with autocast(device):
             out = model(xb).float()
             if distill:
-                with torch.no_grad():
-                    target = teacher(xb).float()
+                target = _label(teacher, xb, device) if cache is None else cache[idx, views.to(device)]
                 loss = kd_loss(out, target, cfg.temperature, cfg.alpha, train_y[idx] if cfg.alpha > 0 else None)
                 target = target.argmax(1)
             else:
@@ -367,7 +373,14 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
         plane = finish_student(cfg, model, teacher, train_x, test_x, device, final, start)
     return Trained(final, state["curves"], evaluate(teacher_test, test_y) if distill else None,
                    {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                   round(time.perf_counter() - t0, 2), plane)
+                   round(time.perf_counter() - t0, 2), plane, cached_teacher=cache is not None)
+
+
+@torch.no_grad()
+def _label(teacher: nn.Module, xb: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The eval-mode teacher's float32 logits of a training batch, as the loss reads them."""
+    with autocast(device):
+        return teacher(xb).float()
 
 
 def finish_student(cfg: StudentConfig, model: nn.Module, teacher: nn.Module, train_x: torch.Tensor,

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from kdrepro import augment
+from kdrepro import augment, data
 
 
 @pytest.fixture
@@ -44,15 +44,16 @@ def test_all_81x2_crop_flip_cases_uniform():
 def test_policies_shapes_range_and_determinism(images):
     for name in augment.POLICIES:
         f = augment.make(name)
-        a = f(images, torch.Generator().manual_seed(3))
-        b = f(images, torch.Generator().manual_seed(3))
+        a, _ = f(images, torch.Generator().manual_seed(3))
+        b, _ = f(images, torch.Generator().manual_seed(3))
         assert a.shape == images.shape and a.dtype == torch.float32
         assert torch.equal(a, b), name
         assert a.min() >= -1 and a.max() <= 1, name
 
 
 def test_none_policy_is_unitcube(images):
-    out = augment.make("none")(images, torch.Generator())
+    out, views = augment.make("none")(images, torch.Generator())
+    assert views is None
     assert torch.allclose(out, images.float() / 127.5 - 1)
 
 
@@ -89,3 +90,25 @@ def test_mixup_one_lambda_per_batch_and_noise_rate():
 def test_unknown_policy_error():
     with pytest.raises(ValueError, match="augment='autoaugment': expected one of"):
         augment.make("autoaugment")
+
+
+@pytest.mark.parametrize("policy, pad", [("crop", 2), ("crop_flip", 4)])
+def test_view_ids_give_the_crop_and_flip_chain_and_its_draws(images, policy, pad):
+    """`make` draws crop + flip as view ids; the images and the generator's state after are those of RandomCrop
+    followed by RandomHorizontalFlip, and every id is one of `view_count`."""
+    g, ref = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    out, views = augment.make(policy, pad)(images, g)
+    chain = augment.random_crop(images, ref, pad)
+    chain = augment.hflip(chain, ref) if policy == "crop_flip" else chain
+    assert torch.equal(out, chain.float() / 255 * 2 - 1) and torch.equal(out, data.unitcube(chain))
+    assert torch.equal(g.get_state(), ref.get_state())
+    count = augment.view_count(policy, pad)
+    assert count == (2 * pad + 1) ** 2 * (2 if policy == "crop_flip" else 1)
+    assert views.min() >= 0 and views.max() < count
+    every = torch.arange(count)
+    assert len({augment.at_views(images[:1].expand(count, -1, -1, -1), policy, pad, every)[k].numpy().tobytes()
+                for k in range(count)}) == count  # each id is its own view
+
+
+def test_continuous_policies_have_no_view_ids():
+    assert [p for p in augment.POLICIES if augment.view_count(p, 4)] == ["crop", "crop_flip"]

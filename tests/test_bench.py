@@ -24,7 +24,7 @@ def test_conventional_batches_match_kdrepro_augmentation():
     x, y = data.load("mnist", "train")
     x, y = x[:512], y[:512]
     xb, yb = next(iter(bench.conventional_loader(x, y, 256, "crop", 2, workers=0)))
-    ours = augment.make("crop", 2)(x[:256], torch.Generator().manual_seed(0))
+    ours, _ = augment.make("crop", 2)(x[:256], torch.Generator().manual_seed(0))
     assert xb.shape == ours.shape == (256, 1, 28, 28) and xb.dtype == ours.dtype == torch.float32
     assert yb.dtype == torch.int64 and xb.min() >= -1 and xb.max() <= 1
     # same pixel statistics: black background at -1 (padding included), similar ink per image

@@ -85,9 +85,9 @@ def test_a_gpu_profile_adds_at_most_20_h100_minutes(tmp_path, name):
     split (or half) with PreResNet-20 or -56; runs shared with the chapters before it in the book (the same config is
     the same run) are trained once, by the first."""
     _bench(tmp_path, "cuda", "preresnet20", compute.H100_PRERESNET20)
-    before = {c.run_id for n in GPU_CHAPTERS[:GPU_CHAPTERS.index(name)] for p in chapters.get(n).plans("gpu")
-              for c in p.configs}
-    configs = [c for c in dict.fromkeys(c for p in chapters.get(name).plans("gpu") for c in p.configs) if c.run_id not in before]
+    gpu = {n: [c for p in chapters.get(n).plans("gpu") for c in p.configs] for n in GPU_CHAPTERS}
+    before = {c.run_id for n in GPU_CHAPTERS[:GPU_CHAPTERS.index(name)] for c in gpu[n]}
+    configs = [c for c in dict.fromkeys(gpu[name]) if c.run_id not in before]
     seconds = compute.estimate(configs, "cuda", tmp_path)[0] if configs else 0.0
     assert seconds <= 20 * 60, f"{name}: {seconds / 60:.1f} min"
     assert all(c.train_size is None and c.model in ("preresnet20", "preresnet56") for c in configs

@@ -1,0 +1,75 @@
+"""Teacher-logit caching under crop (+ flip): the cache is the online teacher on every view, a student distilled from
+it takes the same steps, and only GPU runs that pass over their set more often than it has views use one."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from kdrepro import augment, chapters, compute, logit_cache, models, plan, runs, train
+from kdrepro.config import StudentConfig, TeacherConfig
+
+TOLERANCE = 1e-6  # float32 on the CPU: a view's logits differ in the last bits with the batch it is in (2.4e-7 seen)
+
+
+@pytest.mark.parametrize("model, policy, pad, shape", [("preresnet8", "crop_flip", 4, (3, 32, 32)),
+                                                       ("lenet5", "crop", 2, (1, 28, 28))])
+def test_the_cache_is_the_online_teacher_on_every_view(model, policy, pad, shape):
+    torch.manual_seed(0)
+    members = [models.build(model, 10, in_channels=shape[0], image_size=shape[1]) for _ in range(2)]
+    teacher = models.Ensemble(members).eval()
+    x = torch.randint(0, 256, (5, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    device = torch.device("cpu")
+    cache = logit_cache.build(lambda xb: train._label(teacher, xb, device), x, policy, pad, device, batch_size=2)
+    views = augment.view_count(policy, pad)
+    assert cache.shape == (5, views, 10) and cache.dtype == torch.float32
+    for v in range(views):  # the online path: the view drawn inside a batch of other images, labelled at once
+        xb = augment.at_views(x, policy, pad, torch.full((5,), v)).contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(cache[:, v], train._label(teacher, xb, device), rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def _tiny() -> tuple[TeacherConfig, StudentConfig]:
+    common = dict(dataset="mnist", model="lenet5", train_size=64, batch_size=32, lr=0.05, augment="crop", crop_pad=2,
+                  test_size=200)
+    t = TeacherConfig(**common, epochs=5, evals=1)
+    # 40 passes over 64 images against 25 crop views: the cache pays
+    return t, StudentConfig(**common, epochs=40, evals=2, teachers=(t,), temperature=2.0, init_seed=plan.fresh_init(0))
+
+
+def test_a_student_from_the_cache_takes_the_online_steps(tmp_store, monkeypatch):
+    t, s = _tiny()
+    assert logit_cache.pays(s, s.examples, "cuda") and not logit_cache.pays(s, s.examples, "cpu")
+    monkeypatch.setattr(logit_cache, "DEVICES", ("cpu",))  # what a GPU run does, here
+    cached = runs.run(s, progress=False)
+    assert cached["provenance"]["cached_teacher"] is True
+    teacher = runs.ensemble((t,), torch.device("cpu"), progress=False)
+    monkeypatch.setattr(logit_cache, "DEVICES", ())
+    online = train.fit(s, torch.device("cpu"), teacher, progress=False)
+    assert not online.cached_teacher
+    for a, b in zip(cached["curves"], online.curves, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+    weights = runs.ensemble((t,), torch.device("cpu"), progress=False)  # same teacher: nothing retrained
+    assert torch.equal(next(weights.parameters()), next(teacher.parameters()))
+
+
+def test_only_runs_with_more_passes_than_views_use_the_cache(monkeypatch):
+    def paying(name, profile):
+        students = plan.students_of(chapters.plan(name, profile))
+        return {logit_cache.pays(c, c.examples, "cuda") for c in students}
+
+    assert paying("self_vs_ensemble", "paper") == {True}     # 300 epochs against 162 views
+    assert paying("self_vs_ensemble", "budget") == {False}   # 39 epochs
+    assert paying("self_vs_ensemble", "gpu") == {False}      # 15 epochs
+    assert paying("augmentation", "paper") == {True, False}  # crop + flip policies only
+    _, s = _tiny()
+    assert not logit_cache.pays(replace(s, epochs=25), s.examples, "cuda")  # 25 passes, 25 views: no saving
+    monkeypatch.setattr(logit_cache, "MAX_BYTES", 64 * 25 * 10 * 4 - 1)
+    assert not logit_cache.pays(s, s.examples, "cuda")  # too large
+
+
+def test_the_estimate_counts_each_view_once():
+    _, s = _tiny()
+    f = compute.forward_flops("lenet5", "mnist")
+    assert compute.run_flops(s, "cpu") - compute.run_flops(s, "cuda") == (s.steps * s.batch_size - s.examples * 25) * f
