@@ -25,7 +25,6 @@ import os
 import statistics
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,31 +36,13 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from . import augment, data, models, store
+from .cases import CASES
 from .files import atomic_write
 from .packed import Packed
 from .train import autocast, batch_indices, batches, fingerprint, resolve_device
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 EPOCH = 50_000  # images in a CIFAR training epoch, for the seconds-per-epoch column
-
-
-@dataclass(frozen=True)
-class Case:
-    model: str
-    dataset: str
-    policy: str  # kdrepro's augmentation policy; the conventional transforms are built to match it
-    pad: int
-    images: dict[str, int]  # default images timed per measurement, by device type (~10-30 s each on the 2-core CPU:
-    #                         shorter windows left LeNet-5's ratio at the mercy of one noisy second)
-    target: float  # kdrepro / conventional throughput to reach
-    epoch_target: float | None = None  # seconds per 50k-image kdrepro epoch (GPU target)
-
-
-CASES: dict[str, Case] = {
-    "lenet5": Case("lenet5", "mnist", "crop", 2, {"cpu": 100_000, "cuda": 60_000}, 3.0),
-    "preresnet20": Case("preresnet20", "cifar10_jpeg", "crop_flip", 4, {"cpu": 10_000, "cuda": 50_000}, 1.2),
-    "preresnet56": Case("preresnet56", "cifar10_jpeg", "crop_flip", 4, {"cpu": 1_000, "cuda": 50_000}, 5.0, 3.0),
-}
 
 
 def cores() -> int:

@@ -19,7 +19,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import augment, data, logit_cache, models, store, surface, train
-from .bench import CASES
+from .cases import CASES
 from .config import RunConfig, StudentConfig
 
 BACKWARD = 2.0  # a backward pass costs about twice a forward pass
@@ -59,7 +59,7 @@ def run_flops(cfg: RunConfig, device_type: str = "cpu") -> float:
         total += labelled * teachers + tests * (teachers + sum(_flops(t) for t in cfg.control))
         if cfg.init == "interpolate":
             total += cfg.examples * own
-        if len(cfg.teachers) == 1 and cfg.teachers[0].model == cfg.model:
+        if cfg.compares_stages:
             total += (cfg.examples + min(tests, train.CKA_IMAGES)) * (own + teachers)
         if cfg.surface:
             total += (cfg.surface ** 2 + surface.PATH) * min(train.SURFACE_IMAGES, cfg.examples) * own

@@ -230,6 +230,12 @@ class StudentConfig(RunConfig):
         return self.init != "shared" and any((t.model, t.width, t.norm) == arch and t.seed == self.init_seed_used
                                              for t in self.teachers + self.control)
 
+    @property
+    def compares_stages(self) -> bool:
+        """Whether the student's stage CKA and train KL against its teacher are measured (Table 1, Fig. 6b): one
+        teacher, and both networks PreResNets, whose three stages correspond."""
+        return len(self.teachers) == 1 and models.has_stages(self.model) and models.has_stages(self.teachers[0].model)
+
     def to_dict(self) -> dict:
         d = super().to_dict()
         d["teachers"] = [t.run_id for t in self.teachers]

@@ -165,6 +165,11 @@ class Ensemble(nn.Module):
 _PRERESNET = re.compile(r"preresnet(\d+)(_basic)?")
 
 
+def has_stages(name: str) -> bool:
+    """Whether the network `name` builds has `stages` (the PreResNets)."""
+    return bool(_PRERESNET.fullmatch(name))
+
+
 def check_name(name: str) -> None:
     """Raise a one-line ValueError unless `name` is a model `build` knows."""
     if name not in ("lenet5", "vgg16") and not _PRERESNET.fullmatch(name):

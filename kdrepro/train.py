@@ -388,7 +388,7 @@ def finish_student(cfg: StudentConfig, model: nn.Module, teacher: nn.Module, tra
     """After a student's last step: fail if it learned nothing; add to `final` a one-teacher student's stage CKA
     and train KL; return Fig. 6c's loss plane (from the initial state `start`) when the config asks for one."""
     _check_learned(cfg, final)
-    if len(teacher.members) == 1 and hasattr(model, "stages") and type(teacher.members[0]) is type(model):
+    if cfg.compares_stages:
         final.update(stage_cka(teacher.members[0], model, test_x[:CKA_IMAGES], device))
         # tau = 1 KL on the un-augmented distillation images: Fig. 6b's "train KL"
         final["train_kl"] = metrics.predictive_kl(predict(teacher, train_x, device, bf16=False),

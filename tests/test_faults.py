@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdrepro import data, files, runs, store, train
+from kdrepro import data, files, runs, store
 from kdrepro.config import StudentConfig, TeacherConfig
 
 TINY = dict(dataset="mnist", model="lenet5", train_size=100, epochs=2, batch_size=25, lr=0.05, augment="crop",
