@@ -9,7 +9,7 @@ Only steps after `warmup` are timed, and the DataLoader's worker start-up is nev
 would be in a real epoch), so the conventional numbers are, if anything, flattering.
 
 kdrepro: uint8 images on the device, a per-step index gather, batched `augment.make` ops, channels_last, bf16
-autocast on CUDA (as `train.fit`). Conventional (the paper's `gnosis` code): a Dataset of HWC uint8 arrays turned
+autocast on CUDA, and torch.compile (CUDA graphs on a GPU) with KDREPRO_COMPILE=1 (as `train.fit`). Conventional (the paper's `gnosis` code): a Dataset of HWC uint8 arrays turned
 into PIL images per item (as torchvision's CIFAR10/MNIST do), RandomCrop/RandomHorizontalFlip/ToTensor/Normalize
 per sample, `DataLoader(shuffle=True)`, contiguous-format fp32 model. The paper's config leaves `num_workers` at
 DataLoader's default 0; we use one worker per core (2 on the 2-core CPU), the usual recipe, as the stronger baseline.
@@ -39,7 +39,8 @@ from . import augment, data, models, store
 from .cases import CASES
 from .files import atomic_write
 from .packed import Packed
-from .train import autocast, batch_indices, batches, fingerprint, resolve_device
+from .train import (autocast, batch_indices, batches, compiled, compiling, fingerprint, resolve_device,
+                    step_begins)
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 EPOCH = 50_000  # images in a CIFAR training epoch, for the seconds-per-epoch column
@@ -68,11 +69,14 @@ def _timed_steps(model: nn.Module, batches: Batches, images: int, warmup: int, d
     model.train()
     # the paper's optimizer (gnosis config/image_classification.yaml); its values do not change the cost of a step
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    forward = compiled(model, device) if amp else model  # the kdrepro side as `train.fit` runs it
 
     def step() -> int:
         xb, yb = next(batches)
+        if amp:
+            step_begins(device)
         with autocast(device) if amp else contextlib.nullcontext():
-            out = model(xb).float()
+            out = forward(xb).float()
             loss = F.cross_entropy(out.flatten(0, -2), yb.flatten(), reduction="sum") / yb.shape[-1]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -228,9 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     cases = args.cases or ["lenet5", "preresnet20"] + (["preresnet56"] if device.type == "cuda" else [])
     workers = cores() if args.workers is None else args.workers
-    info = {**store.provenance(device), **fingerprint()}  # the machine, the commit and the library versions
+    # the machine, the commit, the library versions, and whether the kdrepro side ran under torch.compile
+    info = {**store.provenance(device), **fingerprint(), "compiled": compiling()}
     print(f"{info['device_name']}, torch {info['torch']}, {info['threads']} threads, batch {args.batch_size}, "
-          f"{workers} DataLoader workers, median of {args.repeats}")
+          f"{workers} DataLoader workers, median of {args.repeats}" + (", compiled" if info["compiled"] else ""))
     gpu = device.type == "cuda"  # seconds per 50k-image epoch have a target on the GPU only
     print(f"{'case':<12} {'device':<6} {'kdrepro img/s':>13} {'conv. img/s':>11} {'ratio':>6} {'target':>12} "
           + (f"{'s/epoch':>7} {'conv.':>6} " if gpu else "") + "met?")

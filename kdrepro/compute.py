@@ -66,16 +66,23 @@ def run_flops(cfg: RunConfig, device_type: str = "cpu") -> float:
     return total
 
 
-@cache
 def benchmarks(device_type: str, root: Path | None = None) -> tuple[tuple[str, float, str], ...]:
-    """(case, training img/s, file) of every committed benchmark row measured on `device_type`; a file that is not
-    a benchmark's JSON is skipped with a warning (an estimate is information, never a reason to stop)."""
+    """(case, training img/s, file) of every committed benchmark row measured on `device_type`, compiled or not as
+    this process trains (KDREPRO_COMPILE); a file that is not a benchmark's JSON is skipped with a warning (an
+    estimate is information, never a reason to stop)."""
+    return _benchmarks(device_type, root, train.compiling())
+
+
+@cache
+def _benchmarks(device_type: str, root: Path | None, compiled: bool) -> tuple[tuple[str, float, str], ...]:
     rows = []
     # the repository's benchmarks, whichever store a sweep writes to (they describe machines, not runs)
     for path in sorted(((root or store.REPO / "results") / "bench").glob(f"{device_type}-*.json")):
         try:
-            rows += [(row["case"], float(row["kdrepro"]), path.name) for row in json.loads(path.read_text())["results"]]
-        except (ValueError, KeyError, TypeError) as e:
+            found = json.loads(path.read_text())
+            if found.get("provenance", {}).get("compiled", False) == compiled:
+                rows += [(row["case"], float(row["kdrepro"]), path.name) for row in found["results"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             warnings.warn(f"{path}: not a benchmark result ({type(e).__name__}: {e}); left out of time estimates")
     return tuple(rows)
 

@@ -175,6 +175,7 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
         labeller.eval()
         teacher_test = [train.predict(t, test_x, device) for t in teachers]
         control_test = [train.predict(c, test_x, device) if c is not None else None for c in controls or [None] * g]
+    forward, labeller = train.compiled(model, device), train.compiled(labeller, device) if distill else None
     opt = train._optimizer(cfg, model.parameters(), cfg.lr)
     aug, evals = augment.make(cfg.augment, cfg.crop_pad), train.eval_steps(cfg.steps, cfg.evals)
     streams = [train.batches(x, train.run_indices(c, len(x)), aug, torch.Generator().manual_seed(c.seed))
@@ -190,8 +191,9 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
         for group in opt.param_groups:
             group["lr"] = train.lr_at(cfg, cfg.lr, step)
         model.train()
+        train.step_begins(device)
         with train.autocast(device):
-            out = model(xb).float()
+            out = forward(xb).float()
             if distill:
                 with torch.no_grad():
                     z = labeller(xb.repeat_interleave(m, 0)).float().unflatten(0, (g, m))
@@ -235,5 +237,6 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
             out.append(e)
             continue
         out.append(train.Trained(final, curve, train.evaluate(teacher_test[k], test_y) if distill else None,
-                                 {key: v.detach().cpu() for key, v in net.state_dict().items()}, share, packed=g))
+                                 {key: v.detach().cpu() for key, v in net.state_dict().items()}, share, packed=g,
+                                 compiled=train.compiling()))
     return out

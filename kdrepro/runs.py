@@ -86,7 +86,7 @@ def record(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> di
               "fingerprint": train.fingerprint(),
               "provenance": {**store.provenance(device), "wall_seconds": trained.seconds, "seed": cfg.seed,
                              **({"packed": trained.packed} if trained.packed > 1 else {}),
-                             **({"cached_teacher": True} if trained.cached_teacher else {})}}
+                             **{k: True for k in ("cached_teacher", "compiled") if getattr(trained, k)}}}
     if trained.surface is not None:
         result["surface"] = trained.surface
     if trained.teacher_test is not None:

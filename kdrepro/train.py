@@ -103,6 +103,28 @@ def new_model(cfg: RunConfig) -> nn.Module:
                         width=cfg.width, image_size=size)
 
 
+# torch.compile options per device when KDREPRO_COMPILE=1: CUDA graphs on a GPU, where a small network's step is
+# bound by kernel launches (the optimizer step stays outside the graph); inductor on the CPU.
+COMPILE = {"cuda": {"mode": "reduce-overhead"}, "cpu": {}}
+
+
+def compiling() -> bool:
+    return os.environ.get("KDREPRO_COMPILE", "0") == "1"
+
+
+def compiled(module: nn.Module, device: torch.device) -> nn.Module:
+    """`module` under torch.compile when KDREPRO_COMPILE=1, else itself. Every step is a full batch, so shapes are
+    fixed and it compiles once per mode (train, or eval for a teacher); evaluations run the module uncompiled."""
+    return torch.compile(module, dynamic=False, **COMPILE[device.type]) if compiling() else module
+
+
+def step_begins(device: torch.device) -> None:
+    """Before a training step's first compiled call: under CUDA graphs, the previous step's outputs may be
+    overwritten from here on."""
+    if compiling() and device.type == "cuda":
+        torch.compiler.cudagraph_mark_step_begin()
+
+
 def autocast(device: torch.device, enabled: bool = True):
     # bf16 on GPUs; on the CPU full precision (bf16 matmuls are slow on 2-core machines and change results).
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
@@ -284,8 +306,8 @@ def _save(cfg: RunConfig, state: dict) -> None:
 class Trained:
     """What a finished run hands to `runs`: its test curves and final metrics, its teacher's test metrics (when
     distilling), the final weights (on the CPU), the wall time across resumes (a packed run's share of its pack's),
-    when the config asks for one, Fig. 6c's loss plane, how many runs trained packed together (`packed`), and
-    whether the teacher's labels came from `logit_cache`."""
+    when the config asks for one, Fig. 6c's loss plane, how many runs trained packed together (`packed`), whether
+    the teacher's labels came from `logit_cache`, and whether the step ran under torch.compile (`compiled`)."""
 
     final: dict
     curves: list[dict]
@@ -295,6 +317,7 @@ class Trained:
     surface: dict | None = None
     packed: int = 1
     cached_teacher: bool = False
+    compiled: bool = False
 
 
 def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, control: nn.Module | None = None,
@@ -325,9 +348,9 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     aug, evals = augment.make(cfg.augment, cfg.crop_pad), eval_steps(cfg.steps, cfg.evals)
     stream = batches(train_x, run_indices(cfg, len(train_x), state["step"]), aug, state["augment_rng"])
     t0, last_save = time.perf_counter() - state["elapsed"], time.perf_counter()
-    cache = None  # built after t0: its cost is part of the run's wall time
-    if distill and logit_cache.pays(cfg, len(train_x), device.type):
-        cache = logit_cache.build(lambda xb: _label(teacher, xb, device), train_x, cfg.augment, cfg.crop_pad, device)
+    forward, labeller, cache = compiled(model, device), compiled(teacher, device) if distill else None, None
+    if distill and logit_cache.pays(cfg, len(train_x), device.type):  # after t0: its cost is part of the wall time
+        cache = logit_cache.build(lambda xb: _label(labeller, xb, device), train_x, cfg.augment, cfg.crop_pad, device)
     save_every = float(os.environ.get("KDREPRO_CKPT_SECONDS", 60))
     loss_sum = torch.tensor(state["window"][0], dtype=torch.float32, device=device)
     hits, seen = torch.tensor(int(state["window"][1]), device=device), state["window"][2]
@@ -338,10 +361,11 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
         for group in state["optimizer"].param_groups:
             group["lr"] = lr_at(cfg, lr, step)
         model.train()
+        step_begins(device)
         with autocast(device):
-            out = model(xb).float()
+            out = forward(xb).float()
             if distill:
-                target = _label(teacher, xb, device) if cache is None else cache[idx, views.to(device)]
+                target = _label(labeller, xb, device) if cache is None else cache[idx, views.to(device)]
                 loss = kd_loss(out, target, cfg.temperature, cfg.alpha, train_y[idx] if cfg.alpha > 0 else None)
                 target = target.argmax(1)
             else:
@@ -373,7 +397,7 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
         plane = finish_student(cfg, model, teacher, train_x, test_x, device, final, start)
     return Trained(final, state["curves"], evaluate(teacher_test, test_y) if distill else None,
                    {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                   round(time.perf_counter() - t0, 2), plane, cached_teacher=cache is not None)
+                   round(time.perf_counter() - t0, 2), plane, cached_teacher=cache is not None, compiled=compiling())
 
 
 @torch.no_grad()

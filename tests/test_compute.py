@@ -33,6 +33,18 @@ def _bench(root, device: str, case: str, speed: float) -> None:
     (root / "bench" / f"{device}-test.json").write_text(json.dumps({"results": [{"case": case, "kdrepro": speed}]}))
 
 
+def test_a_compiled_benchmark_sizes_compiled_runs_only(tmp_path, monkeypatch):
+    _bench(tmp_path, "cpu", "lenet5", 1_000.0)
+    fast = json.dumps({"provenance": {"compiled": True}, "results": [{"case": "lenet5", "kdrepro": 4_000.0}]})
+    (tmp_path / "bench" / "cpu-compiled.json").write_text(fast)
+    t = TeacherConfig(dataset="mnist", model="lenet5", epochs=2, train_size=1_000, batch_size=100, evals=1)
+    plain = compute.estimate([t], "cpu", tmp_path)
+    monkeypatch.setenv("KDREPRO_COMPILE", "1")
+    compiled = compute.estimate([t], "cpu", tmp_path)
+    assert plain[1] == ["lenet5 in cpu-test.json"] and compiled[1] == ["lenet5 in cpu-compiled.json"]
+    assert plain[0] == pytest.approx(4 * compiled[0])
+
+
 def test_an_estimate_is_work_over_the_benchmarked_rate(tmp_path):
     _bench(tmp_path, "cpu", "lenet5", 1_000.0)
     t = TeacherConfig(dataset="mnist", model="lenet5", epochs=2, train_size=1_000, batch_size=100, evals=1)
