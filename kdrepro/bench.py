@@ -1,7 +1,7 @@
 """Training throughput: kdrepro's device-resident pipeline against the paper code's DataLoader pipeline.
 
     python -m kdrepro.bench [--device cpu|cuda|auto] [--cases lenet5 preresnet20 [preresnet56]]
-                            [--images N] [--repeats 3] [--workers W] [--pack G] [--json PATH]
+                            [--images N] [--repeats 3] [--workers W] [--pack G] [--distill M] [--json PATH]
 
 Both pipelines train the same freshly seeded model with the same SGD step (the paper's Nesterov SGD) on the same
 training split, batch 128, in one process, and the repeats alternate between them so machine noise hits both alike.
@@ -15,7 +15,8 @@ per sample, `DataLoader(shuffle=True)`, contiguous-format fp32 model. The paper'
 DataLoader's default 0; we use one worker per core (2 on the 2-core CPU), the usual recipe, as the stronger baseline.
 
 `--pack G` also times G networks packed into one (`kdrepro.packed`), each on its own batch, in model-images/s: the
-throughput of a sweep that trains G runs at once.
+throughput of a sweep that trains G runs at once. `--distill M` also times a student whose M-teacher ensemble labels
+each batch online, and gives its step's cost in teacher steps (#10's target: at most 1.5 for M <= 5).
 """
 
 import argparse
@@ -39,11 +40,13 @@ from . import augment, data, models, store
 from .cases import CASES
 from .files import atomic_write
 from .packed import Packed
-from .train import (autocast, batch_indices, batches, compiled, compiling, fingerprint, resolve_device,
+from .losses import kd_loss
+from .train import (autocast, batch_indices, batches, compiled, compiling, fingerprint, label_batch, resolve_device,
                     step_begins)
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 EPOCH = 50_000  # images in a CIFAR training epoch, for the seconds-per-epoch column
+DISTILL_TARGET = 1.5  # a student step from up to 5 teachers, in teacher steps (#10's target, crop + flip)
 
 
 def cores() -> int:
@@ -62,14 +65,15 @@ def _sync(device: torch.device) -> None:
 
 
 def _timed_steps(model: nn.Module, batches: Batches, images: int, warmup: int, device: torch.device,
-                 amp: bool) -> float:
+                 amp: bool, teacher: nn.Module | None = None) -> float:
     """Images/s of SGD steps on `batches` (drawing a batch is timed too); the first `warmup` steps are not timed.
     A packed model's batches are (G, B, ...) with labels (G, B): its loss is the sum of the G networks' mean losses,
-    and every image of every network counts."""
+    and every image of every network counts. With a `teacher`, the steps distill from its labels of each batch."""
     model.train()
     # the paper's optimizer (gnosis config/image_classification.yaml); its values do not change the cost of a step
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
     forward = compiled(model, device) if amp else model  # the kdrepro side as `train.fit` runs it
+    labeller = compiled(teacher, device) if teacher is not None else None
 
     def step() -> int:
         xb, yb = next(batches)
@@ -77,7 +81,8 @@ def _timed_steps(model: nn.Module, batches: Batches, images: int, warmup: int, d
             step_begins(device)
         with autocast(device) if amp else contextlib.nullcontext():
             out = forward(xb).float()
-            loss = F.cross_entropy(out.flatten(0, -2), yb.flatten(), reduction="sum") / yb.shape[-1]
+            loss = (F.cross_entropy(out.flatten(0, -2), yb.flatten(), reduction="sum") / yb.shape[-1]
+                    if labeller is None else kd_loss(out, label_batch(labeller, xb, device), 4.0))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -104,12 +109,20 @@ def kdrepro_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, policy: s
 
 def kdrepro_throughput(model_name: str, dataset: str, images: int, batch_size: int = 128,
                        device: str | torch.device = "cpu", policy: str = "crop_flip", pad: int = 4,
-                       warmup: int = 5) -> float:
-    """Training images/s of the kdrepro pipeline on the `dataset` training split."""
+                       warmup: int = 5, teachers: int = 0) -> float:
+    """Training images/s of the kdrepro pipeline on the `dataset` training split; with `teachers` > 0, of a student
+    distilled (tau = 4) from an ensemble of that many networks of its architecture, labelling each batch online."""
     device = resolve_device(device)
     x, y = (t.to(device) for t in data.load(dataset, "train"))
     model = _model(model_name, dataset, x).to(device, memory_format=torch.channels_last)
-    return _timed_steps(model, kdrepro_batches(x, y, batch_size, policy, pad), images, warmup, device, amp=True)
+    teacher = None
+    if teachers:
+        torch.manual_seed(1)
+        teacher = models.Ensemble([models.build(model_name, data.NUM_CLASSES[dataset], in_channels=x.shape[1],
+                                                image_size=x.shape[-1]) for _ in range(teachers)])
+        teacher = teacher.to(device, memory_format=torch.channels_last).eval()
+    return _timed_steps(model, kdrepro_batches(x, y, batch_size, policy, pad), images, warmup, device, amp=True,
+                        teacher=teacher)
 
 
 def packed_throughput(model_name: str, dataset: str, images: int, batch_size: int = 128,
@@ -193,24 +206,31 @@ def conventional_throughput(model_name: str, dataset: str, images: int, batch_si
 # --- command line --------------------------------------------------------------------------------------------------
 
 def measure(name: str, device: torch.device, images: int | None, repeats: int, batch_size: int, warmup: int,
-            workers: int | None, pack: int = 1) -> dict:
+            workers: int | None, pack: int = 1, distill: int = 0) -> dict:
     """One table row: median images/s of each pipeline over `repeats` alternating measurements (and, with
-    pack > 1, of `pack` packed networks, in model-images/s)."""
+    pack > 1, of `pack` packed networks, in model-images/s; with distill > 0, of a student of that many teachers,
+    and its step's cost in teacher steps)."""
     case = CASES[name]
     images = images or case.images[device.type]
     args = (case.model, case.dataset, images, batch_size, device, case.policy, case.pad, warmup)
-    ours, theirs, packed = [], [], []
+    ours, theirs, packed, distilled = [], [], [], []
     for _ in range(repeats):
         ours.append(kdrepro_throughput(*args))
         theirs.append(conventional_throughput(*args, workers=workers))
         if pack > 1:
             packed.append(packed_throughput(*args, groups=pack))
+        if distill:
+            distilled.append(kdrepro_throughput(*args, teachers=distill))
     k, c = statistics.median(ours), statistics.median(theirs)
     row = {"case": name, "device": str(device), "images": images, "kdrepro": k, "conventional": c,
            "ratio": k / c, "target": case.target, "kdrepro_runs": ours, "conventional_runs": theirs,
            "epoch_seconds": EPOCH / k, "conventional_epoch_seconds": EPOCH / c}
     if pack > 1:
         row.update(pack=pack, packed=statistics.median(packed), packed_runs=packed)
+    if distill:
+        d = statistics.median(distilled)
+        row.update(teachers=distill, distilled=d, distilled_runs=distilled, distill_cost=k / d,
+                   distill_target=DISTILL_TARGET)
     row["met"] = row["ratio"] >= case.target and (device.type != "cuda" or case.epoch_target is None
                                                   or row["epoch_seconds"] <= case.epoch_target)
     return row
@@ -227,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps before each measurement")
     parser.add_argument("--workers", type=int, help="conventional DataLoader workers (default: one per core)")
     parser.add_argument("--pack", type=int, default=1, help="also time this many packed networks (model-images/s)")
+    parser.add_argument("--distill", type=int, default=0, help="also time a student of this many teachers, and its "
+                        "step's cost in teacher steps")
     parser.add_argument("--json", help="also write the numbers and the machine's details to this file")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
@@ -241,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
           + (f"{'s/epoch':>7} {'conv.':>6} " if gpu else "") + "met?")
     rows = []
     for name in cases:
-        row = measure(name, device, args.images, args.repeats, args.batch_size, args.warmup, workers, args.pack)
+        row = measure(name, device, args.images, args.repeats, args.batch_size, args.warmup, workers, args.pack,
+                      args.distill)
         rows.append(row)
         epoch_target = CASES[name].epoch_target if gpu else None
         target = f">={row['target']:g}x" + (f" <={epoch_target:g}s" if epoch_target else "")
@@ -249,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['ratio']:>5.2f}x {target:>12} "
               + (f"{row['epoch_seconds']:>7.2f} {row['conventional_epoch_seconds']:>6.1f} " if gpu else "")
               + ("yes" if row["met"] else "NO")
-              + (f"  packed x{args.pack}: {row['packed']:.0f} model-img/s" if args.pack > 1 else ""), flush=True)
+              + (f"  packed x{args.pack}: {row['packed']:.0f} model-img/s" if args.pack > 1 else "")
+              + (f"  student of {args.distill}: {row['distilled']:.0f} img/s, {row['distill_cost']:.2f} teacher steps "
+                 f"(target <={DISTILL_TARGET:g})" if args.distill else ""), flush=True)
     if args.json:
         atomic_write(Path(args.json), json.dumps({"provenance": info, "batch_size": args.batch_size,
                                                   "warmup": args.warmup, "repeats": args.repeats, "workers": workers,

@@ -350,7 +350,7 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     t0, last_save = time.perf_counter() - state["elapsed"], time.perf_counter()
     forward, labeller, cache = compiled(model, device), compiled(teacher, device) if distill else None, None
     if distill and logit_cache.pays(cfg, len(train_x), device.type):  # after t0: its cost is part of the wall time
-        cache = logit_cache.build(lambda xb: _label(labeller, xb, device), train_x, cfg.augment, cfg.crop_pad, device)
+        cache = logit_cache.build(lambda xb: label_batch(labeller, xb, device), train_x, cfg.augment, cfg.crop_pad, device)
     save_every = float(os.environ.get("KDREPRO_CKPT_SECONDS", 60))
     loss_sum = torch.tensor(state["window"][0], dtype=torch.float32, device=device)
     hits, seen = torch.tensor(int(state["window"][1]), device=device), state["window"][2]
@@ -365,7 +365,7 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
         with autocast(device):
             out = forward(xb).float()
             if distill:
-                target = _label(labeller, xb, device) if cache is None else cache[idx, views.to(device)]
+                target = label_batch(labeller, xb, device) if cache is None else cache[idx, views.to(device)]
                 loss = kd_loss(out, target, cfg.temperature, cfg.alpha, train_y[idx] if cfg.alpha > 0 else None)
                 target = target.argmax(1)
             else:
@@ -401,8 +401,8 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
 
 
 @torch.no_grad()
-def _label(teacher: nn.Module, xb: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """The eval-mode teacher's float32 logits of a training batch, as the loss reads them."""
+def label_batch(teacher: nn.Module, xb: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The eval-mode teacher's float32 logits of a training batch, as the loss reads them (bf16 autocast on a GPU)."""
     with autocast(device):
         return teacher(xb).float()
 

@@ -46,8 +46,10 @@ def test_cifar_transform_flips_and_normalizes_rgb():
 def test_the_command_writes_its_numbers_and_the_machine(tmp_path, capsys):
     out = tmp_path / "cpu-test.json"
     assert bench.main(["--device", "cpu", "--cases", "lenet5", "--images", "256", "--repeats", "1", "--warmup", "1",
-                       "--workers", "0", "--json", str(out)]) == 0
+                       "--workers", "0", "--distill", "2", "--json", str(out)]) == 0
     saved = json.loads(out.read_text())
     assert saved["provenance"]["torch"] == str(torch.__version__) and saved["provenance"]["device"] == "cpu"
     assert [r["case"] for r in saved["results"]] == ["lenet5"] and saved["results"][0]["kdrepro"] > 0
+    row = saved["results"][0]
+    assert row["teachers"] == 2 and row["distill_cost"] == row["kdrepro"] / row["distilled"] > 0
     assert "lenet5" in capsys.readouterr().out

@@ -20,12 +20,12 @@ def test_the_cache_is_the_online_teacher_on_every_view(model, policy, pad, shape
     teacher = models.Ensemble(members).eval()
     x = torch.randint(0, 256, (5, *shape), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     device = torch.device("cpu")
-    cache = logit_cache.build(lambda xb: train._label(teacher, xb, device), x, policy, pad, device, batch_size=2)
+    cache = logit_cache.build(lambda xb: train.label_batch(teacher, xb, device), x, policy, pad, device, batch_size=2)
     views = augment.view_count(policy, pad)
     assert cache.shape == (5, views, 10) and cache.dtype == torch.float32
     for v in range(views):  # the online path: the view drawn inside a batch of other images, labelled at once
         xb = augment.at_views(x, policy, pad, torch.full((5,), v)).contiguous(memory_format=torch.channels_last)
-        torch.testing.assert_close(cache[:, v], train._label(teacher, xb, device), rtol=TOLERANCE, atol=TOLERANCE)
+        torch.testing.assert_close(cache[:, v], train.label_batch(teacher, xb, device), rtol=TOLERANCE, atol=TOLERANCE)
 
 
 def _tiny() -> tuple[TeacherConfig, StudentConfig]:
