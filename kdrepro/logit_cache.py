@@ -41,6 +41,7 @@ def build(label: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, policy
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size].to(device)
             xb = augment.at_views(xb, policy, pad, torch.full((len(xb),), v))
-            out.append(label(xb.contiguous(memory_format=torch.channels_last)))
+            # cloned: a compiled labeller (CUDA graphs) may hand back the same output buffer on every call
+            out.append(label(xb.contiguous(memory_format=torch.channels_last)).clone())
         columns.append(torch.cat(out))
     return torch.stack(columns, 1)
