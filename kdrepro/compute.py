@@ -114,6 +114,13 @@ def estimate(configs: list[RunConfig], device_type: str, root: Path | None = Non
     return seconds, sorted(sources)
 
 
+def h100_seconds(configs: list[RunConfig]) -> float:
+    """Seconds to train `configs` one at a time at `H100_PRERESNET20`: how the `gpu` profiles are sized while no
+    CUDA benchmark is committed (a sizing assumption from the issue's measurement, not one of ours)."""
+    rate = H100_PRERESNET20 * (1 + BACKWARD) * forward_flops("preresnet20", "cifar10_jpeg")
+    return sum(run_flops(cfg, "cuda") for cfg in configs) / rate
+
+
 def duration(seconds: float) -> str:
     """Seconds as a reader wants them: s, min or h."""
     if seconds < 90:

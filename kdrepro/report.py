@@ -68,6 +68,27 @@ def paper_cost(name: str) -> str:
             "scale only; one run at a time, packing not counted.)")
 
 
+def gpu_cost(name: str) -> str:
+    """How long chapter `name`'s `gpu` profile should take on one GPU: the runs it adds to the chapters before it in
+    the book (runs shared by config train once), from a committed CUDA benchmark, else at the rate it was sized by."""
+    if "gpu" not in chapters.profiles(name):
+        return "This chapter has no `gpu` profile."
+    earlier = chapters.PUBLISHED[:chapters.PUBLISHED.index(name)]
+    seen = {c.run_id for n in earlier if "gpu" in chapters.profiles(n) for p in chapters.get(n).plans("gpu")
+            for c in p.configs}
+    configs = list(dict.fromkeys(c for p in chapters.get(name).plans("gpu") for c in p.configs))
+    new = [c for c in configs if c.run_id not in seen]
+    if not new:
+        return (f"On one GPU (the `gpu` profile) this chapter's {len(configs)} runs are all trained by earlier "
+                "chapters.")
+    got = compute.estimate(new, "cuda")
+    when = (f"about {compute.duration(got[0])} on the benchmarked GPU ({'; '.join(got[1])} in results/bench)" if got
+            else f"about {compute.duration(compute.h100_seconds(new))} at the single-network H100 rate it was sized by "
+                 "(an assumption until a CUDA benchmark is committed)")
+    return (f"On one GPU (the `gpu` profile) this chapter is {len(configs)} runs, {len(configs) - len(new)} of them "
+            f"trained by earlier chapters: {when}, one run at a time.")
+
+
 def init_effect(profile: str = "budget") -> str:
     """What chapter 7's Table 1 measured at `profile` of a student started at its teacher's initial weights (as the
     stored students of chapters 3 and 4 were), for their setup tables; a sentence saying so when its runs are not in the

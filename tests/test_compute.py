@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from kdrepro import chapters, compute, runs, store
+from kdrepro import chapters, compute, report, runs, store
 from kdrepro.config import StudentConfig, TeacherConfig
 from kdrepro.errors import ConfigError
 
@@ -102,6 +102,9 @@ def test_a_gpu_profile_adds_at_most_20_h100_minutes(tmp_path, name):
     configs = [c for c in dict.fromkeys(gpu[name]) if c.run_id not in before]
     seconds = compute.estimate(configs, "cuda", tmp_path)[0] if configs else 0.0
     assert seconds <= 20 * 60, f"{name}: {seconds / 60:.1f} min"
+    assert compute.h100_seconds(configs) == pytest.approx(seconds)  # what the chapter prints, without the file
+    assert (f"{len(gpu[name]) - len(configs)} of them trained by earlier chapters: about " in report.gpu_cost(name)
+            if configs else "runs are all trained by earlier chapters" in report.gpu_cost(name))
     assert all(c.train_size is None and c.model in ("preresnet20", "preresnet56") for c in configs
                if isinstance(c, TeacherConfig))
 
