@@ -254,10 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     cases = args.cases or ["lenet5", "preresnet20"] + (["preresnet56"] if device.type == "cuda" else [])
     workers = cores() if args.workers is None else args.workers
-    # the machine, the commit, the library versions, and whether the kdrepro side ran under torch.compile
-    info = {**store.provenance(device), **fingerprint(), "compiled": compiling()}
+    # the machine, the commit and the library versions (with `compiled` when the kdrepro side ran under torch.compile)
+    info = {**store.provenance(device), **fingerprint()}
     print(f"{info['device_name']}, torch {info['torch']}, {info['threads']} threads, batch {args.batch_size}, "
-          f"{workers} DataLoader workers, median of {args.repeats}" + (", compiled" if info["compiled"] else ""))
+          f"{workers} DataLoader workers, median of {args.repeats}" + (", compiled" if compiling() else ""))
     gpu = device.type == "cuda"  # seconds per 50k-image epoch have a target on the GPU only
     print(f"{'case':<12} {'device':<6} {'kdrepro img/s':>13} {'conv. img/s':>11} {'ratio':>6} {'target':>12} "
           + (f"{'s/epoch':>7} {'conv.':>6} " if gpu else "") + "met?")

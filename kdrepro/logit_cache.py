@@ -35,13 +35,14 @@ def build(label: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, policy
           device: torch.device, batch_size: int = 1000) -> torch.Tensor:
     """The logits [N, views, K] that `label` (the training loop's online teacher call: a channels_last float batch
     in, float32 logits out) gives on every view of the uint8 images x."""
-    columns = []
+    cache = None
     for v in range(augment.view_count(policy, pad)):
-        out = []
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size].to(device)
             xb = augment.at_views(xb, policy, pad, torch.full((len(xb),), v))
-            # cloned: a compiled labeller (CUDA graphs) may hand back the same output buffer on every call
-            out.append(label(xb.contiguous(memory_format=torch.channels_last)).clone())
-        columns.append(torch.cat(out))
-    return torch.stack(columns, 1)
+            # copied out at once: a compiled labeller (CUDA graphs) may reuse its output buffer on the next call
+            out = label(xb.contiguous(memory_format=torch.channels_last))
+            if cache is None:
+                cache = torch.empty(len(x), augment.view_count(policy, pad), out.shape[1], device=device)
+            cache[i:i + len(xb), v] = out
+    return cache

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import augment, data, models, train
+from . import augment, data, logit_cache, models, train
 from .config import RunConfig, StudentConfig
 from .errors import ConfigError
 from .losses import ensemble_logits, kd_loss
@@ -131,22 +131,24 @@ def _has_dropout(model: str, dataset: str) -> bool:
     return any(isinstance(m, nn.Dropout) for m in net.modules())
 
 
-def unpackable(cfg: RunConfig) -> str | None:
-    """Why a run cannot train in a pack (such runs train one by one), or None."""
+def unpackable(cfg: RunConfig, device_type: str) -> str | None:
+    """Why a run cannot train in a pack on `device_type` (such runs train one by one), or None."""
     if _has_dropout(cfg.model, cfg.dataset):
         return f"{cfg.model} has dropout, whose masks a pack cannot draw as each run would"
     if isinstance(cfg, StudentConfig) and (cfg.init != "random" or cfg.surface):
         return f"init={cfg.init!r}, surface={cfg.surface}: a pack trains students from a random init without loss planes"
     if isinstance(cfg, StudentConfig) and len({(t.model, t.width, t.norm) for t in cfg.teachers}) > 1:
         return "its teachers differ in architecture, so they cannot be packed into one labelling network"
+    if isinstance(cfg, StudentConfig) and logit_cache.pays(cfg, cfg.examples, device_type):
+        return "its teachers' labels come from a logit cache (logit_cache), which a pack does not build"
     return None
 
 
-def _check_pack(cfgs: list[RunConfig]) -> None:
+def _check_pack(cfgs: list[RunConfig], device_type: str) -> None:
     if len({pack_key(c) for c in cfgs}) != 1 or len({type(c) for c in cfgs}) != 1:
         raise ConfigError("fit_pack: a pack needs runs of one recipe, differing only in seeds, subsets and teachers")
     for cfg in cfgs:
-        if (why := unpackable(cfg)) is not None:
+        if (why := unpackable(cfg, device_type)) is not None:
             raise ConfigError(f"fit_pack: {cfg.describe()}: {why}; train it without --pack")
 
 
@@ -161,7 +163,7 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
     returned as its TrainingFailed, the others as usual (a NaN stays in its own member's weights: no kernel mixes
     members). A pack is not checkpointed: killed, it restarts (packs are for short GPU runs); each member's wall
     time is its share of the pack's."""
-    _check_pack(cfgs)
+    _check_pack(cfgs, device.type)
     nets = [train.new_model(c) for c in cfgs]
     cfg, g, distill = cfgs[0], len(cfgs), teachers is not None
     if distill != isinstance(cfg, StudentConfig):
@@ -237,6 +239,5 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
             out.append(e)
             continue
         out.append(train.Trained(final, curve, train.evaluate(teacher_test[k], test_y) if distill else None,
-                                 {key: v.detach().cpu() for key, v in net.state_dict().items()}, share, packed=g,
-                                 compiled=train.compiling()))
+                                 {key: v.detach().cpu() for key, v in net.state_dict().items()}, share, packed=g))
     return out

@@ -47,8 +47,8 @@ def stored(cfg: RunConfig) -> dict | None:
 def stack_note(results: list[dict]) -> str:
     """'' when every run was made with this process's library versions, else a sentence naming the others."""
     here = {k: v for k, v in train.fingerprint().items() if k != "numerics"}
-    other = sorted({", ".join(f"{k} {r['fingerprint'][k]}" for k in here) for r in results
-                    if any(r["fingerprint"][k] != v for k, v in here.items())})
+    other = sorted({", ".join(f"{k} {r['fingerprint'].get(k)}" for k in here) for r in results
+                    if any(r["fingerprint"].get(k) != v for k, v in here.items())})
     return f"Runs made with another library stack ({'; '.join(other)}) are shown as they were stored." if other else ""
 
 
@@ -86,7 +86,7 @@ def record(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> di
               "fingerprint": train.fingerprint(),
               "provenance": {**store.provenance(device), "wall_seconds": trained.seconds, "seed": cfg.seed,
                              **({"packed": trained.packed} if trained.packed > 1 else {}),
-                             **{k: True for k in ("cached_teacher", "compiled") if getattr(trained, k)}}}
+                             **({"cached_teacher": True} if trained.cached_teacher else {})}}
     if trained.surface is not None:
         result["surface"] = trained.surface
     if trained.teacher_test is not None:
@@ -152,7 +152,7 @@ def run_packed(configs: list[RunConfig], device: str, pack: int, progress: bool 
     for kind in (TeacherConfig, StudentConfig):
         groups: dict[str, list[RunConfig]] = {}
         for cfg in dict.fromkeys(configs):
-            if isinstance(cfg, kind) and stored(cfg) is None and packed.unpackable(cfg) is None:
+            if isinstance(cfg, kind) and stored(cfg) is None and packed.unpackable(cfg, device.type) is None:
                 groups.setdefault(packed.pack_key(cfg), []).append(cfg)
         for group in groups.values():
             for i in range(0, len(group) - 1, pack):  # a last chunk of one trains plainly, with checkpoints

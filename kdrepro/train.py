@@ -47,10 +47,12 @@ class TrainingFailed(KdreproError, RuntimeError):
 
 
 def fingerprint() -> dict:
-    """What determines a run's numbers besides its config: the numerics version and the library versions."""
+    """What determines a run's numbers besides its config: the numerics version, the library versions, and
+    `compiled` when the step runs under torch.compile (absent otherwise, so eager fingerprints are as they were). A
+    checkpoint of another fingerprint is not resumed: a run is compiled or eager from its first step to its last."""
     # plain str: torch.__version__ is a str subclass that a weights_only checkpoint load refuses
     return {"numerics": NUMERICS, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-            "numpy": str(np.__version__)}
+            "numpy": str(np.__version__), **({"compiled": True} if compiling() else {})}
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -113,9 +115,14 @@ def compiling() -> bool:
 
 
 def compiled(module: nn.Module, device: torch.device) -> nn.Module:
-    """`module` under torch.compile when KDREPRO_COMPILE=1, else itself. Every step is a full batch, so shapes are
-    fixed and it compiles once per mode (train, or eval for a teacher); evaluations run the module uncompiled."""
-    return torch.compile(module, dynamic=False, **COMPILE[device.type]) if compiling() else module
+    """`module` under torch.compile when KDREPRO_COMPILE=1, else itself. Every step is a full batch, so it compiles
+    once per network, batch shape and mode (train, or eval for a teacher); evaluations run the module uncompiled."""
+    if not compiling():
+        return module
+    # a sweep compiles many networks and shapes in one process: past the default limit of 8 per function, dynamo
+    # would fall back to eager without a word
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
+    return torch.compile(module, dynamic=False, **COMPILE[device.type])
 
 
 def step_begins(device: torch.device) -> None:
@@ -306,8 +313,8 @@ def _save(cfg: RunConfig, state: dict) -> None:
 class Trained:
     """What a finished run hands to `runs`: its test curves and final metrics, its teacher's test metrics (when
     distilling), the final weights (on the CPU), the wall time across resumes (a packed run's share of its pack's),
-    when the config asks for one, Fig. 6c's loss plane, how many runs trained packed together (`packed`), whether
-    the teacher's labels came from `logit_cache`, and whether the step ran under torch.compile (`compiled`)."""
+    when the config asks for one, Fig. 6c's loss plane, how many runs trained packed together (`packed`), and
+    whether the teacher's labels came from `logit_cache`."""
 
     final: dict
     curves: list[dict]
@@ -317,7 +324,6 @@ class Trained:
     surface: dict | None = None
     packed: int = 1
     cached_teacher: bool = False
-    compiled: bool = False
 
 
 def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, control: nn.Module | None = None,
@@ -397,7 +403,7 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
         plane = finish_student(cfg, model, teacher, train_x, test_x, device, final, start)
     return Trained(final, state["curves"], evaluate(teacher_test, test_y) if distill else None,
                    {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                   round(time.perf_counter() - t0, 2), plane, cached_teacher=cache is not None, compiled=compiling())
+                   round(time.perf_counter() - t0, 2), plane, cached_teacher=cache is not None)
 
 
 @torch.no_grad()

@@ -92,10 +92,11 @@ def test_every_chapter_but_lenet_mnist_has_a_gpu_profile():
 
 
 @pytest.mark.parametrize("name", GPU_CHAPTERS)
-def test_a_gpu_profile_adds_at_most_20_h100_minutes(tmp_path, name):
+def test_a_gpu_profile_adds_at_most_20_h100_minutes(tmp_path, monkeypatch, name):
     """Sized at the single-network rate measured on an H100 (packing only makes it faster), on the full training
     split (or half) with PreResNet-20 or -56; runs shared with the chapters before it in the book (the same config is
     the same run) are trained once, by the first."""
+    monkeypatch.delenv("KDREPRO_COMPILE", raising=False)  # sized for eager steps
     _bench(tmp_path, "cuda", "preresnet20", compute.H100_PRERESNET20)
     gpu = {n: [c for p in chapters.get(n).plans("gpu") for c in p.configs] for n in GPU_CHAPTERS}
     before = {c.run_id for n in GPU_CHAPTERS[:GPU_CHAPTERS.index(name)] for c in gpu[n]}

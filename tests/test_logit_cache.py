@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from kdrepro import augment, chapters, compute, logit_cache, models, plan, runs, train
+from kdrepro import augment, chapters, compute, logit_cache, models, packed, plan, runs, train
 from kdrepro.config import StudentConfig, TeacherConfig
 
 TOLERANCE = 1e-6  # float32 on the CPU: a view's logits differ in the last bits with the batch it is in (2.4e-7 seen)
@@ -67,6 +67,11 @@ def test_only_runs_with_more_passes_than_views_use_the_cache(monkeypatch):
     assert not logit_cache.pays(replace(s, epochs=25), s.examples, "cuda")  # 25 passes, 25 views: no saving
     monkeypatch.setattr(logit_cache, "MAX_BYTES", 64 * 25 * 10 * 4 - 1)
     assert not logit_cache.pays(s, s.examples, "cuda")  # too large
+
+
+def test_a_student_that_would_use_the_cache_is_not_packed():
+    student = plan.students_of(chapters.plan("self_vs_ensemble", "paper"))[0]
+    assert "logit cache" in packed.unpackable(student, "cuda") and packed.unpackable(student, "cpu") is None
 
 
 def test_the_estimate_counts_each_view_once():
