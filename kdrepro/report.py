@@ -89,6 +89,19 @@ def gpu_cost(name: str) -> str:
             f"trained by earlier chapters: {when}, one run at a time.")
 
 
+def at_scale(name: str, profile: str = "gpu") -> str:
+    """Chapter `name`'s verdicts at another scale, beside the one it shows: the findings of that profile's stored
+    runs (verdicts stand on the same checks), or how many of its runs are stored while any is missing."""
+    if profile not in chapters.profiles(name):
+        return f"This chapter has no `{profile}` profile."
+    done, total = progress(name, profile)
+    if done < total:
+        return f"The `{profile}` profile has not been run: {done} of its {total} runs are stored."
+    (_, _, table), *_ = tables(name, profile)
+    scope = f"the `{profile}` recipe of kdrepro/chapters/{name}.py"
+    return "\n\n".join(f.text() for f in chapters.get(name).findings(table, scope))
+
+
 def init_effect(profile: str = "budget") -> str:
     """What chapter 7's Table 1 measured at `profile` of a student started at its teacher's initial weights (as the
     stored students of chapters 3 and 4 were), for their setup tables; a sentence saying so when its runs are not in the

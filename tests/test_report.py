@@ -341,3 +341,13 @@ def test_the_init_effect_sentence_without_chapter_7_in_the_store(tmp_store):
     from kdrepro import report
     assert report.init_effect("smoke") == ("Chapter 7's Table 1 measures what that does (its runs are not in this "
                                            "result store yet)")
+
+
+def test_a_chapter_at_another_scale_shows_its_verdicts_once_every_run_is_stored():
+    (_, _, table), *_ = report.tables("lenet_mnist", "budget")
+    scope = "the `budget` recipe of kdrepro/chapters/lenet_mnist.py"
+    assert report.at_scale("lenet_mnist", "budget") == lenet_mnist.findings(table, scope)[0].text()
+    done, total = report.progress("self_vs_ensemble", "gpu")
+    assert report.at_scale("self_vs_ensemble", "gpu") == (
+        f"The `gpu` profile has not been run: {done} of its {total} runs are stored.")
+    assert report.at_scale("lenet_mnist", "gpu") == "This chapter has no `gpu` profile."
