@@ -309,10 +309,8 @@ def test_plans_are_well_formed(name, profile):
             by_condition.setdefault(condition, []).extend(cfg.teachers)
     for members in by_condition.values():
         assert len(members) == len(set(members))
-    # chapters 2, 5 and 7 start every "random" student apart from its teachers' initial weights (chapters 3 and 4's
-    # stored runs predate `init_seed` and say so)
-    if name in ("lenet_mnist", "recycling", "optimization"):
-        assert not [c.describe() for c in students if c.init != "shared" and plan.starts_at_teacher_init(c)]
+    # every "random" student starts apart from its teachers' initial weights
+    assert not [c.describe() for c in students if c.init != "shared" and plan.starts_at_teacher_init(c)]
 
 
 def test_lenet_plan_distillation_sets_contain_teacher_set():

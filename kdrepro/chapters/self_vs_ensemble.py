@@ -13,7 +13,7 @@ import pandas as pd
 from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
 from ..errors import ConfigError
-from ..plan import Plan, check_profile, check_seeds, epochs_for
+from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
 
 # The recipe at each scale. Units: images (teacher_size, extras, images of student steps), epochs (passes over the
 # teacher's subset; None: the whole training split), learning rates per step. Each m runs up to pool // m trials.
@@ -84,7 +84,8 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
             size = base + extra if p["teacher_size"] else None
             for i, s in enumerate(trials):
                 control = teams[i - 1] if len(trials) > 1 else ()
-                cfg = StudentConfig(**common, train_size=size, seed=s, teachers=teams[i], control=control,
+                cfg = StudentConfig(**common, train_size=size, seed=s, init_seed=fresh_init(s), teachers=teams[i],
+                                    control=control,
                                     temperature=p["temperature"], batch_size=p["batch"], lr=p["lr"],
                                     epochs=epochs_for(p["images"], base + extra), evals=p["evals"])
                 rows.append(({"role": "student", "trial": s, "m": m, "extra": extra}, cfg))
