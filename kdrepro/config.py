@@ -154,8 +154,8 @@ class StudentConfig(RunConfig):
     #                                  "shared": the teacher's own initial weights (Table 1)
     init_lambda: float = 0.0
     init_seed: int | None = None     # the seed of a "random" or "interpolate" start; None: `seed`, which gives a
-    #                                  teacher of the same seed and architecture its own initial weights (chapters 3
-    #                                  and 4's first students); `plan.fresh_init` keeps them apart
+    #                                  teacher of the same seed and architecture its own initial weights (chapter 4's
+    #                                  stored students); `plan.fresh_init` keeps them apart
     init_lr_scale: bool = False      # the official code's lr * (1 - lambda) when starting near the teacher
     epochs: int = 300
     batch_size: int = 128

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import verdict as v
 from ..config import StudentConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
+from ..plan import Plan, check_profile, check_seeds, epochs_for
 from . import self_vs_ensemble as sve
 
 # name -> (label, augmentation policy, temperature, distillation-set addition). Each policy adds to crop + flip
@@ -94,7 +94,6 @@ def _students(p: dict, pool: list, seeds: tuple[int, ...], policies, teacher_siz
                 t0 = teams[i][0]
                 cfg = StudentConfig(dataset=t0.dataset, model=t0.model, width=t0.width, test_size=t0.test_size,
                                     train_size=(teacher_size + extra) if teacher_size else None, seed=s,
-                                    init_seed=fresh_init(s),
                                     teachers=teams[i], control=teams[i - 1] if len(trials) > 1 else (),
                                     augment=policy, temperature=tau, batch_size=p["batch"], lr=p["lr"],
                                     epochs=epochs_for(p["images"], examples), evals=p["evals"], **ood)

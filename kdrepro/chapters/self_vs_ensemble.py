@@ -8,12 +8,15 @@ at tau = 1 (Fig. 10's setting) on the teachers' images and, for some m, on those
 never saw (standing in for the paper's GAN samples); every student takes the same number of optimizer steps.
 """
 
+from dataclasses import replace
+
 import pandas as pd
 
+from .. import runs
 from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
 from ..errors import ConfigError
-from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
+from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init, starts_at_teacher_init
 
 # The recipe at each scale. Units: images (teacher_size, extras, images of student steps), epochs (passes over the
 # teacher's subset; None: the whole training split), learning rates per step. Each m runs up to pool // m trials.
@@ -95,6 +98,21 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
 def plans(profile: str = "budget") -> list[Plan]:
     """What the chapter shows: one plan."""
     return [plan(profile)]
+
+
+def first_runs(plan: Plan) -> pd.DataFrame:
+    """Each student beside its stored first run, made before `plan.fresh_init` with its trial's seed as init seed:
+    the differences first − now in agreement, control agreement and accuracy, and whether the first run started at
+    a teacher's initial weights (`at_teacher_init`; else it only drew another random init). Empty where no first
+    run is stored (at budget scale only)."""
+    rows = []
+    for labels, cfg in plan.rows:
+        first = runs.stored(replace(cfg, init_seed=None)) if labels["role"] == "student" else None
+        if first is not None:
+            now = runs.stored(cfg)["final"]
+            rows.append({**labels, "at_teacher_init": starts_at_teacher_init(replace(cfg, init_seed=None)),
+                         **{k: first["final"][k] - now[k] for k in ("agreement", "control_agreement", "accuracy")}})
+    return pd.DataFrame(rows)
 
 
 def _cell(students: pd.DataFrame, m: int, extra: int) -> pd.DataFrame:
