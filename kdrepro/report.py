@@ -86,7 +86,7 @@ def gpu_cost(name: str) -> str:
             else f"about {compute.duration(compute.h100_seconds(new))} at the single-network H100 rate it was sized by "
                  "(an assumption until a CUDA benchmark is committed)")
     return (f"On one GPU (the `gpu` profile) this chapter is {len(configs)} runs, {len(configs) - len(new)} of them "
-            f"trained by earlier chapters: {when}, one run at a time.")
+            f"trained by earlier chapters: {when}, one run at a time (packing runs, --pack, should be faster).")
 
 
 def at_scale(name: str, profile: str = "gpu") -> str:

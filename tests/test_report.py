@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kdrepro import plan, report
+from kdrepro import chapters, plan, report
 from kdrepro.chapters import lenet_mnist, self_vs_ensemble
 
 
@@ -351,3 +351,13 @@ def test_a_chapter_at_another_scale_shows_its_verdicts_once_every_run_is_stored(
     assert report.at_scale("self_vs_ensemble", "gpu") == (
         f"The `gpu` profile has not been run: {done} of its {total} runs are stored.")
     assert report.at_scale("lenet_mnist", "gpu") == "This chapter has no `gpu` profile."
+
+
+def test_chapter_3_pairs_each_first_run_with_its_rerun():
+    first = self_vs_ensemble.first_runs(plan.Plan("self_vs_ensemble", "budget", [], {}))
+    assert first.empty  # nothing to pair
+    first = self_vs_ensemble.first_runs(chapters.plan("self_vs_ensemble", "budget"))
+    # the first runs' init seed was their trial's: trial 0 (and every m = 1 trial) is a teacher's, trial 1 a control
+    # member's at m = 3 and 5, the rest a fresh random init
+    assert first.groupby("start").size().to_dict() == {"own teacher": 13, "control member": 3, "random": 7}
+    assert set(first[first.m == 1].start) == {"own teacher"}

@@ -102,15 +102,19 @@ def plans(profile: str = "budget") -> list[Plan]:
 
 def first_runs(plan: Plan) -> pd.DataFrame:
     """Each student beside its stored first run, made before `plan.fresh_init` with its trial's seed as init seed:
-    the differences first − now in agreement, control agreement and accuracy, and whether the first run started at
-    a teacher's initial weights (`at_teacher_init`; else it only drew another random init). Empty where no first
-    run is stored (at budget scale only)."""
+    the differences first − rerun in agreement, control agreement and accuracy, and where the first run started
+    (`start`): at the initial weights of one of its own teachers, of a member of its control ensemble, or at just
+    another random init. Empty where no first run is stored (at budget scale only)."""
     rows = []
     for labels, cfg in plan.rows:
-        first = runs.stored(replace(cfg, init_seed=None)) if labels["role"] == "student" else None
-        if first is not None:
+        if labels["role"] != "student":
+            continue
+        first_cfg = replace(cfg, init_seed=None)
+        if (first := runs.stored(first_cfg)) is not None:
             now = runs.stored(cfg)["final"]
-            rows.append({**labels, "at_teacher_init": starts_at_teacher_init(replace(cfg, init_seed=None)),
+            own = replace(first_cfg, control=()).random_start_is_a_teachers
+            start = "own teacher" if own else "control member" if starts_at_teacher_init(first_cfg) else "random"
+            rows.append({**labels, "start": start,
                          **{k: first["final"][k] - now[k] for k in ("agreement", "control_agreement", "accuracy")}})
     return pd.DataFrame(rows)
 
