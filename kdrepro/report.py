@@ -60,9 +60,14 @@ def paper_cost(name: str) -> str:
     where = []
     for device in ("cpu", "cuda"):
         got = compute.estimate(configs, device)
-        where.append(f"about {compute.duration(got[0])} on the benchmarked {device.upper()} "
-                     f"({'; '.join(got[1])} in results/bench)" if got else f"no {device.upper()} benchmark is "
-                     "committed yet, so no estimate there")
+        if got:
+            where.append(f"about {compute.duration(got[0])} on the benchmarked {device.upper()} "
+                         f"({'; '.join(got[1])} in results/bench)")
+        elif device == "cuda" and all(c.model.startswith("preresnet") for c in configs):
+            where.append(f"no CUDA benchmark is committed yet; at the single-network H100 rate the `gpu` profiles "
+                         f"are sized by (an assumption), about {compute.duration(compute.h100_seconds(configs))}")
+        else:
+            where.append(f"no {device.upper()} benchmark is committed yet, so no estimate there")
     return (f"At the paper's scale (the `paper` profile) this chapter is {len(configs)} runs: {where[0]}; {where[1]}. "
             "(An extrapolation: FLOPs over the benchmarked network's rate, checked against our stored runs at budget "
             "scale only; one run at a time, packing not counted.)")
