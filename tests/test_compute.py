@@ -113,3 +113,9 @@ def test_a_gpu_profile_adds_at_most_20_h100_minutes(tmp_path, monkeypatch, name)
 def test_a_chapter_without_a_gpu_profile_says_so():
     with pytest.raises(ConfigError, match=r"^profile='gpu': this chapter has no gpu profile yet; expected one of"):
         chapters.get("lenet_mnist").plans("gpu")
+
+
+def test_the_paper_cost_on_a_gpu_is_labelled_an_assumption_until_a_cuda_benchmark_exists():
+    assert not compute.benchmarks("cuda")  # none committed yet: this test changes when one is
+    assert "(an assumption), about" in report.paper_cost("self_vs_ensemble")
+    assert "no CUDA benchmark is committed yet, so no estimate there" in report.paper_cost("lenet_mnist")  # not sized
