@@ -68,6 +68,7 @@ def test_fashion_mnist():
 
 
 def test_cifar10_jpeg(monkeypatch):
+    data._load.cache_clear()  # an earlier test may have loaded it under another cache folder (its tmp_store)
     x, y = data.load("cifar10_jpeg", "train")
     assert x.shape == (50000, 3, 32, 32) and x.dtype == torch.uint8 and x.is_contiguous()
     assert torch.bincount(y).tolist() == [5000] * 10
