@@ -9,8 +9,8 @@ Only steps after `warmup` are timed, and the DataLoader's worker start-up is nev
 would be in a real epoch), so the conventional numbers are, if anything, flattering.
 
 kdrepro: uint8 images on the device, a per-step index gather, batched `augment.make` ops, channels_last, bf16
-autocast on CUDA, and torch.compile (CUDA graphs on a GPU) with KDREPRO_COMPILE=1 (as `train.fit`). Conventional (the paper's `gnosis` code): a Dataset of HWC uint8 arrays turned
-into PIL images per item (as torchvision's CIFAR10/MNIST do), RandomCrop/RandomHorizontalFlip/ToTensor/Normalize
+autocast on CUDA, and torch.compile (CUDA graphs on a GPU) with KDREPRO_COMPILE=1 (as `train.fit`). Conventional
+(the paper's `gnosis` code): a Dataset of HWC uint8 arrays turned into PIL images per item (as torchvision's CIFAR10/MNIST do), RandomCrop/RandomHorizontalFlip/ToTensor/Normalize
 per sample, `DataLoader(shuffle=True)`, contiguous-format fp32 model. The paper's config leaves `num_workers` at
 DataLoader's default 0; we use one worker per core (2 on the 2-core CPU), the usual recipe, as the stronger baseline.
 

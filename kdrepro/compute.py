@@ -45,10 +45,10 @@ def _flops(cfg: RunConfig) -> int:
 
 
 def run_flops(cfg: RunConfig, device_type: str = "cpu") -> float:
-    """The forward-pass FLOPs a run computes on `device_type`: its training steps and evaluations; for a student also its teachers'
-    labels (of every batch, or of every view once: `logit_cache`), the teachers' and control's test predictions, a
-    start near the teacher's BatchNorm re-estimate, a one-teacher student's train KL and stage CKA, and Fig. 6c's
-    loss plane."""
+    """The forward-pass FLOPs a run computes on `device_type`: its training steps and evaluations; for a student
+    also its teachers' labels (of every batch, or of every view once: `logit_cache`), the teachers' and control's
+    test predictions, a start near the teacher's BatchNorm re-estimate, a one-teacher student's train KL and stage
+    CKA, and Fig. 6c's loss plane."""
     own = _flops(cfg)
     images, tests = cfg.steps * cfg.batch_size, cfg.test_size or data.SIZES[cfg.dataset][1]
     total = images * (1 + BACKWARD) * own + len(train.eval_steps(cfg.steps, cfg.evals)) * tests * own

@@ -356,7 +356,8 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     t0, last_save = time.perf_counter() - state["elapsed"], time.perf_counter()
     forward, labeller, cache = compiled(model, device), compiled(teacher, device) if distill else None, None
     if distill and logit_cache.pays(cfg, len(train_x), device.type):  # after t0: its cost is part of the wall time
-        cache = logit_cache.build(lambda xb: label_batch(labeller, xb, device), train_x, cfg.augment, cfg.crop_pad, device)
+        cache = logit_cache.build(lambda xb: label_batch(labeller, xb, device), train_x, cfg.augment, cfg.crop_pad,
+                                  device)
     save_every = float(os.environ.get("KDREPRO_CKPT_SECONDS", 60))
     loss_sum = torch.tensor(state["window"][0], dtype=torch.float32, device=device)
     hits, seen = torch.tensor(int(state["window"][1]), device=device), state["window"][2]
