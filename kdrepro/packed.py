@@ -235,6 +235,8 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
                 raise failed[k]
             if distill:
                 train.finish_student(c, net, teachers[k], sets[k][0], test_x, device, final)
+            else:
+                train.finish_teacher(net, *sets[k], device, final)
         except train.TrainingFailed as e:
             out.append(e)
             continue

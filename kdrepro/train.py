@@ -402,6 +402,8 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     final, plane = dict(state["curves"][-1]), None
     if distill:
         plane = finish_student(cfg, model, teacher, train_x, test_x, device, final, start)
+    else:
+        finish_teacher(model, train_x, train_y, device, final)
     return Trained(final, state["curves"], evaluate(teacher_test, test_y) if distill else None,
                    {k: v.detach().cpu() for k, v in model.state_dict().items()},
                    round(time.perf_counter() - t0, 2), plane, cached_teacher=cache is not None)
@@ -412,6 +414,15 @@ def label_batch(teacher: nn.Module, xb: torch.Tensor, device: torch.device) -> t
     """The eval-mode teacher's float32 logits of a training batch, as the loss reads them (bf16 autocast on a GPU)."""
     with autocast(device):
         return teacher(xb).float()
+
+
+def finish_teacher(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, device: torch.device,
+                   final: dict) -> None:
+    """After a teacher's last step: add to `final` how well it fits its training set, in eval mode on the
+    un-augmented images (`clean_train_accuracy`); the running `train_accuracy` of the curves is measured in train
+    mode on augmented batches and lags behind it."""
+    hits = predict(model, train_x, device).argmax(1) == train_y.to(device)
+    final["clean_train_accuracy"] = hits.float().mean().item()
 
 
 def finish_student(cfg: StudentConfig, model: nn.Module, teacher: nn.Module, train_x: torch.Tensor,

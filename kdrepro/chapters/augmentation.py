@@ -63,10 +63,10 @@ CLOSE = 0.03  # "independent students have nearly as good agreement": within 3 p
 def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None) -> Plan:
     """Figs. 3 and 11 (and 13 at `paper`): every policy, for each m, from chapter 3's teacher pool."""
     check_profile(profile, RECIPE)
-    p, t = RECIPE[profile], sve.RECIPE[profile]
+    p, t = RECIPE[profile], sve.teacher_recipe(profile, converged=False)
     dataset = dataset or sve.default_dataset(profile)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
-    pools = {t["model"]: sve.teacher_pool(profile, dataset)}
+    pools = {t["model"]: sve.teacher_pool(profile, dataset, converged=False)}
     if p["vgg"]:  # Fig. 13: VGG-16 teachers on the same images; the VGG recipe is presumably the ResNet one [U]
         pools["vgg16"] = [replace(cfg, model="vgg16") for cfg in pools[t["model"]]]
     rows = [({"role": "teacher", "member": k, "arch": arch}, cfg) for arch, pool in pools.items()

@@ -61,7 +61,7 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
     """Fig. 6a/b/c and Table 1 (chapter 7): longer training, Adam, initialization near the teacher, loss planes and
     the teacher's initial weights, for R20-LN-like nets. `seeds` replaces both trial lists."""
     check_profile(profile, RECIPE)
-    p, t = RECIPE[profile], sve.RECIPE[profile]
+    p, t = RECIPE[profile], sve.teacher_recipe(profile, converged=False)
     dataset = dataset or sve.default_dataset(profile)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
     table1 = seeds if seeds != p["seeds"] else check_seeds(p["table1_seeds"])

@@ -44,9 +44,9 @@ SCOPE = "PreResNet-8, CIFAR-10 (JPEG q75), teachers on 2k images of one half, bu
 def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None) -> Plan:
     """Figs. 4 and 9 (chapter 5): students on the teachers' half, the fresh half and both, at several tau and m."""
     check_profile(profile, RECIPE)
-    p, t = RECIPE[profile], sve.RECIPE[profile]
+    p, t = RECIPE[profile], sve.teacher_recipe(profile, converged=False)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
-    pool = sve.teacher_pool(profile, dataset, part="D0", members=p["pool"])
+    pool = sve.teacher_pool(profile, dataset, part="D0", members=p["pool"], converged=False)
     rows = [({"role": "teacher", "member": k}, cfg) for k, cfg in enumerate(pool)]
     half = t["teacher_size"]  # None: the whole half
     block = max(p["ms"])  # trial i takes its ensembles of every m from pool members [i*block, (i+1)*block)

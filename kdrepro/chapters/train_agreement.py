@@ -31,8 +31,9 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
     check_profile(profile)  # and each source chapter checks that it has the profile
     kw = dict(seeds=seeds, dataset=dataset)
     sources = {"extra": sve.plan(profile, **kw), "split": rec.plan(profile, **kw), "policy": aug.plan(profile, **kw)}
-    extra, arch = sources["extra"].settings["extra_ms"], sources["extra"].settings["model"]
-    keep = {"extra": lambda labels: labels["m"] in extra, "split": lambda labels: True,
+    extra = [m for m, sizes in sources["extra"].settings["extras"].items() if len(sizes) > 1]
+    arch = sources["extra"].settings["model"]
+    keep = {"extra": lambda labels: labels["m"] in extra and labels["length"] == 1, "split": lambda labels: True,
             "policy": lambda labels: labels["policy"] in POLICIES and labels["arch"] == arch}
     students = [({**labels, "source": source}, cfg) for source, p in sources.items() for labels, cfg in p.rows
                 if labels["role"] == "student" and keep[source](labels)]
