@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import chapters, cluster, report, runs, store
+from . import chapters, cluster, compute, report, runs, store
 from .errors import ConfigError, KdreproError
 from .files import atomic_write
 from .plan import PROFILES
@@ -94,6 +94,8 @@ def _run(args: argparse.Namespace) -> None:
         raise ConfigError(f"{', '.join(ray_only)}: only with --executor ray")
     if args.executor == "ray" and (args.store_only or args.device != "cpu" or args.pack > 1):
         raise ConfigError("--executor ray: give --gpus-per-run instead of --device, and no --store-only or --pack")
+    if not args.store_only:
+        print(f"the whole book at budget: {book_estimate()}", file=sys.stderr)
     for plan in plans:
         if args.executor == "ray":
             results = cluster.run_all(plan.configs, args.address, args.gpus_per_run or 0.0, args.cpus_per_run or 1)
@@ -106,6 +108,14 @@ def _run(args: argparse.Namespace) -> None:
         with pd.option_context("display.width", 200, "display.max_rows", 500, "display.float_format",
                                "{:.4f}".format):
             print(table[cols].to_string(index=False))
+
+
+def book_estimate(device_type: str = "cpu") -> str:
+    """What every chapter's `budget` runs not yet stored should take on `device_type` (runs shared by config
+    counted once)."""
+    configs = {c.run_id: c for name in chapters.CHAPTERS for p in chapters.get(name).plans("budget")
+               for c in p.configs}
+    return compute.estimate_line([c for c in configs.values() if store.get(c) is None], device_type)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,8 +15,11 @@ per sample, `DataLoader(shuffle=True)`, contiguous-format fp32 model. The paper'
 DataLoader's default 0; we use one worker per core (2 on the 2-core CPU), the usual recipe, as the stronger baseline.
 
 `--pack G` also times G networks packed into one (`kdrepro.packed`), each on its own batch, in model-images/s: the
-throughput of a sweep that trains G runs at once. `--distill M` also times a student whose M-teacher ensemble labels
-each batch online, and gives its step's cost in teacher steps (#10's target: at most 1.5 for M <= 5).
+throughput of a sweep that trains G runs at once. `--distill M` also times a student of an M-teacher ensemble on
+the path a sweep takes: under crop (+ flip) its labels come from a teacher-logit cache (`logit_cache`), whose build
+is timed on `--cache-images` images and charged at the share the book's `budget` students give it (student images
+read per cached view: `amortisation`); under other policies the ensemble labels each batch online. It reports the
+student's step in teacher steps (the target: at most 1.5 for M <= 5).
 """
 
 import argparse
@@ -36,7 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from . import augment, data, models, store
+from . import augment, data, logit_cache, models, store
 from .cases import CASES
 from .files import atomic_write
 from .packed import Packed
@@ -46,7 +49,7 @@ from .train import (autocast, batch_indices, batches, compiled, compiling, finge
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 EPOCH = 50_000  # images in a CIFAR training epoch, for the seconds-per-epoch column
-DISTILL_TARGET = 1.5  # a student step from up to 5 teachers, in teacher steps (#10's target, crop + flip)
+DISTILL_TARGET = 1.5  # a student step from up to 5 teachers, in teacher steps (crop + flip)
 
 
 def cores() -> int:
@@ -65,10 +68,11 @@ def _sync(device: torch.device) -> None:
 
 
 def _timed_steps(model: nn.Module, batches: Batches, images: int, warmup: int, device: torch.device,
-                 amp: bool, teacher: nn.Module | None = None) -> float:
+                 amp: bool, teacher: nn.Module | None = None, soft: bool = False) -> float:
     """Images/s of SGD steps on `batches` (drawing a batch is timed too); the first `warmup` steps are not timed.
     A packed model's batches are (G, B, ...) with labels (G, B): its loss is the sum of the G networks' mean losses,
-    and every image of every network counts. With a `teacher`, the steps distill from its labels of each batch."""
+    and every image of every network counts. With a `teacher`, the steps distill from its labels of each batch;
+    with `soft`, the batches carry the teacher's logits (from a cache) in place of labels."""
     model.train()
     # the paper's optimizer (gnosis config/image_classification.yaml); its values do not change the cost of a step
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
@@ -81,12 +85,16 @@ def _timed_steps(model: nn.Module, batches: Batches, images: int, warmup: int, d
             step_begins(device)
         with autocast(device) if amp else contextlib.nullcontext():
             out = forward(xb).float()
-            loss = (F.cross_entropy(out.flatten(0, -2), yb.flatten(), reduction="sum") / yb.shape[-1]
-                    if labeller is None else kd_loss(out, label_batch(labeller, xb, device), 4.0))
+            if soft:
+                loss = kd_loss(out, yb, 4.0)
+            elif labeller is not None:
+                loss = kd_loss(out, label_batch(labeller, xb, device), 4.0)
+            else:
+                loss = F.cross_entropy(out.flatten(0, -2), yb.flatten(), reduction="sum") / yb.shape[-1]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return yb.numel()
+        return len(yb) if soft else yb.numel()
 
     for _ in range(warmup):
         step()
@@ -123,6 +131,49 @@ def kdrepro_throughput(model_name: str, dataset: str, images: int, batch_size: i
         teacher = teacher.to(device, memory_format=torch.channels_last).eval()
     return _timed_steps(model, kdrepro_batches(x, y, batch_size, policy, pad), images, warmup, device, amp=True,
                         teacher=teacher)
+
+
+def amortisation(teachers: int, model: str) -> float | None:
+    """Student images read per cached view-image, over the book's `budget` students (networks `model`) of
+    `teachers`-teacher ensembles that label from a logit cache (students of one ensemble, set and policy share one cache, as in a
+    sweep); None when none does."""
+    from . import chapters  # the book's plans: imported here, so that the benchmark's other uses need no chapters
+    from .plan import students_of
+    reads, built = 0, {}
+    for name in chapters.CHAPTERS:
+        for plan in chapters.get(name).plans("budget"):
+            for s in students_of(plan):
+                if len(s.teachers) == teachers and s.model == model and logit_cache.pays(s):
+                    reads += s.steps * s.batch_size
+                    built[logit_cache.shared_by(s)] = s.examples * augment.view_count(s.augment, s.crop_pad)
+    return reads / sum(built.values()) if built else None
+
+
+def cached_throughput(model_name: str, dataset: str, images: int, batch_size: int = 128,
+                      device: str | torch.device = "cpu", policy: str = "crop_flip", pad: int = 4, warmup: int = 5,
+                      teachers: int = 5, cache_images: int = 200) -> tuple[float, float]:
+    """(student training images/s reading its labels from a logit cache, cached view-images/s built by the
+    `teachers`-teacher ensemble) on the first `cache_images` training images, as `train.fit` builds and reads it."""
+    device = resolve_device(device)
+    x, y = (t[:cache_images].to(device) for t in data.load(dataset, "train"))
+    model = _model(model_name, dataset, x).to(device, memory_format=torch.channels_last)
+    torch.manual_seed(1)
+    teacher = models.Ensemble([models.build(model_name, data.NUM_CLASSES[dataset], in_channels=x.shape[1],
+                                            image_size=x.shape[-1]) for _ in range(teachers)])
+    teacher = teacher.to(device, memory_format=torch.channels_last).eval()
+    labeller = compiled(teacher, device)
+    _sync(device)
+    t0 = time.perf_counter()
+    cache = logit_cache.build(lambda xb: label_batch(labeller, xb, device), x, policy, pad, device)
+    _sync(device)
+    built = cache.shape[0] * cache.shape[1] / (time.perf_counter() - t0)
+
+    def looked_up() -> Batches:
+        for idx, xb, views in batches(x, batch_indices(len(x), batch_size, 0), augment.make(policy, pad),
+                                      torch.Generator().manual_seed(0)):
+            yield xb, cache[idx, views.to(device)]
+
+    return _timed_steps(model, looked_up(), images, warmup, device, amp=True, soft=True), built
 
 
 def packed_throughput(model_name: str, dataset: str, images: int, batch_size: int = 128,
@@ -206,21 +257,25 @@ def conventional_throughput(model_name: str, dataset: str, images: int, batch_si
 # --- command line --------------------------------------------------------------------------------------------------
 
 def measure(name: str, device: torch.device, images: int | None, repeats: int, batch_size: int, warmup: int,
-            workers: int | None, pack: int = 1, distill: int = 0) -> dict:
+            workers: int | None, pack: int = 1, distill: int = 0, cache_images: int = 200) -> dict:
     """One table row: median images/s of each pipeline over `repeats` alternating measurements (and, with
-    pack > 1, of `pack` packed networks, in model-images/s; with distill > 0, of a student of that many teachers,
-    and its step's cost in teacher steps)."""
+    pack > 1, of `pack` packed networks, in model-images/s; with distill > 0, of a student of that many teachers
+    on a sweep's path, and its step's cost in teacher steps)."""
     case = CASES[name]
     images = images or case.images[device.type]
     args = (case.model, case.dataset, images, batch_size, device, case.policy, case.pad, warmup)
     ours, theirs, packed, distilled = [], [], [], []
+    share = amortisation(distill, case.model) if distill and augment.view_count(case.policy, case.pad) else None
+    cached = share is not None
     for _ in range(repeats):
         ours.append(kdrepro_throughput(*args))
         theirs.append(conventional_throughput(*args, workers=workers))
         if pack > 1:
             packed.append(packed_throughput(*args, groups=pack))
-        if distill:
-            distilled.append(kdrepro_throughput(*args, teachers=distill))
+        if distill and cached:
+            distilled.append(cached_throughput(*args, teachers=distill, cache_images=cache_images))
+        elif distill:
+            distilled.append((kdrepro_throughput(*args, teachers=distill), None))
     k, c = statistics.median(ours), statistics.median(theirs)
     row = {"case": name, "device": str(device), "images": images, "kdrepro": k, "conventional": c,
            "ratio": k / c, "target": case.target, "kdrepro_runs": ours, "conventional_runs": theirs,
@@ -228,9 +283,15 @@ def measure(name: str, device: torch.device, images: int | None, repeats: int, b
     if pack > 1:
         row.update(pack=pack, packed=statistics.median(packed), packed_runs=packed)
     if distill:
-        d = statistics.median(distilled)
-        row.update(teachers=distill, distilled=d, distilled_runs=distilled, distill_cost=k / d,
-                   distill_target=DISTILL_TARGET)
+        d = statistics.median(rate for rate, _ in distilled)
+        cost = k / d
+        if cached:  # the build, charged per student image at the share the book's students give it
+            built = statistics.median(b for _, b in distilled)
+            cost += k / (built * share)
+            row.update(cache_built=built, cache_build_runs=[b for _, b in distilled], amortisation=share,
+                       cache_images=cache_images)
+        row.update(teachers=distill, distilled=d, distilled_runs=[r for r, _ in distilled], distill_cost=cost,
+                   distill_target=DISTILL_TARGET, cached_teacher=cached)
     row["met"] = row["ratio"] >= case.target and (device.type != "cuda" or case.epoch_target is None
                                                   or row["epoch_seconds"] <= case.epoch_target)
     return row
@@ -249,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pack", type=int, default=1, help="also time this many packed networks (model-images/s)")
     parser.add_argument("--distill", type=int, default=0, help="also time a student of this many teachers, and its "
                         "step's cost in teacher steps")
+    parser.add_argument("--cache-images", type=int, default=200, help="images whose logit cache --distill builds "
+                        "and times (default 200)")
     parser.add_argument("--json", help="also write the numbers and the machine's details to this file")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
@@ -264,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in cases:
         row = measure(name, device, args.images, args.repeats, args.batch_size, args.warmup, workers, args.pack,
-                      args.distill)
+                      args.distill, args.cache_images)
         rows.append(row)
         epoch_target = CASES[name].epoch_target if gpu else None
         target = f">={row['target']:g}x" + (f" <={epoch_target:g}s" if epoch_target else "")
@@ -273,8 +336,9 @@ def main(argv: list[str] | None = None) -> int:
               + (f"{row['epoch_seconds']:>7.2f} {row['conventional_epoch_seconds']:>6.1f} " if gpu else "")
               + ("yes" if row["met"] else "NO")
               + (f"  packed x{args.pack}: {row['packed']:.0f} model-img/s" if args.pack > 1 else "")
-              + (f"  student of {args.distill}: {row['distilled']:.0f} img/s, {row['distill_cost']:.2f} teacher steps "
-                 f"(target <={DISTILL_TARGET:g})" if args.distill else ""), flush=True)
+              + (f"  student of {args.distill}{' (cached)' if row.get('cached_teacher') else ''}: "
+                 f"{row['distilled']:.0f} img/s, {row['distill_cost']:.2f} teacher steps (target "
+                 f"<={DISTILL_TARGET:g})" if args.distill else ""), flush=True)
     if args.json:
         atomic_write(Path(args.json), json.dumps({"provenance": info, "batch_size": args.batch_size,
                                                   "warmup": args.warmup, "repeats": args.repeats, "workers": workers,

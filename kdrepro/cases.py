@@ -18,6 +18,7 @@ class Case:
 
 CASES: dict[str, Case] = {
     "lenet5": Case("lenet5", "mnist", "crop", 2, {"cpu": 100_000, "cuda": 60_000}, 3.0),
+    "preresnet8": Case("preresnet8", "cifar10_jpeg", "crop_flip", 4, {"cpu": 10_000, "cuda": 50_000}, 1.2),
     "preresnet20": Case("preresnet20", "cifar10_jpeg", "crop_flip", 4, {"cpu": 10_000, "cuda": 50_000}, 1.2),
     "preresnet56": Case("preresnet56", "cifar10_jpeg", "crop_flip", 4, {"cpu": 1_000, "cuda": 50_000}, 5.0, 3.0),
 }

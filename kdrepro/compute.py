@@ -44,18 +44,19 @@ def _flops(cfg: RunConfig) -> int:
     return forward_flops(cfg.model, cfg.dataset, cfg.width, cfg.norm)
 
 
-def run_flops(cfg: RunConfig, device_type: str = "cpu") -> float:
-    """The forward-pass FLOPs a run computes on `device_type`: its training steps and evaluations; for a student
-    also its teachers' labels (of every batch, or of every view once: `logit_cache`), the teachers' and control's
-    test predictions, a start near the teacher's BatchNorm re-estimate, a one-teacher student's train KL and stage
-    CKA, and Fig. 6c's loss plane."""
+def run_flops(cfg: RunConfig, cache_built: bool = False) -> float:
+    """The forward-pass FLOPs a run computes: its training steps and evaluations; for a student also its teachers'
+    labels (of every batch, or of every view once: `logit_cache`, nothing when `cache_built` by an earlier
+    student), the teachers' and control's test predictions, a start near the teacher's BatchNorm re-estimate, a
+    one-teacher student's train KL and stage CKA, and Fig. 6c's loss plane."""
     own = _flops(cfg)
     images, tests = cfg.steps * cfg.batch_size, cfg.test_size or data.SIZES[cfg.dataset][1]
     total = images * (1 + BACKWARD) * own + len(train.eval_steps(cfg.steps, cfg.evals)) * tests * own
     if isinstance(cfg, StudentConfig):
         teachers = sum(_flops(t) for t in cfg.teachers)
-        labelled = cfg.examples * augment.view_count(cfg.augment, cfg.crop_pad) if logit_cache.pays(
-            cfg, cfg.examples, device_type) else images
+        labelled = images
+        if logit_cache.pays(cfg):
+            labelled = 0 if cache_built else cfg.examples * augment.view_count(cfg.augment, cfg.crop_pad)
         total += labelled * teachers + tests * (teachers + sum(_flops(t) for t in cfg.control))
         if cfg.init == "interpolate":
             total += cfg.examples * own
@@ -104,21 +105,31 @@ def flop_rate(flops: int, device_type: str, root: Path | None = None) -> tuple[f
 def estimate(configs: list[RunConfig], device_type: str, root: Path | None = None) -> tuple[float, list[str]] | None:
     """Estimated seconds to train `configs` on `device_type`, and the benchmarks it rests on; None when no
     benchmark was measured on that device."""
-    seconds, sources = 0.0, set()
+    seconds, sources, caches = 0.0, set(), set()
     for cfg in configs:
         rate = flop_rate(_flops(cfg), device_type, root)
         if rate is None:
             return None
-        seconds += run_flops(cfg, device_type) / rate[0]
+        seconds += run_flops(cfg, _cache_built(cfg, caches)) / rate[0]
         sources.add(rate[1])
     return seconds, sorted(sources)
+
+
+def _cache_built(cfg: RunConfig, caches: set) -> bool:
+    """Whether an earlier student in this estimate built the logit cache `cfg` reads (`caches` collects them)."""
+    if not isinstance(cfg, StudentConfig) or not logit_cache.pays(cfg):
+        return False
+    built = logit_cache.shared_by(cfg) in caches
+    caches.add(logit_cache.shared_by(cfg))
+    return built
 
 
 def h100_seconds(configs: list[RunConfig]) -> float:
     """Seconds to train `configs` one at a time at `H100_PRERESNET20`: how the `gpu` profiles are sized while no
     CUDA benchmark is committed (a sizing assumption from the issue's measurement, not one of ours)."""
     rate = H100_PRERESNET20 * (1 + BACKWARD) * forward_flops("preresnet20", "cifar10_jpeg")
-    return sum(run_flops(cfg, "cuda") for cfg in configs) / rate
+    caches: set = set()
+    return sum(run_flops(cfg, _cache_built(cfg, caches)) for cfg in configs) / rate
 
 
 def duration(seconds: float) -> str:

@@ -94,6 +94,38 @@ def reliability(logits: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> d
             "accuracy": torch.where(count > 0, correct / safe, empty)}
 
 
+DEVIATION_BINS = 10  # equal-width bins of the teacher's top-class probability on [0, 1]
+
+
+def deviations(teacher_logits: torch.Tensor, student_logits: torch.Tensor, labels: torch.Tensor,
+               bins: int = DEVIATION_BINS) -> dict[str, list]:
+    """How a student deviates from its teacher, binned by the teacher's confidence (its top-class probability, at
+    temperature 1): per bin the count, the teacher's and the student's mean probability on the teacher's top class
+    (`teacher_top`, `student_top`) and, over the examples with a label (labels >= 0; out-of-distribution images
+    have -1), on the true class (`labelled`, `teacher_true`, `student_true`). Empty bins hold None. Nagarajan et al.
+    (2023) plot these to show that a student is even less confident than its teacher where the teacher is unsure;
+    fixed bin edges let bins be paired across trials."""
+    _check(student_logits, teacher_logits)
+    _check(student_logits, labels)
+    p_t, p_s = _log_probs(teacher_logits).exp(), _log_probs(student_logits).exp()
+    confidence, top = p_t.max(-1)
+    edges = torch.arange(1, bins, dtype=torch.float64, device=confidence.device) / bins
+    index = torch.bucketize(confidence, edges, right=False)
+    has = labels >= 0
+    true = labels.clamp(min=0)[:, None]
+    columns = {"teacher_top": confidence, "student_top": p_s.gather(1, top[:, None])[:, 0],
+               "teacher_true": p_t.gather(1, true)[:, 0], "student_true": p_s.gather(1, true)[:, 0]}
+    out = {"count": torch.zeros(bins, dtype=torch.float64).index_add_(0, index.cpu(), torch.ones(len(index),
+                                                                                                dtype=torch.float64)),
+           "labelled": torch.zeros(bins, dtype=torch.float64).index_add_(0, index.cpu(), has.double().cpu())}
+    for name, values in columns.items():
+        weight = has.double() if name.endswith("true") else torch.ones_like(values)
+        sums = torch.zeros(bins, dtype=torch.float64).index_add_(0, index.cpu(), (values * weight).cpu())
+        out[name] = sums / out["labelled" if name.endswith("true") else "count"]
+    return {name: [int(v) if name in ("count", "labelled") else (None if v != v else float(v)) for v in column.tolist()]
+            for name, column in out.items()}
+
+
 class Meter:
     """Streams accuracy, NLL, ECE and optionally agreement and KL over evaluation batches.
 

@@ -139,7 +139,7 @@ def unpackable(cfg: RunConfig, device_type: str) -> str | None:
         return f"init={cfg.init!r}, surface={cfg.surface}: a pack trains students from a random init without loss planes"
     if isinstance(cfg, StudentConfig) and len({(t.model, t.width, t.norm) for t in cfg.teachers}) > 1:
         return "its teachers differ in architecture, so they cannot be packed into one labelling network"
-    if isinstance(cfg, StudentConfig) and logit_cache.pays(cfg, cfg.examples, device_type):
+    if isinstance(cfg, StudentConfig) and logit_cache.pays(cfg):
         return "its teachers' labels come from a logit cache (logit_cache), which a pack does not build"
     return None
 
@@ -229,17 +229,18 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
             seen = 0
     share, out = round((time.perf_counter() - t0) / g, 2), []
     for k, (c, net, curve) in enumerate(zip(cfgs, nets, curves)):
-        final = dict(curve[-1]) if k not in failed else {}
+        final, deviations = (dict(curve[-1]) if k not in failed else {}), None
         try:
             if k in failed:
                 raise failed[k]
             if distill:
-                train.finish_student(c, net, teachers[k], sets[k][0], test_x, device, final)
+                _, deviations = train.finish_student(c, net, teachers[k], sets[k], (test_x, test_y), device, final)
             else:
                 train.finish_teacher(net, *sets[k], device, final)
         except train.TrainingFailed as e:
             out.append(e)
             continue
         out.append(train.Trained(final, curve, train.evaluate(teacher_test[k], test_y) if distill else None,
-                                 {key: v.detach().cpu() for key, v in net.state_dict().items()}, share, packed=g))
+                                 {key: v.detach().cpu() for key, v in net.state_dict().items()}, share, packed=g,
+                                 deviations=deviations))
     return out

@@ -4,9 +4,14 @@ import os
 from pathlib import Path
 
 
+REPO = Path(__file__).resolve().parent.parent  # the repository root
+
+
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The dataset root: the argument, else $KDREPRO_DATA, else ./data."""
-    return Path(root if root is not None else os.environ.get("KDREPRO_DATA", "data")).expanduser()
+    """The dataset root: the argument, else $KDREPRO_DATA, else data/. A relative path is relative to the
+    repository root, so that it means the same from a notebook (which runs in book/) as from the shell."""
+    path = Path(root if root is not None else os.environ.get("KDREPRO_DATA", "data")).expanduser()
+    return path if path.is_absolute() else REPO / path
 
 
 def cache_dir(*parts: str) -> Path:

@@ -78,7 +78,8 @@ def gpu_cost(name: str) -> str:
     the book (runs shared by config train once), from a committed CUDA benchmark, else at the rate it was sized by."""
     if "gpu" not in chapters.profiles(name):
         return "This chapter has no `gpu` profile."
-    earlier = chapters.PUBLISHED[:chapters.PUBLISHED.index(name)]
+    book = list(chapters.CHAPTERS)  # in the book's order, published or being rerun
+    earlier = book[:book.index(name)]
     seen = {c.run_id for n in earlier if "gpu" in chapters.profiles(n) for p in chapters.get(n).plans("gpu")
             for c in p.configs}
     configs = list(dict.fromkeys(c for p in chapters.get(name).plans("gpu") for c in p.configs))

@@ -89,6 +89,8 @@ def record(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> di
                              **({"cached_teacher": True} if trained.cached_teacher else {})}}
     if trained.surface is not None:
         result["surface"] = trained.surface
+    if trained.deviations is not None:
+        result["deviations"] = trained.deviations
     if trained.teacher_test is not None:
         result["teacher_test"] = trained.teacher_test
     else:

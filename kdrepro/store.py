@@ -16,8 +16,8 @@ import torch
 from .config import RunConfig
 from .errors import KdreproError
 from .files import atomic_write
+from .paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 class StoreMiss(KdreproError, LookupError):

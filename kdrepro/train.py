@@ -313,8 +313,9 @@ def _save(cfg: RunConfig, state: dict) -> None:
 class Trained:
     """What a finished run hands to `runs`: its test curves and final metrics, its teacher's test metrics (when
     distilling), the final weights (on the CPU), the wall time across resumes (a packed run's share of its pack's),
-    when the config asks for one, Fig. 6c's loss plane, how many runs trained packed together (`packed`), and
-    whether the teacher's labels came from `logit_cache`."""
+    when the config asks for one, Fig. 6c's loss plane, how many runs trained packed together (`packed`),
+    whether the teacher's labels came from `logit_cache`, and a student's deviations from its teacher
+    (`metrics.deviations` on its test and un-augmented train images)."""
 
     final: dict
     curves: list[dict]
@@ -324,6 +325,7 @@ class Trained:
     surface: dict | None = None
     packed: int = 1
     cached_teacher: bool = False
+    deviations: dict | None = None
 
 
 def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, control: nn.Module | None = None,
@@ -355,9 +357,9 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     stream = batches(train_x, run_indices(cfg, len(train_x), state["step"]), aug, state["augment_rng"])
     t0, last_save = time.perf_counter() - state["elapsed"], time.perf_counter()
     forward, labeller, cache = compiled(model, device), compiled(teacher, device) if distill else None, None
-    if distill and logit_cache.pays(cfg, len(train_x), device.type):  # after t0: its cost is part of the wall time
-        cache = logit_cache.build(lambda xb: label_batch(labeller, xb, device), train_x, cfg.augment, cfg.crop_pad,
-                                  device)
+    if distill and logit_cache.pays(cfg):  # after t0: its cost (when it is built here) is part of the wall time
+        cache = logit_cache.load_or_build(lambda xb: label_batch(labeller, xb, device), teacher, train_x,
+                                          cfg.augment, cfg.crop_pad, device, fingerprint())
     save_every = float(os.environ.get("KDREPRO_CKPT_SECONDS", 60))
     loss_sum = torch.tensor(state["window"][0], dtype=torch.float32, device=device)
     hits, seen = torch.tensor(int(state["window"][1]), device=device), state["window"][2]
@@ -399,14 +401,16 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
             _save(cfg, state)
             last_save = time.perf_counter()
     bar.close()
-    final, plane = dict(state["curves"][-1]), None
+    final, plane, deviations = dict(state["curves"][-1]), None, None
     if distill:
-        plane = finish_student(cfg, model, teacher, train_x, test_x, device, final, start)
+        plane, deviations = finish_student(cfg, model, teacher, (train_x, train_y), (test_x, test_y), device,
+                                           final, start)
     else:
         finish_teacher(model, train_x, train_y, device, final)
     return Trained(final, state["curves"], evaluate(teacher_test, test_y) if distill else None,
                    {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                   round(time.perf_counter() - t0, 2), plane, cached_teacher=cache is not None)
+                   round(time.perf_counter() - t0, 2), plane, cached_teacher=cache is not None,
+                   deviations=deviations)
 
 
 @torch.no_grad()
@@ -425,23 +429,53 @@ def finish_teacher(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tenso
     final["clean_train_accuracy"] = hits.float().mean().item()
 
 
-def finish_student(cfg: StudentConfig, model: nn.Module, teacher: nn.Module, train_x: torch.Tensor,
-                   test_x: torch.Tensor, device: torch.device, final: dict, start: dict | None = None) -> dict | None:
-    """After a student's last step: fail if it learned nothing; add to `final` a one-teacher student's stage CKA
-    and train KL; return Fig. 6c's loss plane (from the initial state `start`) when the config asks for one."""
+def finish_student(cfg: StudentConfig, model: nn.Module, teacher: nn.Module,
+                   train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
+                   device: torch.device, final: dict, start: dict | None = None) -> tuple[dict | None, dict]:
+    """After a student's last step: fail if it learned nothing; add to `final` its train agreement as the paper's
+    Fig. 5 (right) measures it (`fresh_pass_agreement`) and a one-teacher student's stage CKA and train KL; return
+    Fig. 6c's loss plane (from the initial state `start`) when the config asks for one, and the student's
+    deviations from its teacher on the test and the (un-augmented) distillation images."""
     _check_learned(cfg, final)
+    (train_x, train_y), (test_x, test_y) = train, test
+    final["eval_train_agreement"] = fresh_pass_agreement(cfg, model, teacher, train_x, device)
+    on = {"test": (test_x, test_y), "train": (train_x, train_y)}
+    deviations = {split: metrics.deviations(predict(teacher, x, device, bf16=False),
+                                            predict(model, x, device, bf16=False), y) for split, (x, y) in on.items()}
     if cfg.compares_stages:
         final.update(stage_cka(teacher.members[0], model, test_x[:CKA_IMAGES], device))
         # tau = 1 KL on the un-augmented distillation images: Fig. 6b's "train KL"
         final["train_kl"] = metrics.predictive_kl(predict(teacher, train_x, device, bf16=False),
                                                   predict(model, train_x, device, bf16=False))
     if start is None:
-        return None
+        return None, deviations
     pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:SURFACE_IMAGES]
     plane = surface.plane(new_model(cfg).to(device, memory_format=torch.channels_last), teacher.members[0], start,
                           model.state_dict(), train_x[pick.to(train_x.device)], cfg.temperature, cfg.surface, device)
     final["loss_barrier"] = plane["barrier"]
-    return plane
+    return plane, deviations
+
+
+FRESH_PASS_SEED = 7_777_777  # the fresh pass draws its augmentations from a generator of its own
+
+
+@torch.no_grad()
+def fresh_pass_agreement(cfg: StudentConfig, model: nn.Module, teacher: nn.Module, x: torch.Tensor,
+                         device: torch.device, batch_size: int = 500) -> float:
+    """Top-1 agreement of student and teacher on one fresh augmented pass over the distillation images x, both in
+    eval mode: each image once, augmented by the run's policy from a generator seeded apart from training's. The
+    paper's Fig. 5 (right) evaluates its saved students so; the curves' running `train_agreement` is measured in
+    train mode on the training batches instead."""
+    aug, gen = augment.make(cfg.augment, cfg.crop_pad), torch.Generator().manual_seed(FRESH_PASS_SEED + cfg.seed)
+    model.eval()
+    teacher.eval()
+    hits = 0
+    for i in range(0, len(x), batch_size):
+        xb, _ = aug(x[i:i + batch_size].to(device), gen)
+        xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            hits += (model(xb).argmax(1) == teacher(xb).argmax(1)).sum().item()
+    return hits / len(x)
 
 
 @torch.no_grad()

@@ -17,20 +17,35 @@ read-outs are only good to about a point and our datasets and networks differ fr
 A finding is *reproduced* when every core check holds, *not reproduced* when a core check fails, *partly
 reproduced* when some core checks hold and the rest are inconclusive, and *inconclusive* when none holds or fails.
 Context checks (sanity: ensembling raises teacher accuracy, an ensemble beats its student) are shown, never counted.
-Runs that did not converge test under-training, not the paper's claim: then the finding is *inconclusive* at that
-scale, whatever its checks say, and the reason gives the numbers.
+Runs that did not converge test under-training, not the paper's claim. Teachers must fit their training set:
+at least 99 % accuracy in eval mode on their un-augmented images (`FIT`), else the finding is *inconclusive* at
+that scale, whatever its checks say, and the reason gives the numbers. Students are judged by a length control
+instead: a chapter's key condition also runs at twice the student steps, paired by trial, and a core check whose
+effect is no larger than what doubling moved its metric is inconclusive, with that movement printed beside it
+(`guarded`). Runs stored before teachers recorded their fit (`clean_train_accuracy`) are judged by the earlier
+gate: a train metric that moved by 0.5 points or more (and at least twice its sampling error) over the last
+quarter of steps, for teachers below 95 % train accuracy and for every student.
+
+The replication unit is the trial: its seed sets the student's initial weights, its batches and augmentations,
+and which pool members form its teachers. In chapters 3-5 every trial distills on the same subset of the training
+set (the pool's), so their intervals speak for that subset; chapter 3's fresh-seed replication draws another.
+A trial whose value is NaN is an error (`interval`), never silently dropped; trials missing from one condition of
+a pair are left out, and every interval reports the n that remains.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
 TOLERANCE = 0.015   # ±1.5 points: our margin for "equal", "near" and "does not fall" (see the module docstring)
-PLATEAU = 0.005     # a run converged if its train metric moved less than 0.5 points over the last quarter of steps
-#                     (or less than twice the sampling error of that move)
-FIT = 0.95          # ... or, for a teacher, if it reaches this train accuracy
+FIT = 0.99          # a teacher fits its training set: eval-mode accuracy on its un-augmented images
+# The earlier gate, for runs stored before `clean_train_accuracy`: a run converged if its train metric moved less
+# than 0.5 points over the last quarter of steps (or less than twice the sampling error of that move), or, for a
+# teacher, if its running train accuracy reached 95 %.
+PLATEAU = 0.005
+RUNNING_FIT = 0.95
 
 # Two-sided 95 % quantiles of Student's t, df = 1..30.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -56,6 +71,11 @@ class Interval:
     hi: float
     n: int
 
+    @property
+    def half(self) -> float:
+        """The interval's half-width (what a comparison must exceed to be decided)."""
+        return (self.hi - self.lo) / 2
+
     def text(self, scale: float = 100.0, digits: int = 1, unit: str = " pt") -> str:
         """'+1.2 pt [−0.3, +2.7]' (scale 100 turns fractions into points)."""
         f = lambda v: f"{v * scale:+.{digits}f}".replace("-", "−")  # noqa: E731
@@ -63,8 +83,11 @@ class Interval:
 
 
 def interval(values) -> Interval:
-    """Mean and 95 % t interval of per-trial values."""
-    v = pd.Series(values, dtype=float).dropna()
+    """Mean and 95 % t interval of per-trial values; a NaN among them is an error (a run that diverged, or a
+    metric it lacks), never dropped."""
+    v = pd.Series(values, dtype=float)
+    if v.isna().any():
+        raise ValueError(f"{int(v.isna().sum())} of {len(v)} trials are NaN: find the run that produced it")
     n = len(v)
     if n == 0:
         raise ValueError("an interval needs at least one trial")
@@ -84,8 +107,9 @@ def paired(table: pd.DataFrame, a: dict, b: dict, col: str, by: str = "trial") -
         if rows[by].duplicated().any():  # an under-specified condition would pair every row with every other
             raise ValueError(f"{cond}: several rows per {by}; name the condition fully")
         return rows.set_index(by)[col]
-    diff = (select(b) - select(a)).dropna()
-    return interval(diff)
+    first, second = select(a), select(b)
+    both = first.index.intersection(second.index)  # trials run under both conditions
+    return interval(second[both] - first[both])
 
 
 def rises(iv: Interval) -> str:
@@ -114,15 +138,22 @@ def within(iv: Interval, low: float, high: float) -> str:
 
 
 def convergence(table: pd.DataFrame) -> str:
-    """'' when every run of a results table converged, else what did not, with numbers. A run plateaued when its
-    train metric moved over the last quarter of steps by less than PLATEAU, or by less than twice the sampling error
-    of that move (`late_se`, where the table has it: a smaller move is not evidence of a run still learning); a
-    teacher also converged when it fits its training set (FIT)."""
+    """'' when a results table's runs count as converged, else what did not, with numbers. Teachers must fit their
+    training set (FIT, on `clean_train_accuracy`); students are judged by the chapter's length control
+    (`guarded`), not here. Tables of runs stored before `clean_train_accuracy` use the earlier gate (see the
+    module docstring)."""
+    teachers, students = table.role == "teacher", table.role == "student"
+    if "clean_train_accuracy" in table:
+        bad = table[teachers & ~(table.clean_train_accuracy >= FIT)]
+        if not len(bad):
+            return ""
+        return (f"{len(bad)} of {int(teachers.sum())} teachers do not fit their training set (eval-mode train "
+                f"accuracy {bad.clean_train_accuracy.min():.1%}–{bad.clean_train_accuracy.max():.1%}, below "
+                f"{FIT:.0%})")
     threshold = (2 * table.late_se).clip(lower=PLATEAU) if "late_se" in table else PLATEAU
     moved = table.late_change.abs() >= threshold
-    teachers, students = table.role == "teacher", table.role == "student"
     parts = []
-    bad = table[teachers & moved & (table.train_accuracy < FIT)]
+    bad = table[teachers & moved & (table.train_accuracy < RUNNING_FIT)]
     if len(bad):
         parts.append(f"{len(bad)} of {int(teachers.sum())} teachers neither fit their training set (train accuracy "
                      f"{bad.train_accuracy.min():.0%}–{bad.train_accuracy.max():.0%}) nor plateaued (up to "
@@ -132,6 +163,26 @@ def convergence(table: pd.DataFrame) -> str:
         parts.append(f"{len(bad)} of {int(students.sum())} students' train agreement moved by up to "
                      f"{bad.late_change.abs().max() * 100:.1f} pt over the last quarter")
     return "; ".join(parts)
+
+
+def length_moves(table: pd.DataFrame, short: dict, long: dict, cols) -> dict[str, Interval]:
+    """The length control: per column, long − short paired by trial (the key condition at 1x and at 2x the
+    student steps)."""
+    return {col: paired(table, short, long, col) for col in cols}
+
+
+def guarded(check: "Check", effect: float, moved: Interval | None) -> "Check":
+    """`check` at the paper's length, kept decided only if its effect (the distance of its mean from what it
+    tests: 0, or a threshold) exceeds what doubling the student steps moved its metric (`moved`, from
+    `length_moves`); otherwise inconclusive, and the movement is stated in its note. A context check, an
+    inconclusive one or one without a control is returned as it is."""
+    if moved is None or not check.core or check.outcome == INCONCLUSIVE:
+        return check
+    note = f"doubling the student steps moved it {moved.text()}"
+    if abs(effect) > abs(moved.mean):
+        return replace(check, note=f"{note}, less than the effect")
+    return replace(check, outcome=INCONCLUSIVE, note=f"{note}, at least the effect ({effect * 100:+.1f} pt), so "
+                                                     f"the check was {check.outcome} only at this length")
 
 
 @dataclass
@@ -144,6 +195,7 @@ class Check:
     here: str
     outcome: str
     core: bool = True
+    note: str = ""    # why a decided outcome was kept or withdrawn (`guarded`)
 
 
 @dataclass
@@ -179,4 +231,5 @@ class Finding:
         for c in self.checks:
             lines += [f"- {c.what}{'' if c.core else ' (context, not counted)'}: {c.outcome}",
                       f"    paper ({c.source}): {c.paper}", f"    here: {c.here}"]
+            lines += [f"    length control: {c.note}"] if c.note else []
         return "\n".join(lines)

@@ -51,5 +51,19 @@ def test_the_command_writes_its_numbers_and_the_machine(tmp_path, capsys):
     assert saved["provenance"]["torch"] == str(torch.__version__) and saved["provenance"]["device"] == "cpu"
     assert [r["case"] for r in saved["results"]] == ["lenet5"] and saved["results"][0]["kdrepro"] > 0
     row = saved["results"][0]
+    # no budget student of a 2-teacher ensemble reads a cache: this one labels online
+    assert bench.amortisation(2, "lenet5") is None and row["cached_teacher"] is False
     assert row["teachers"] == 2 and row["distill_cost"] == row["kdrepro"] / row["distilled"] > 0
     assert "lenet5" in capsys.readouterr().out
+
+
+def test_a_cached_student_is_charged_its_share_of_the_build():
+    # chapter 2's 15 budget students of one LeNet-5 each read their own teacher's cache
+    share = bench.amortisation(1, "lenet5")
+    assert share is not None and share > 1
+    row = bench.measure("lenet5", torch.device("cpu"), 256, 1, 128, 1, 0, distill=1, cache_images=64)
+    assert row["cached_teacher"] is True and row["amortisation"] == share and row["cache_built"] > 0
+    assert row["distill_cost"] == row["kdrepro"] / row["distilled"] + row["kdrepro"] / (row["cache_built"] * share)
+    rate, built = bench.cached_throughput("lenet5", "mnist", 256, 64, "cpu", "crop", 2, 1, teachers=2,
+                                          cache_images=32)
+    assert rate > 0 and built > 0

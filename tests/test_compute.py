@@ -84,11 +84,11 @@ def test_a_sweep_prints_its_estimate_before_training(tmp_store, capsys):
 
 
 
-GPU_CHAPTERS = [n for n in chapters.PUBLISHED if "gpu" in chapters.profiles(n)]
+GPU_CHAPTERS = [n for n in chapters.CHAPTERS if "gpu" in chapters.profiles(n)]
 
 
 def test_every_chapter_but_lenet_mnist_has_a_gpu_profile():
-    assert GPU_CHAPTERS == [n for n in chapters.PUBLISHED if n != "lenet_mnist"]
+    assert GPU_CHAPTERS == [n for n in chapters.CHAPTERS if n != "lenet_mnist"]
 
 
 @pytest.mark.parametrize("name", GPU_CHAPTERS)

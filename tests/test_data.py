@@ -306,3 +306,13 @@ def test_truncated_idx_files_are_named(tmp_path):
     (folder / "t10k-images-idx3-ubyte").write_bytes(gzip.decompress((raw / "t10k-images-idx3-ubyte.gz").read_bytes())[:-7])
     with pytest.raises(data.DatasetCorrupt, match="not an IDX file of unsigned bytes of the size its header gives"):
         data.load("fashion_mnist", "test", root=tmp_path)
+
+
+def test_a_relative_data_root_means_the_repository_root_from_any_directory(monkeypatch, tmp_path):
+    from kdrepro.paths import REPO
+    monkeypatch.setenv("KDREPRO_DATA", "../shared/data")
+    here = data_root()
+    monkeypatch.chdir(REPO / "book")  # where papermill and nbval run a chapter
+    assert data_root() == here == REPO / "../shared/data"
+    monkeypatch.chdir(tmp_path)
+    assert data_root() == here and data_root(tmp_path) == tmp_path

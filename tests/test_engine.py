@@ -5,6 +5,7 @@ import itertools
 import json
 import math
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -146,12 +147,27 @@ def test_teacher_then_student_end_to_end(tmp_store):
     assert store.get(teacher()) is not None and store.get(teacher(seed=1)) is not None
     f = res["final"]
     for key in ("accuracy", "nll", "ece", "agreement", "kl", "control_agreement", "train_agreement",
-                "top_class_share"):
+                "top_class_share", "eval_train_agreement"):
         assert key in f
+    assert 0 < f["eval_train_agreement"] <= 1
+    assert 0 < store.get(teacher())["final"]["clean_train_accuracy"] <= 1
+    for split, n in (("test", 10_000), ("train", 200)):  # deviations on every image, in fixed bins
+        assert sum(res["deviations"][split]["count"]) == n and len(res["deviations"][split]["count"]) == 10
     assert res["provenance"]["wall_seconds"] > 0 and res["fingerprint"] == train.fingerprint()
     assert res["steps"] == s.steps == 12 and res["curves"][-1]["step"] == 12
     assert runs.run(s, store_only=True) == res  # now served from the store
     assert not list((tmp_store / "cache" / "checkpoints").iterdir())  # cleaned up once stored
+
+
+def test_the_fresh_pass_is_eval_mode_and_leaves_training_alone(tmp_store):
+    cpu = torch.device("cpu")
+    t = runs.ensemble((teacher(),), cpu, progress=False)
+    x, _ = train.training_set(student())
+    assert train.fresh_pass_agreement(student(), t, t, x, cpu) == 1.0  # a student that is its teacher
+    other = runs.network(teacher(), train.new_model(teacher(seed=5)).state_dict(), cpu)
+    first = train.fresh_pass_agreement(student(), other, t, x, cpu)
+    assert first < 1.0 and train.fresh_pass_agreement(student(), other, t, x, cpu) == first  # its own seed
+    assert not other.training and not t.training
 
 
 def test_stale_runs_are_refused_and_other_stacks_flagged(tmp_store):
@@ -295,11 +311,13 @@ def test_plans_are_well_formed(name, profile):
         assert all(t in p.configs for t in cfg.teachers + cfg.control)
         assert not set(cfg.teachers) & set(cfg.control)  # controls are independent
     # every student of a chapter's comparisons takes exactly the same number of optimizer steps (chapter 6 compares
-    # within each chapter it reads from, its `source`; chapter 7 varies training length, its `duration`, on purpose)
+    # within each chapter it reads from, its `source`; chapter 7 varies training length, its `duration`, on purpose,
+    # and a length control's 2x arm, its `length`)
     steps = {}
     for labels, cfg in p.rows:
         if labels["role"] == "student":
-            steps.setdefault((labels.get("source"), labels.get("duration")), set()).add(cfg.steps)
+            steps.setdefault((labels.get("source"), labels.get("duration"), labels.get("length")), set()).add(
+                cfg.steps)
     assert all(len(s) == 1 for s in steps.values())
     # the trials of one condition never share a teacher, so their spread is not understated
     by_condition = {}
@@ -344,13 +362,14 @@ def test_later_options_are_hashed_only_when_set():
 
 def test_augmentation_plan_shares_chapter_3_runs_and_adds_stand_ins():
     from kdrepro.chapters import augmentation, self_vs_ensemble
-    aug, sve = chapters.plan("augmentation", "budget"), chapters.plan("self_vs_ensemble", "budget")
+    aug, sve = chapters.plan("augmentation", "gpu"), chapters.plan("self_vs_ensemble", "gpu")
     shared = {c.run_id for c in aug.configs} & {c.run_id for c in sve.configs}
-    baseline = [c for labels, c in aug.rows if labels.get("policy") == "baseline"]
-    pool = {c.run_id for c in self_vs_ensemble.teacher_pool("budget")}
-    # the teachers, and chapter 3's m = 5 students where chapter 4's Baseline is the same config (it is once both
-    # chapters give students init seeds of their own; chapter 4's rerun is on branch fresh34)
-    assert pool <= shared <= pool | {c.run_id for c in baseline}
+    assert {c.run_id for c in self_vs_ensemble.teacher_pool("gpu")} <= shared
+    # at budget, until chapter 4 is rerun, its teachers are the short-teacher pool its stored runs were made with
+    aug = chapters.plan("augmentation", "budget")
+    short = {c.run_id for c in self_vs_ensemble.teacher_pool("budget", converged=False)}
+    assert {c.run_id for c in aug.configs if c.kind == "teacher"} == short
+    assert not short & {c.run_id for c in chapters.plan("self_vs_ensemble", "budget").configs}
     by_policy = {labels["policy"]: c for labels, c in aug.rows if labels.get("trial") == 0}
     assert set(by_policy) == set(augmentation.POLICIES)
     assert by_policy["extra_t4"].train_size == 2_600 and by_policy["extra_t4"].temperature == 4.0
@@ -396,3 +415,33 @@ def test_a_student_stuck_at_the_uniform_output_fails_loudly(alpha):
         train._check_learned(cfg, {"train_loss": stuck, "agreement": 0.1})
     train._check_learned(cfg, {"train_loss": stuck * 0.9, "agreement": 0.1})  # moving: no verdict yet
     train._check_learned(cfg, {"train_loss": stuck, "agreement": 0.5})        # agrees: learned something
+
+
+RERUN_PENDING = {"lenet_mnist": "chapter 2 reruns last (issue order); its LeNet teachers fit at 100 epochs",
+                 "augmentation": "chapter 4 still shows its 60-epoch teachers' runs",
+                 "recycling": "chapter 5 still shows its 60-epoch teachers' runs",
+                 "optimization": "chapter 7 still shows its 60-epoch teachers' runs"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=RERUN_PENDING[n]))
+                                  if n in RERUN_PENDING else n for n in sorted(chapters.CHAPTERS)
+                                  if n != "train_agreement"])  # chapter 6 has no runs of its own
+def test_budget_recipes_keep_the_papers_relative_lengths(name):
+    """At budget, teachers train the paper's 200 epochs; students of the comparisons take 3x their teachers'
+    optimizer steps (the paper: 300 epochs at batch 128 against 200 at 256); the key condition also runs at 2x."""
+    p = chapters.plan(name, "budget")
+    teachers = [c for c in p.configs if c.kind == "teacher"]
+    assert {c.epochs for c in teachers} == {200}
+    ratios, doubled = set(), []
+    for labels, cfg in p.rows:
+        if labels["role"] != "student":
+            continue
+        if labels.get("length", 1) == 2:
+            doubled.append(cfg)
+        else:
+            ratios.add(round(cfg.steps / cfg.teachers[0].steps, 2))
+    assert ratios == {3.0}
+    assert doubled
+    configs = {c.run_id: c for c in p.configs}
+    for c in doubled:  # each 2x student has its 1x twin: the same config (trial, teachers, set) at half the epochs
+        assert abs(c.steps - 2 * configs[replace(c, epochs=c.epochs // 2).run_id].steps) <= 1  # whole batches

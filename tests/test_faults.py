@@ -1,9 +1,10 @@
 """Crash-proof resume: a run killed with SIGKILL at any instant resumes and ends with the same numbers.
 
 A child process trains a teacher and then its student with a checkpoint after every step, and kills itself at its
-k-th fault point: an optimizer step, or a write, fsync or rename inside an atomic file write (every `os.write`
-is cut in half first, so a kill can land in the middle of a checkpoint, a weights file or a result). The test then
-resumes the sweep in this process and compares everything that is stored with an uninterrupted sweep.
+k-th fault point: an optimizer step, an augmented view (in training batches and in the teacher-logit cache's
+build, which the student reads), or a write, fsync or rename inside an atomic file write (every `os.write` is cut
+in half first, so a kill can land in the middle of a checkpoint, the logit cache, a weights file or a result). The
+test then resumes the sweep in this process and compares everything that is stored with an uninterrupted sweep.
 """
 
 import os
@@ -42,21 +43,32 @@ def half_write(fd, data):
 
 os.write, os.fsync, os.replace = half_write, wrap(os.fsync), wrap(os.replace)
 torch.optim.SGD.step = wrap(torch.optim.SGD.step)
+from kdrepro import augment, logit_cache
+augment.at_views = wrap(augment.at_views)
+real_build = logit_cache.build
+def build(*args, **kwargs):
+    start = count
+    out = real_build(*args, **kwargs)
+    print("cache build:", start, count, flush=True)
+    return out
+logit_cache.build = build
 {setup}
 print("fault points:", count)
 """
 
+# 27 passes over 100 images against 25 crop views: the student labels from the logit cache
+STUDENT = dict(epochs=27, temperature=1.0)
 SWEEP = """
 from kdrepro import runs
 from kdrepro.config import StudentConfig, TeacherConfig
 t = TeacherConfig(**{tiny})
-runs.run_all([t, StudentConfig(**{{**{tiny}, "teachers": (t,), "temperature": 1.0}})], progress=False)
+runs.run_all([t, StudentConfig(**{{**{tiny}, **{student}, "teachers": (t,)}})], progress=False)
 """
 
 
 def sweep() -> list:
     t = TeacherConfig(**TINY)
-    return [t, StudentConfig(**{**TINY, "teachers": (t,), "temperature": 1.0})]
+    return [t, StudentConfig(**{**TINY, **STUDENT, "teachers": (t,)})]
 
 
 def _child(k: int, env: dict, setup: str) -> subprocess.CompletedProcess:
@@ -80,12 +92,16 @@ def test_kills_at_25_moments_never_change_the_result(tmp_path, monkeypatch):
     _use(monkeypatch, tmp_path / "reference")
     runs.run_all(sweep(), progress=False)
     reference = _stored(sweep())
-    setup = SWEEP.format(tiny=repr(TINY))
+    assert store.get(sweep()[1])["provenance"]["cached_teacher"] is True
+    setup = SWEEP.format(tiny=repr(TINY), student=repr(STUDENT))
     env = {**os.environ, "KDREPRO_RESULTS": str(tmp_path / "count" / "results"),
            "KDREPRO_CACHE": str(tmp_path / "count" / "cache")}
-    total = int(_child(0, env, setup).stdout.split("fault points:")[1])
-    assert total > 100
-    moments = sorted({int(k) for k in np.linspace(1, total, 25)})
+    out = _child(0, env, setup).stdout
+    total = int(out.split("fault points:")[1])
+    start, end = map(int, out.split("cache build:")[1].split()[:2])
+    assert total > 100 and end - start == 25  # one view id per view of the cache
+    # 25 evenly spaced moments, and the cache's: inside its build, and in the write of its file just after
+    moments = sorted({int(k) for k in np.linspace(1, total, 25)} | {start + 1, (start + end) // 2, end + 1, end + 2})
     for k in moments:
         root = tmp_path / f"k{k}"
         env.update(KDREPRO_RESULTS=str(root / "results"), KDREPRO_CACHE=str(root / "cache"))
@@ -95,6 +111,7 @@ def test_kills_at_25_moments_never_change_the_result(tmp_path, monkeypatch):
         runs.run_all(sweep(), progress=False)  # resume whatever the kill left
         assert _stored(sweep()) == reference, f"killed at fault point {k} of {total}"
         assert not list((root / "cache" / "checkpoints").glob("*.pt"))
+        assert len(list((root / "cache" / "logits").glob("*.pt"))) == 1  # one complete cache file
 
 
 def test_a_killed_dataset_cache_write_is_rebuilt(tmp_path, monkeypatch):

@@ -221,3 +221,19 @@ def test_reliability_bins_match_ece():
     filled = r["count"] > 0
     by_hand = (r["count"][filled] * (r["accuracy"][filled] - r["confidence"][filled]).abs()).sum() / 4
     assert by_hand.item() == pytest.approx(0.1)
+
+
+def test_deviations_by_hand():
+    from kdrepro.metrics import deviations
+    probs = lambda rows: torch.tensor(rows, dtype=torch.float64).log()  # noqa: E731
+    teacher = probs([[0.85, 0.15], [0.35, 0.65], [0.85, 0.15]])
+    student = probs([[0.6, 0.4], [0.5, 0.5], [0.9, 0.1]])
+    d = deviations(teacher, student, torch.tensor([0, 0, -1]))  # the third image has no label (OOD)
+    assert d["count"] == [0, 0, 0, 0, 0, 0, 1, 0, 2, 0] and d["labelled"] == [0, 0, 0, 0, 0, 0, 1, 0, 1, 0]
+    assert d["teacher_top"][8] == pytest.approx(0.85) and d["student_top"][8] == pytest.approx(0.75)
+    assert d["teacher_true"][8] == pytest.approx(0.85) and d["student_true"][8] == pytest.approx(0.6)
+    assert d["teacher_top"][6] == pytest.approx(0.65) and d["student_top"][6] == pytest.approx(0.5)
+    assert d["teacher_true"][6] == pytest.approx(0.35) and d["student_true"][6] == pytest.approx(0.5)
+    assert d["student_top"][0] is None and d["teacher_true"][9] is None
+    with pytest.raises(ValueError, match="does not match"):
+        deviations(teacher, student[:2], torch.tensor([0, 0, 1]))

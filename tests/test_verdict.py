@@ -116,3 +116,48 @@ def test_a_move_within_sampling_noise_is_not_unconverged():
     assert v.convergence(table(0.006)) == ""  # 1 pt < 2 x 0.6 pt
     assert v.convergence(table(0.001)) == "1 of 1 students' train agreement moved by up to 1.0 pt over the last quarter"
     assert v.convergence(table(0.001).drop(columns="late_se")) != ""  # without errors: the plain 0.5-pt rule
+
+
+def test_a_nan_trial_is_an_error_and_missing_trials_are_counted():
+    with pytest.raises(ValueError, match="1 of 3 trials are NaN"):
+        v.interval([0.1, float("nan"), 0.2])
+    table = two_conditions([0.5, float("nan"), 0.7], [0.6, 0.7, 0.8])
+    with pytest.raises(ValueError, match="NaN"):
+        v.paired(table, {"cond": 0}, {"cond": 1}, "agreement")
+    assert v.Interval(0.01, -0.005, 0.025, 4).half == pytest.approx(0.015)
+
+
+def test_teachers_are_judged_by_fit_and_students_not_by_their_slope():
+    table = pd.DataFrame([{"role": "teacher", "clean_train_accuracy": 0.995, "late_change": 0.05},
+                          {"role": "teacher", "clean_train_accuracy": 0.97, "late_change": 0.0},
+                          {"role": "student", "clean_train_accuracy": None, "late_change": 0.05}])
+    assert v.convergence(table) == ("1 of 2 teachers do not fit their training set (eval-mode train accuracy "
+                                    "97.0%–97.0%, below 99%)")
+    assert v.convergence(table.iloc[[0, 2]]) == ""  # a student still moving is the length control's business
+    missing = table.assign(clean_train_accuracy=[0.995, float("nan"), None])
+    assert v.convergence(missing).startswith("1 of 2 teachers")  # a teacher without the measurement does not fit
+
+
+def length_table(short, long):
+    rows = [{"trial": t, "length": 1, "agreement": x} for t, x in enumerate(short)]
+    return pd.DataFrame(rows + [{"trial": t, "length": 2, "agreement": x} for t, x in enumerate(long)])
+
+
+def test_the_length_control_withdraws_an_effect_no_larger_than_what_doubling_moved():
+    moved = v.length_moves(length_table([0.70, 0.71, 0.72], [0.73, 0.74, 0.75]), {"length": 1}, {"length": 2},
+                           ["agreement"])["agreement"]
+    assert moved.mean == pytest.approx(0.03) and moved.n == 3
+    rise = v.Check("agreement rises", "Fig. 10", "rises", "h", v.HOLDS)
+    kept = v.guarded(rise, 0.05, moved)
+    assert kept.outcome == v.HOLDS
+    assert kept.note == "doubling the student steps moved it +3.0 pt [+3.0, +3.0], less than the effect"
+    withdrawn = v.guarded(rise, 0.02, moved)
+    assert withdrawn.outcome == v.INCONCLUSIVE and "at least the effect (+2.0 pt)" in withdrawn.note
+    assert "was holds only at this length" in withdrawn.note
+    failed = v.guarded(v.Check("student ≥ teacher", "§4.1", "p", "h", v.FAILS), -0.025, moved)
+    assert failed.outcome == v.INCONCLUSIVE  # a failure is withdrawn too: the rule leans to neither side
+    assert v.guarded(v.Check("c", "s", "p", "h", v.FAILS), -0.04, moved).outcome == v.FAILS
+    assert v.guarded(rise, 0.0, None) is rise  # no length control at this profile: the check as it is
+    assert v.guarded(v.Check("c", "s", "p", "h", v.HOLDS, core=False), 0.0, moved).outcome == v.HOLDS
+    text = v.Finding("H0", "claim", [withdrawn]).text().splitlines()
+    assert text[-1].startswith("    length control: doubling the student steps moved it +3.0 pt")

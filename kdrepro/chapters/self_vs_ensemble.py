@@ -42,7 +42,8 @@ RECIPE = {
                   batch=128, lr=0.05, temperature=1.0, evals=30, test_size=None),
 }
 FINDINGS = ("H2", "H3", "H10")  # the findings this chapter judges
-SCOPE = "PreResNet-8, CIFAR-10 (JPEG q75), 2k-image teachers, budget scale"
+SCOPE = ("PreResNet-8, CIFAR-10 (JPEG q75), teachers fit to 2k images (200 epochs), students at 3× their steps, "
+         "budget scale")
 
 
 def default_dataset(profile: str) -> str:
@@ -140,59 +141,92 @@ def _cell(students: pd.DataFrame, m: int, extra: int) -> pd.DataFrame:
     return students[(students.m == m) & (students.extra == extra)].set_index("trial")
 
 
+# Margins fixed before the converged runs were seen. "Does not fall" and "at least as accurate": within 0.5 pt, half
+# the smallest effect Fig. 1 states (extra data costs self-distillation about 1 pt of accuracy). "Fidelity is low":
+# agreement at least 10 pt below the ceiling the two accuracies allow (agreement <= 1 - |acc_t - acc_s|), where the
+# paper's students sit about 20 pt below it (Fig. 1: 75-78 % agreement at accuracy gaps of 1-3 pt).
+NOT_FALL = 0.005
+SLACK = 0.10
+
+
+def _here(iv: v.Interval, prefix: str = "") -> str:
+    return f"{prefix}{iv.text()}, half-width {iv.half * 100:.1f} pt ({iv.n} trials)"
+
+
 def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
-    """H2 (m = 1), H3 (m = 3) and H10 (agreement against m), from the students' paired per-trial differences."""
+    """H2 (m = 1), H3 (m = 3) and H10 (agreement against m), from the students' paired per-trial differences at
+    the paper's length; every core check is guarded by the length control (m = 1 at 2x the steps), where the
+    profile runs one."""
     students = table[table.role == "student"]
-    extra = int(students.extra.max())
+    students = students.assign(slack=1 - (students.accuracy - students.teacher_accuracy).abs() - students.agreement)
+    main = students[students.length == 1]
+    moved = {}
+    if students.length.max() > 1:
+        moved = v.length_moves(students[(students.m == 1) & (students.extra == 0)], {"length": 1},
+                               {"length": int(students.length.max())}, ("agreement", "accuracy", "slack"))
     unconverged = v.convergence(table)
+    ratio = int(main.steps.iloc[0]) / int(table[table.role == "teacher"].steps.iloc[0])
     out = []
     for key, m, claim, paper_agr in (
             ("H2", 1, "Self-distillation: fidelity is low, and the student can beat the teacher because of it",
-             "≈ 72–75 % (R56, CIFAR-100)"),
-            ("H3", 3, "Ensemble distillation: fidelity and accuracy move together, a gap remains", "≈ 77–80 %")):
-        if m not in set(students.m):
+             "≈ 72–75 % agreement at ≈ 1 pt accuracy gap (R56, CIFAR-100)"),
+            ("H3", 3, "Ensemble distillation: fidelity and accuracy move together, a gap remains",
+             "≈ 77–80 % agreement at ≈ 3 pt accuracy gap")):
+        if m not in set(main.m):
             continue
-        base = _cell(students, m, 0)
-        agr = v.interval(base.agreement)
-        gap = v.interval(base.accuracy - base.teacher_accuracy)
+        base = _cell(main, m, 0)
+        slack, gap = v.interval(base.slack), v.interval(base.accuracy - base.teacher_accuracy)
         margin = v.interval(base.agreement - base.control_agreement)
-        checks = [v.Check("agreement well below 99 %", "Fig. 1, §4", paper_agr, f"{agr.mean:.1%} "
-                          f"[{agr.lo:.1%}, {agr.hi:.1%}]", v.at_most(agr, 0.95))]
+        agr = v.interval(base.agreement)
+        checks = [v.guarded(v.Check(f"agreement at least {SLACK:.0%} below the ceiling its accuracies allow "
+                                    "(1 − |teacher − student accuracy|)", "Fig. 1, §4", paper_agr,
+                                    _here(slack, f"agreement {agr.mean:.1%}; ceiling − agreement "),
+                                    v.at_least(slack, SLACK)), slack.mean - SLACK, moved.get("slack"))]
         if m == 1:
-            ratio = int(students.steps.iloc[0]) / int(table[table.role == "teacher"].steps.iloc[0])
-            checks.append(v.Check("student at least as accurate as its teacher", "§4.1, Fig. 1a",
-                                  "student ≥ teacher (students train ≈ 3× the teachers' steps)",
-                                  f"student − teacher {gap.text()} (students train {ratio:.2f}× the teachers' "
-                                  "steps)", v.at_least(gap, -v.TOLERANCE)))
-        if extra:
-            more = v.paired(students, {"m": m, "extra": 0}, {"m": m, "extra": extra}, "agreement")
-            acc = v.paired(students, {"m": m, "extra": 0}, {"m": m, "extra": extra}, "accuracy")
+            checks.append(v.guarded(v.Check(
+                "student at least as accurate as its teacher (within 0.5 pt)", "§4.1, Fig. 1a", "student ≥ teacher "
+                "(students train ≈ 3× the teachers' steps)",
+                _here(gap, "student − teacher ") + f"; students train {ratio:.2f}× the teachers' steps",
+                v.at_least(gap, -NOT_FALL)), gap.mean + NOT_FALL, moved.get("accuracy")))
+        sizes = sorted(set(main[main.m == m].extra))
+        if len(sizes) > 1:
+            extra = sizes[-1]
+            more = v.paired(main, {"m": m, "extra": 0}, {"m": m, "extra": extra}, "agreement")
+            acc = v.paired(main, {"m": m, "extra": 0}, {"m": m, "extra": extra}, "accuracy")
+            fall = v.falls(acc) if m == 1 else v.at_least(acc, -NOT_FALL)
             checks += [
-                v.Check(f"extra distillation data (+{extra:,} real images) raises agreement", "Fig. 1",
-                        "+2 pt (+50k GAN)" if m == 1 else "+3 pt (+50k GAN)", more.text(), v.rises(more)),
-                v.Check("... and lowers student accuracy" if m == 1 else "... and student accuracy does not fall",
-                        "Fig. 1", "−1 pt" if m == 1 else "slight rise", acc.text(),
-                        v.falls(acc) if m == 1 else v.at_least(acc, -v.TOLERANCE))]
+                v.guarded(v.Check(f"extra distillation data (+{extra:,} real images) raises agreement", "Fig. 1",
+                                  "+2 pt (+50k GAN)" if m == 1 else "+3 pt (+50k GAN)", _here(more),
+                                  v.rises(more)), more.mean, moved.get("agreement")),
+                v.guarded(v.Check("... and lowers student accuracy" if m == 1 else
+                                  "... and student accuracy does not fall (within 0.5 pt)", "Fig. 1",
+                                  "−1 pt" if m == 1 else "slight rise", _here(acc), fall),
+                          acc.mean if m == 1 else acc.mean + NOT_FALL, moved.get("accuracy"))]
+            for mid in sizes[1:-1]:
+                rise = v.paired(main, {"m": m, "extra": 0}, {"m": m, "extra": mid}, "agreement")
+                checks.append(v.Check(f"+{mid:,} extra images raise agreement", "Fig. 1", "rises with extra data",
+                                      _here(rise), v.rises(rise), core=False))
         checks.append(v.Check("agreement exceeds the independent-student control", "§3.2", "not stated",
-                              margin.text(), v.rises(margin), core=False))
+                              _here(margin), v.rises(margin), core=False))
         if m > 1:
             lead = v.interval(base.teacher_accuracy - base.accuracy)
             checks.append(v.Check("the ensemble is more accurate than its student", "Fig. 1b", "≈ +3 pt (76 vs 73 %)",
-                                  f"teacher − student {lead.text()}", v.rises(lead), core=False))
+                                  _here(lead, "teacher − student "), v.rises(lead), core=False))
         out.append(v.Finding(key, claim, checks, scope, unconverged))
-    ms = sorted(set(students.m))
+    ms = sorted(set(main.m))
     steps = []
     for a, b in zip(ms, ms[1:]):
-        rise = v.paired(students, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "agreement")
-        steps.append(v.Check(f"agreement rises from m = {a} to m = {b}", "Fig. 10", "rises with m (up to 12)",
-                             f"{rise.text()} ({rise.n} trials)", v.rises(rise)))
-    margins = students.assign(margin=students.agreement - students.control_agreement)
+        rise = v.paired(main, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "agreement")
+        steps.append(v.guarded(v.Check(f"agreement rises from m = {a} to m = {b}", "Fig. 10",
+                                       "rises with m (up to 12)", _here(rise), v.rises(rise)), rise.mean,
+                               moved.get("agreement")))
+    margins = main.assign(margin=main.agreement - main.control_agreement)
     for a, b in zip(ms, ms[1:]):
-        acc = v.paired(students, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "teacher_accuracy")
+        acc = v.paired(main, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "teacher_accuracy")
         steps.append(v.Check(f"ensemble accuracy rises from m = {a} to m = {b}", "Fig. 10", "rises with m",
-                             acc.text(), v.rises(acc), core=False))
+                             _here(acc), v.rises(acc), core=False))
         gap = v.paired(margins, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "margin")
         steps.append(v.Check(f"agreement with its own ensemble beyond the independent control grows from m = {a} to "
-                             f"m = {b}", "not in the paper", "—", gap.text(), v.rises(gap), core=False))
+                             f"m = {b}", "not in the paper", "—", _here(gap), v.rises(gap), core=False))
     out.append(v.Finding("H10", "Larger ensembles are easier to match", steps, scope, unconverged))
     return out
