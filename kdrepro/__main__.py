@@ -94,6 +94,8 @@ def _run(args: argparse.Namespace) -> None:
         raise ConfigError(f"{', '.join(ray_only)}: only with --executor ray")
     if args.executor == "ray" and (args.store_only or args.device != "cpu" or args.pack > 1):
         raise ConfigError("--executor ray: give --gpus-per-run instead of --device, and no --store-only or --pack")
+    if args.executor == "ray":  # a bad request or a missing Ray is said before anything else is printed
+        cluster.check(args.gpus_per_run or 0.0, args.cpus_per_run or 1)
     if not args.store_only:
         print(f"the whole book at budget: {book_estimate()}", file=sys.stderr)
     for plan in plans:

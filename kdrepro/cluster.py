@@ -34,7 +34,8 @@ class ClusterError(KdreproError, RuntimeError):
     """Ray is not installed, no cluster answers at the given address, or a run's worker kept dying."""
 
 
-def _ray():
+def ray_module():
+    """Ray, or a one-line ClusterError when it is not installed."""
     try:
         import ray
     except ImportError:
@@ -45,7 +46,7 @@ def _ray():
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join the Ray cluster at `address` ('auto': the one `ray start --head` started on this node), or start a
     local one with `num_cpus` CPUs when `address` is None."""
-    ray = _ray()
+    ray = ray_module()
     if ray.is_initialized():
         return
     if address not in (None, "auto", "local") and not address.startswith("ray://"):
@@ -90,14 +91,20 @@ def _train(cfg: RunConfig, device: str, threads: int, *states: dict) -> tuple[di
     return runs.record(cfg, trained, dev), trained.weights
 
 
-def run_all(configs: list[RunConfig], address: str | None = None, gpus_per_run: float = 0.0, cpus_per_run: int = 1,
-            num_cpus: int | None = None, progress: bool = True) -> list[dict]:
-    """The results of `configs`, in order: stored runs are read, the others trained as Ray tasks of `cpus_per_run`
-    CPUs and `gpus_per_run` GPUs each (0.25 packs four runs on a GPU; 0 trains on the CPU)."""
+def check(gpus_per_run: float, cpus_per_run: int) -> None:
+    """A one-line error for a bad resource request, or for Ray missing."""
     if gpus_per_run < 0 or (gpus_per_run > 1 and gpus_per_run != int(gpus_per_run)):
         raise ConfigError(f"--gpus-per-run {gpus_per_run}: expected a fraction in [0, 1] or a whole number")
     if cpus_per_run < 1:
         raise ConfigError(f"--cpus-per-run {cpus_per_run}: expected an integer >= 1")
+    ray_module()
+
+
+def run_all(configs: list[RunConfig], address: str | None = None, gpus_per_run: float = 0.0, cpus_per_run: int = 1,
+            num_cpus: int | None = None, progress: bool = True) -> list[dict]:
+    """The results of `configs`, in order: stored runs are read, the others trained as Ray tasks of `cpus_per_run`
+    CPUs and `gpus_per_run` GPUs each (0.25 packs four runs on a GPU; 0 trains on the CPU)."""
+    check(gpus_per_run, cpus_per_run)
     results = {cfg.run_id: runs.stored(cfg) for cfg in configs}
     missing = [cfg for cfg in configs if results[cfg.run_id] is None]
     if missing:
@@ -107,7 +114,7 @@ def run_all(configs: list[RunConfig], address: str | None = None, gpus_per_run: 
 
 def _sweep(missing: list[RunConfig], address, gpus_per_run, cpus_per_run, num_cpus, progress, total) -> dict:
     connect(address, num_cpus)
-    ray = _ray()
+    ray = ray_module()
     task = ray.remote(_train).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=RETRIES,
                                       num_returns=2)
     device = "cuda" if gpus_per_run > 0 else "cpu"

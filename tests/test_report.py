@@ -81,18 +81,20 @@ def test_unconverged_runs_make_a_finding_inconclusive_whatever_its_checks():
     assert "5 of 10 students' train agreement moved by up to 0.6 pt" in lenet_mnist.findings(moving)[0].reason
 
 
-def ensemble_table(cells, trials):
+def ensemble_table(cells, trials, long=None):
     """cells: (m, extra) -> (agreement, accuracy, teacher accuracy, control agreement), the same in each trial
-    up to a small per-trial wobble."""
-    rows = [{"role": "teacher", "member": k, "accuracy": 0.65, "train_accuracy": 0.99, "late_change": 0.0,
-             "steps": 300} for k in range(3)]
+    up to a small per-trial wobble; `long`: the same for the length control (m = 1, no extra data, 2x steps)."""
+    rows = [{"role": "teacher", "member": k, "accuracy": 0.65, "train_accuracy": 0.99, "clean_train_accuracy": 0.995,
+             "late_change": 0.0, "steps": 300} for k in range(3)]
     e = noise()
-    for (m, extra), (agr, acc, tacc, ctrl) in cells.items():
+    arms = [(key, values, 1) for key, values in cells.items()]
+    arms += [((1, 0), long, 2)] if long else []
+    for (m, extra), (agr, acc, tacc, ctrl), length in arms:
         for t in range(trials[m]):
             w = (t - 2) * 0.002
-            rows.append({"role": "student", "trial": t, "m": m, "extra": extra, "agreement": agr + w + e(),
-                         "accuracy": acc + w + e(), "teacher_accuracy": tacc + w / 2, "control_agreement": ctrl + w + e(),
-                         "late_change": 0.0, "steps": 900})
+            rows.append({"role": "student", "trial": t, "m": m, "extra": extra, "length": length,
+                         "agreement": agr + w + e(), "accuracy": acc + w + e(), "teacher_accuracy": tacc + w / 2,
+                         "control_agreement": ctrl + w + e(), "late_change": 0.0, "steps": 900 * length})
     return pd.DataFrame(rows)
 
 
@@ -102,7 +104,7 @@ def test_ensemble_rules():
     h2, h3, h10 = self_vs_ensemble.findings(ensemble_table(cells, {1: 5, 3: 5, 5: 3}))
     assert h2.status == "reproduced" and h3.status == "reproduced" and h10.status == "reproduced"
     assert [c.core for c in h3.checks] == [True, True, True, False, False]  # control margin, teacher lead: context
-    assert "(students train 3.00× the teachers' steps)" in h2.checks[1].here
+    assert h2.checks[1].here.endswith("half-width 0.2 pt (5 trials); students train 3.00× the teachers' steps")
     margin = [c for c in h10.checks if "independent control" in c.what]
     assert [c.core for c in margin] == [False, False] and margin[1].outcome == "holds"  # +1 pt from m = 3 to 5
     # students far less accurate than their single teacher: H2's accuracy check fails
@@ -115,6 +117,38 @@ def test_ensemble_rules():
     *_, h10 = self_vs_ensemble.findings(ensemble_table(cells, {1: 5, 3: 5, 5: 3}))
     assert [c.outcome for c in h10.checks if c.core] == ["inconclusive", "inconclusive"]
     assert h10.status == "inconclusive"
+
+
+def test_the_length_control_withdraws_only_effects_that_doubling_matches():
+    cells = {(1, 0): (0.80, 0.66, 0.65, 0.75), (1, 4000): (0.83, 0.64, 0.65, 0.76),
+             (3, 0): (0.85, 0.68, 0.72, 0.80), (5, 0): (0.87, 0.69, 0.73, 0.81)}
+    trials = {1: 5, 3: 5, 5: 3}
+    # doubling moves agreement by +0.5 pt: the +3 pt extra-data rise and the +5 pt m = 1 -> 3 rise stay decided
+    h2, _, h10 = self_vs_ensemble.findings(ensemble_table(cells, trials, long=(0.805, 0.66, 0.65, 0.75)))
+    extra = next(c for c in h2.checks if c.what.startswith("extra distillation data"))
+    assert extra.outcome == "holds" and extra.note.startswith("doubling the student steps moved it +0.5 pt")
+    assert extra.note.endswith("less than the effect") and h10.checks[0].outcome == "holds"
+    # doubling moves agreement by +4 pt: the +3 pt rise is withdrawn, the +5 pt one (m = 1 -> 3) is not
+    h2, _, h10 = self_vs_ensemble.findings(ensemble_table(cells, trials, long=(0.84, 0.66, 0.65, 0.75)))
+    extra = next(c for c in h2.checks if c.what.startswith("extra distillation data"))
+    assert extra.outcome == "inconclusive" and "so the check was holds only at this length" in extra.note
+    assert h10.checks[0].outcome == "holds" and h10.checks[1].outcome == "inconclusive"  # m = 3 -> 5: +2 pt
+    assert h2.status == "partly reproduced"
+    # a failing check is withdrawn the same way: doubling makes the student 6 pt more accurate than at 1x
+    cells[(1, 0)] = (0.80, 0.60, 0.65, 0.75)
+    h2, _, _ = self_vs_ensemble.findings(ensemble_table(cells, trials, long=(0.80, 0.66, 0.65, 0.75)))
+    assert h2.checks[1].outcome == "inconclusive" and h2.status != "not reproduced"
+
+
+def test_teachers_that_do_not_fit_make_the_chapter_inconclusive():
+    cells = {(1, 0): (0.80, 0.66, 0.65, 0.75), (3, 0): (0.85, 0.68, 0.72, 0.80)}
+    table = ensemble_table(cells, {1: 5, 3: 5})
+    assert all(f.status == "reproduced" for f in self_vs_ensemble.findings(table))
+    table.loc[0, "clean_train_accuracy"] = 0.985
+    h2, h3, h10 = self_vs_ensemble.findings(table)
+    assert {h2.status, h3.status, h10.status} == {"inconclusive"}
+    assert h2.unconverged == ("1 of 3 teachers do not fit their training set (eval-mode train accuracy "
+                              "98.5%–98.5%, below 99%)")
 
 
 def test_a_teacher_at_chance_or_constant_is_refused(tmp_store):
@@ -356,7 +390,8 @@ def test_a_chapter_at_another_scale_shows_its_verdicts_once_every_run_is_stored(
 def test_chapter_3_pairs_each_first_run_with_its_rerun():
     first = self_vs_ensemble.first_runs(plan.Plan("self_vs_ensemble", "budget", [], {}))
     assert first.empty  # nothing to pair
-    first = self_vs_ensemble.first_runs(chapters.plan("self_vs_ensemble", "budget"))
+    assert self_vs_ensemble.first_runs(chapters.plan("self_vs_ensemble", "budget")).empty  # converged: none
+    first = self_vs_ensemble.first_runs(self_vs_ensemble.plan("budget", converged=False))
     # the first runs' init seed was their trial's: trial 0 (and every m = 1 trial) is a teacher's, trial 1 a control
     # member's at m = 3 and 5, the rest a fresh random init
     assert first.groupby("start").size().to_dict() == {"own teacher": 13, "control member": 3, "random": 7}

@@ -50,16 +50,18 @@ def default_dataset(profile: str) -> str:
     return "cifar100" if profile == "paper" else "cifar10_jpeg"
 
 
-# Chapters 4, 5 and 7 distill from this chapter's teacher recipe. Until each is rerun on the converged one above,
-# its budget plan keeps the recipe of its stored runs: 60-epoch teachers at batch 128 (76-79 % train accuracy).
-SHORT_TEACHERS = {"budget": {**RECIPE["budget"], "teacher_epochs": 60, "teacher_batch": 128}}
+# The book's first budget runs, kept to read them (chapter 3's first-run comparison; chapters 4, 5 and 7 distill
+# from these teachers until each is rerun on the converged recipe): 60-epoch teachers at batch 128 (76-79 % train
+# accuracy), students of 78k images of steps (0.65x the teachers'), +4k extra images for m = 1 and 3, no length
+# control.
+FIRST = {**RECIPE["budget"], "teacher_epochs": 60, "teacher_batch": 128, "extras": {1: (0, 4_000), 3: (0, 4_000)},
+         "images": 78_000, "long": None}
 
 
 def teacher_recipe(profile: str, converged: bool = True) -> dict:
-    """This chapter's recipe at `profile`; with converged=False, the short-teacher recipe that the stored budget
-    runs of chapters 4, 5 and 7 were made with."""
+    """This chapter's recipe at `profile`; with converged=False at budget, the FIRST recipe."""
     check_profile(profile, RECIPE)
-    return RECIPE[profile] if converged else SHORT_TEACHERS.get(profile, RECIPE[profile])
+    return FIRST if profile == "budget" and not converged else RECIPE[profile]
 
 
 def teacher_pool(profile: str, dataset: str | None = None, part: str = "all", members: int | None = None,
@@ -86,14 +88,14 @@ def ensembles(pool: list[TeacherConfig], m: int, trials: int,
     return [tuple(pool[i * stride + j] for j in range(m)) for i in range(trials)]
 
 
-def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None) -> Plan:
+def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None,
+         converged: bool = True) -> Plan:
     """Figs. 1 and 10 (chapter 3): self-distillation vs ensemble distillation, with extra distillation data."""
-    check_profile(profile, RECIPE)
-    p = RECIPE[profile]
+    p = teacher_recipe(profile, converged)
     dataset = dataset or default_dataset(profile)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
     common = dict(dataset=dataset, model=p["model"], width=p["width"], test_size=p["test_size"])
-    pool = teacher_pool(profile, dataset)
+    pool = teacher_pool(profile, dataset, converged=converged)
     rows = [({"role": "teacher", "member": k}, t) for k, t in enumerate(pool)]
     base = p["teacher_size"] or 50_000
     for m in p["ms"]:
@@ -119,7 +121,8 @@ def plans(profile: str = "budget") -> list[Plan]:
 
 
 def first_runs(plan: Plan) -> pd.DataFrame:
-    """Each student beside its stored first run, made before `plan.fresh_init` with its trial's seed as init seed:
+    """Each student of `plan` (the FIRST recipe's: `plan(converged=False)`) beside its stored first run, made before
+    `plan.fresh_init` with its trial's seed as init seed:
     the differences first − rerun in agreement, control agreement and accuracy, and where the first run started
     (`start`): at the initial weights of one of its own teachers, of a member of its control ensemble, or at just
     another random init. Empty where no first run is stored (at budget scale only)."""
@@ -134,7 +137,7 @@ def first_runs(plan: Plan) -> pd.DataFrame:
             start = "own teacher" if own else "control member" if starts_at_teacher_init(first_cfg) else "random"
             rows.append({**labels, "start": start,
                          **{k: first["final"][k] - now[k] for k in ("agreement", "control_agreement", "accuracy")}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=None if rows else ["start", "agreement", "control_agreement", "accuracy"])
 
 
 def _cell(students: pd.DataFrame, m: int, extra: int) -> pd.DataFrame:
