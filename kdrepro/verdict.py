@@ -137,6 +137,15 @@ def within(iv: Interval, low: float, high: float) -> str:
     return HOLDS if low <= iv.lo and iv.hi <= high else FAILS if iv.hi < low or iv.lo > high else INCONCLUSIVE
 
 
+def every_trial(values, above: float) -> str:
+    """For a quantity that cannot be negative (a loss barrier), where a t interval would reach below 0: holds when
+    every trial is above `above`, fails when none is, else inconclusive. A NaN trial is an error."""
+    v = pd.Series(values, dtype=float)
+    if v.isna().any() or not len(v):
+        raise ValueError(f"{int(v.isna().sum())} of {len(v)} trials are NaN (or there are none)")
+    return HOLDS if (v > above).all() else FAILS if (v <= above).all() else INCONCLUSIVE
+
+
 def convergence(table: pd.DataFrame) -> str:
     """'' when a results table's runs count as converged, else what did not, with numbers. Teachers must fit their
     training set (FIT, on `clean_train_accuracy`); students are judged by the chapter's length control
@@ -171,14 +180,19 @@ def length_moves(table: pd.DataFrame, short: dict, long: dict, cols) -> dict[str
     return {col: paired(table, short, long, col) for col in cols}
 
 
-def guarded(check: "Check", effect: float, moved: Interval | None) -> "Check":
-    """`check` at the paper's length, kept decided only if its effect (the distance of its mean from what it
-    tests: 0, or a threshold) exceeds what doubling the student steps moved its metric (`moved`, from
-    `length_moves`); otherwise inconclusive, and the movement is stated in its note. A context check, an
-    inconclusive one or one without a control is returned as it is."""
+def guarded(check: "Check", effect: float, moved: Interval | None, level: bool = False) -> "Check":
+    """`check` at the paper's length, kept decided only if its effect (the signed distance of its mean from what
+    it tests: 0, or a threshold) exceeds what doubling the student steps moved its metric (`moved`, from
+    `length_moves`); otherwise inconclusive, and the movement is stated in its note. A difference between
+    conditions can shrink or grow when the key condition moves, so any movement at least the effect withdraws it;
+    a `level` (the key condition's own metric against a threshold) moves with its condition, so only a movement
+    toward the threshold, at least the distance to it, does. A context check, an inconclusive one or one without a
+    control is returned as it is."""
     if moved is None or not check.core or check.outcome == INCONCLUSIVE:
         return check
     note = f"doubling the student steps moved it {moved.text()}"
+    if level and moved.mean * effect >= 0:
+        return replace(check, note=f"{note}, away from the threshold")
     if abs(effect) > abs(moved.mean):
         return replace(check, note=f"{note}, less than the effect")
     return replace(check, outcome=INCONCLUSIVE, note=f"{note}, at least the effect ({effect * 100:+.1f} pt), so "

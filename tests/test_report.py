@@ -294,13 +294,16 @@ def test_h6_rules():
     assert "holds" not in outcomes(h6)[:3] and outcomes(h6)[3:6] == ["fails"] * 3 and h6.status == "not reproduced"
 
 
+LAMS = {0.25: 0.804, 0.375: 0.975, 0.5: 0.998, 0.75: 0.996, 0.875: 0.999, 1.0: 1.0}  # Fig. 6b's pattern
+
+
 def optimization_table(default=0.79, sgd=(0.813, 0.834), adam=(0.805, 0.829), lams=None, trials=3, late=0.0,
-                       barriers=(0.04, 0.03, 0.0, 0.0), shared=(0.0, 0.0, 0.01)):
+                       barriers=(0.5, 0.3, 0.0, 0.0), shared=(0.0, 0.0, 0.01), long=None):
     """Fig. 6's pattern by default: train agreement per run (durations 3 and 9; lambda -> train agreement), loss
     barriers of the lambda = 0, 0.25, 0.375 and 0.5 students, and Table 1's students over 5 trials (shared init:
     `shared` = its agreement, relative KL and CKA offsets). Each row has its own jitter, so paired differences vary."""
     from kdrepro.chapters import optimization
-    lams = lams or {0.25: 0.804, 0.375: 0.975, 0.5: 0.998, 0.75: 0.996, 0.875: 0.999, 1.0: 1.0}
+    lams = lams or LAMS
     jitter = iter(np.random.default_rng(0).normal(0, 0.001, 10_000))
     rows = [{"role": "teacher", "trial": t, "train_accuracy": 0.99, "late_change": 0.0} for t in range(5)]
     for t in range(5):
@@ -317,6 +320,10 @@ def optimization_table(default=0.79, sgd=(0.813, 0.834), adam=(0.805, 0.829), la
                      **{k: x + shared[2] + next(jitter) / 5 for k, x in cka.items()}})
         if t >= trials:
             continue
+        if long is not None:  # the length control: the default student at 2x, moved by `long` (train, test)
+            rows.append({**base, "init": "random", "lam": None, "length": 2, "late_change": 0.0,
+                         "train_agreement": default + long[0] + w + next(jitter),
+                         "agreement": base["agreement"] + long[1] + next(jitter)})
         for opt, values in (("sgd", sgd), ("adam", adam)):
             for k, a in zip((3.0, 9.0), values):
                 rows.append({"role": "student", "trial": t, "init": "random", "optimizer": opt, "duration": k,
@@ -329,6 +336,7 @@ def optimization_table(default=0.79, sgd=(0.813, 0.834), adam=(0.805, 0.829), la
     table = pd.DataFrame(rows)
     table["lam"] = table.lam.astype(float)
     table["loss_barrier"] = table.loss_barrier.astype(float)
+    table["length"] = table.length.fillna(1) if "length" in table else 1
     return table
 
 
@@ -354,11 +362,33 @@ def test_h7_and_h8_rules():
     assert outcomes(h8)[:2] == ["fails", "fails"] and h8.status == "not reproduced"
     assert outcomes(h8)[-1] == "fails"  # no step steeper than 3x the average: no threshold anywhere
     # the lambda = 0.5 student still behind a barrier: it did not reach the teacher's basin
-    _, h8, _ = optimization.findings(optimization_table(barriers=(0.04, 0.03, 0.3, 0.3)))
+    _, h8, _ = optimization.findings(optimization_table(barriers=(0.5, 0.3, 0.3, 0.3)))
     assert outcomes(h8)[2:4] == ["holds", "fails"]
+    assert h8.checks[3].here.startswith("barrier above 5% of the student's excess loss in 3 of 3 trials (median 30")
+    # a barrier is never negative: a ridge of 4 % at lambda = 0 is no basin of its own, whatever its t interval
+    _, h8, _ = optimization.findings(optimization_table(barriers=(0.04, 0.03, 0.0, 0.0)))
+    assert outcomes(h8)[2:4] == ["fails", "holds"]
     # the default run still moving does not gate H7 (training length is its variable); the longest runs do
     h7, _, _ = optimization.findings(optimization_table(late=0.03))
     assert h7.status == "inconclusive" and "students' train agreement moved" in h7.reason
+
+
+def test_chapter_7s_length_control_withdraws_what_doubling_matches():
+    from kdrepro.chapters import optimization
+    h7, h8, h9 = optimization.findings(optimization_table(long=(0.01, 0.002)))
+    assert outcomes(h8)[:2] == ["holds", "holds"] and "less than the effect" in h8.checks[0].note
+    assert outcomes(h9)[0] == "holds" and h7.status == "reproduced"
+    # doubling the default student adds 20 points of train agreement, more than the threshold's +17 pt curvature,
+    # and 3 points of test agreement, more than Table 1's margin: those checks are no longer decided
+    h7, h8, h9 = optimization.findings(optimization_table(long=(0.20, 0.03)))
+    assert outcomes(h8)[:2] == ["inconclusive", "holds"] and outcomes(h9)[0] == "inconclusive"
+    assert h8.checks[1].note.endswith("away from the threshold")  # a level moving up cannot fall below 99.5 %
+    # ... while a level that fails is withdrawn when doubling moves it toward its threshold by more than it missed
+    _, h8, _ = optimization.findings(optimization_table(long=(0.05, 0.0), lams={**LAMS, 0.5: 0.97}))
+    assert outcomes(h8)[1] == "inconclusive" and "so the check was fails only" in h8.checks[1].note
+    _, h8, _ = optimization.findings(optimization_table(long=(-0.05, 0.0), lams={**LAMS, 0.5: 0.97}))
+    assert outcomes(h8)[1] == "fails"
+    assert h7.status == "reproduced"  # H7 varies the length itself: no guard
 
 
 def test_h9_rules():

@@ -161,3 +161,11 @@ def test_the_length_control_withdraws_an_effect_no_larger_than_what_doubling_mov
     assert v.guarded(v.Check("c", "s", "p", "h", v.HOLDS, core=False), 0.0, moved).outcome == v.HOLDS
     text = v.Finding("H0", "claim", [withdrawn]).text().splitlines()
     assert text[-1].startswith("    length control: doubling the student steps moved it +3.0 pt")
+
+
+def test_a_non_negative_quantity_is_judged_by_counting_trials():
+    assert v.every_trial([0.2, 0.07, 0.4], above=0.05) == v.HOLDS
+    assert v.every_trial([0.0, 0.01, 0.05], above=0.05) == v.FAILS  # at the threshold is not above it
+    assert v.every_trial([0.0, 0.3, 0.4], above=0.05) == v.INCONCLUSIVE
+    with pytest.raises(ValueError, match="1 of 3 trials are NaN"):
+        v.every_trial([0.2, float("nan"), 0.4], above=0.05)

@@ -184,13 +184,14 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         checks = [v.guarded(v.Check(f"agreement at least {SLACK:.0%} below the ceiling its accuracies allow "
                                     "(1 − |teacher − student accuracy|)", "Fig. 1, §4", paper_agr,
                                     _here(slack, f"agreement {agr.mean:.1%}; ceiling − agreement "),
-                                    v.at_least(slack, SLACK)), slack.mean - SLACK, moved.get("slack"))]
+                                    v.at_least(slack, SLACK)), slack.mean - SLACK, moved.get("slack"),
+                              level=True)]
         if m == 1:
             checks.append(v.guarded(v.Check(
                 "student at least as accurate as its teacher (within 0.5 pt)", "§4.1, Fig. 1a", "student ≥ teacher "
                 "(students train ≈ 3× the teachers' steps)",
                 _here(gap, "student − teacher ") + f"; students train {ratio:.2f}× the teachers' steps",
-                v.at_least(gap, -NOT_FALL)), gap.mean + NOT_FALL, moved.get("accuracy")))
+                v.at_least(gap, -NOT_FALL)), gap.mean + NOT_FALL, moved.get("accuracy"), level=True))
         sizes = sorted(set(main[main.m == m].extra))
         if len(sizes) > 1:
             extra = sizes[-1]
