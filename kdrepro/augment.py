@@ -1,4 +1,4 @@
-"""Augmentation policies as batched tensor ops on the training device (SPEC Fig. 3 policies).
+"""Augmentation policies as batched tensor ops on the training device (the paper's Fig. 3 policies, App. A.1).
 
 Each op draws one random setting per image from an explicit `torch.Generator`, so a run's augmentations are
 reproducible and its generator state can be checkpointed. Geometric and colour ops work on floats in [0, 1]

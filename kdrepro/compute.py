@@ -126,7 +126,7 @@ def _cache_built(cfg: RunConfig, caches: set) -> bool:
 
 def h100_seconds(configs: list[RunConfig]) -> float:
     """Seconds to train `configs` one at a time at `H100_PRERESNET20`: how the `gpu` profiles are sized while no
-    CUDA benchmark is committed (a sizing assumption from the issue's measurement, not one of ours)."""
+    CUDA benchmark is committed (a sizing assumption, not one of our measurements)."""
     rate = H100_PRERESNET20 * (1 + BACKWARD) * forward_flops("preresnet20", "cifar10_jpeg")
     caches: set = set()
     return sum(run_flops(cfg, _cache_built(cfg, caches)) for cfg in configs) / rate

@@ -33,7 +33,7 @@ def _check_int(name: str, value, low: int, optional: bool = False) -> None:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """What every run has: data, network, optimizer and schedule (SPEC §1.3 defaults are the teacher recipe)."""
+    """What every run has: data, network, optimizer and schedule (the defaults are the teacher recipe: the paper's App. A.3, the official code's README command)."""
 
     dataset: str = "cifar100"
     model: str = "preresnet56"
@@ -141,10 +141,10 @@ class TeacherConfig(RunConfig):
 
 @dataclass(frozen=True)
 class StudentConfig(RunConfig):
-    """Distillation (SPEC §1.4 defaults): the student sees only teacher labels unless alpha > 0.
+    """Distillation (defaults: the paper's §3.1 and App. A.3): the student sees only teacher labels unless alpha > 0.
 
     `train_part`/`train_size` name the distillation set. `control` teachers are another trial's, independent of
-    this student's: the student's agreement with them is the paper's independent-student baseline (SPEC §1.5)."""
+    this student's: the student's agreement with them is the paper's independent-student baseline (the paper's §3.2)."""
 
     teachers: tuple[TeacherConfig, ...] = ()
     control: tuple[TeacherConfig, ...] = ()

@@ -1,6 +1,7 @@
 """The knowledge-distillation loss as implemented by Stanton et al. (2021), and ensemble reduction.
 
-See SPEC §4 "KD loss" and §1.5 "Ensembles".
+See the paper's eq. 1 and §3 (ensembles), and the official code's
+`gnosis/distillation/classification.py`.
 """
 
 import math
@@ -40,7 +41,7 @@ def kd_loss(
     alpha: float = 0.0,
     targets: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Distillation loss L = alpha·CE(z_s[:n_real], y) + (1 − alpha)·L_soft (SPEC §4).
+    """Distillation loss L = alpha·CE(z_s[:n_real], y) + (1 − alpha)·L_soft (the paper's eq. 1).
 
     L_soft = mean_b[ −τ_b² Σ_j softmax(z_t/τ_b)_j · log_softmax(z_s/τ_b)_j ] is the forward
     cross-entropy, so its minimum is τ²·H(softmax(z_t/τ)), not 0. The τ² factor is applied for

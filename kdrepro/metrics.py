@@ -1,6 +1,6 @@
 """Evaluation metrics of Stanton et al. (2021): accuracy, NLL, ECE, agreement, predictive KL, CKA.
 
-Every metric is a sum over examples divided by n (SPEC §4), never a mean of batch means, so
+Every metric is a sum over examples divided by n (the paper's eqs. 2 and 3), never a mean of batch means, so
 `Meter` streaming over batches gives exactly the plain functions on the concatenation.
 Computation is in float64 on the inputs' device.
 """
@@ -73,7 +73,7 @@ def predictive_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) ->
 
 
 def nll(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean −log p(y_i | x_i) in nats (the authors' code indexed a B×B matrix instead; SPEC §4)."""
+    """Mean −log p(y_i | x_i) in nats (the official code's `eval_epoch` indexed a B×B matrix instead)."""
     _check(logits, labels)
     return _nll_sum(logits, labels) / len(labels)
 
@@ -211,7 +211,7 @@ def cka(x: torch.Tensor, y: torch.Tensor, kernel: str = "linear") -> float:
 
     CKA = HSIC(K, L) / sqrt(HSIC(K, K) · HSIC(L, L)) with centered Grams HKH, HLH of kernel
     "linear" or "rbf" (median bandwidth). 4-D [n, C, H, W] inputs are averaged over H and W;
-    the authors' code averaged over C and H instead (SPEC §4), which we take to be a bug.
+    the authors' code averaged over C and H instead (`gnosis/utils/metrics.py:preact_cka`), which we take to be a bug.
     """
     if kernel not in _GRAMS:
         raise ValueError(f"unknown kernel {kernel!r}, expected one of {sorted(_GRAMS)}")

@@ -1,6 +1,6 @@
 """The paper's networks: PreResNet (BatchNorm or LayerNorm), LeNet-5, VGG-16 without BN, and ensembles.
 
-Architectures follow SPEC §1.2 (the official code's `preresnet.py`, `lenet.py`, `vgg.py`); `build` is the one
+Architectures follow the paper's App. A.2 (the official code's `preresnet.py`, `lenet.py`, `vgg.py`); `build` is the one
 entry point. Names: `preresnet{d}` (basic blocks for d < 44, bottleneck for d >= 44, as in the paper),
 `preresnet{d}_basic` (basic blocks at any depth: the "ResNet-56" of most other KD papers), `lenet5`, `vgg16`.
 """

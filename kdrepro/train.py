@@ -1,4 +1,4 @@
-"""Teacher training and distillation: one plain loop over device-resident uint8 data (SPEC §1.3-1.6).
+"""Teacher training and distillation: one plain loop over device-resident uint8 data (the paper's §3.1 and App. A.3).
 
 A run is a number of optimizer steps (`RunConfig.steps`), every one on a full batch: batches are drawn from a stream
 of per-epoch permutations that runs on across epoch boundaries, so students of one comparison take exactly the same
@@ -238,7 +238,7 @@ def probe(cfg: RunConfig, weights: dict, device: torch.device, n: int = 6) -> di
 
 
 def interpolate_(student: nn.Module, teacher: nn.Module, lam: float) -> None:
-    """theta_s <- lam * theta_t + (1 - lam) * theta_s for every parameter (SPEC Fig. 6b); lam = 1 copies exactly."""
+    """theta_s <- lam * theta_t + (1 - lam) * theta_s for every parameter (the paper's Fig. 6b); lam = 1 copies exactly."""
     with torch.no_grad():
         for ps, pt in zip(student.parameters(), teacher.parameters(), strict=True):
             ps.copy_(pt if lam == 1 else lam * pt + (1 - lam) * ps)
@@ -340,7 +340,9 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     model = model.to(device, memory_format=torch.channels_last)
     lr, teacher_test, control_test = cfg.lr, None, None
     if distill:
-        teacher.eval()  # labels come from the teacher's eval-mode predictions, always (SPEC §6 item 13)
+        # labels come from the teacher's eval-mode predictions, always: the official code calls
+        # `eval_epoch(teacher, ...)` before distilling and nothing switches it back
+        teacher.eval()
         teacher_test = predict(teacher, test_x, device)
         control_test = predict(control, test_x, device) if control is not None else None
         if cfg.init == "interpolate":

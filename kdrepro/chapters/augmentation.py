@@ -19,7 +19,7 @@ from ..plan import Plan, check_profile, check_seeds, epochs_for
 from . import self_vs_ensemble as sve
 
 # name -> (label, augmentation policy, temperature, distillation-set addition). Each policy adds to crop + flip
-# (SPEC Fig. 3); tau = 1 unless labelled, as in the paper's legend. "extra": real unseen images (for GAN samples);
+# (the paper's Fig. 3, App. A.1); tau = 1 unless labelled, as in the paper's legend. "extra": real unseen images (for GAN samples);
 # "ood": out-of-distribution images, no label.
 POLICIES = {
     "baseline": ("Baseline", "crop_flip", 1.0, None),

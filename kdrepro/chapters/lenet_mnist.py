@@ -5,7 +5,7 @@ sets from the teacher's own 200 images up to all 60k, every one for the same num
 of trial i is trial i-1's teacher, trained on other images with another seed. Every student starts from an init seed
 of its own (`plan.fresh_init`), never its teacher's initial weights.
 
-Choices where the paper is silent (SPEC Fig. 2 [U], §8): crop with 2-pixel zero padding and no flip (digits are not
+Choices where the paper is silent (the paper's §4.1 does not state them): crop with 2-pixel zero padding and no flip (digits are not
 mirror-symmetric), unitcube normalization, tau = 1, SGD-Nesterov lr 0.05, batch 128.
 """
 

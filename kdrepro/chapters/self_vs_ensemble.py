@@ -3,7 +3,7 @@
 A pool of teachers trained on the same images with different seeds. Trial i's m-teacher ensemble takes pool members
 (i*m + j) mod N, j < m (the official `select_ckpts`), and only trials i < N // m are run, so the ensembles of one m
 are disjoint across trials. Trial i's control is the ensemble of the previous trial of the same m: disjoint from
-its own, as the independent-student baseline (SPEC §1.5) requires. Students of the same architecture are distilled
+its own, as the independent-student baseline (the paper's §3.2) requires. Students of the same architecture are distilled
 at tau = 1 (Fig. 10's setting) on the teachers' images and, for some m, on those plus extra real images the teachers
 never saw (standing in for the paper's GAN samples); every student takes the same number of optimizer steps.
 """
