@@ -14,14 +14,13 @@ ran), and its data and cache paths (`KDREPRO_DATA`, `KDREPRO_CACHE`); every node
 """
 
 import json
-import os
 import socket
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from . import paths, runs, store, train
+from . import paths, runs, settings, store, train
 from .config import RunConfig, TeacherConfig
 from .errors import ConfigError, KdreproError
 from .files import load_tensors
@@ -51,10 +50,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
         return
     if address not in (None, "auto", "local") and not address.startswith("ray://"):
         _reachable(address)
-    env = {"KDREPRO_SOURCE": json.dumps(store.SOURCE), "KDREPRO_DATA": str(paths.data_root().resolve()),
-           "KDREPRO_CACHE": str(paths.cache_dir().resolve()),
-           **({"KDREPRO_CKPT_SECONDS": os.environ["KDREPRO_CKPT_SECONDS"]} if "KDREPRO_CKPT_SECONDS" in os.environ
-              else {})}
+    env = settings.for_workers(KDREPRO_SOURCE=json.dumps(store.SOURCE), KDREPRO_DATA=str(paths.data_root().resolve()),
+                               KDREPRO_CACHE=str(paths.cache_dir().resolve()))
     try:
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
                  log_to_driver=False, runtime_env={"py_modules": [str(Path(__file__).resolve().parent)],

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import compute, packed, store, train
+from . import compute, packed, settings, store, train
 from .config import RunConfig, StudentConfig, TeacherConfig
 from .errors import KdreproError
 from .files import CorruptFile, load_tensors, save_tensors
@@ -58,7 +58,7 @@ def run(cfg: RunConfig, device: str | torch.device = "cpu", store_only: bool = F
     With store_only (or KDREPRO_STORE_ONLY=1 in the environment, as CI sets it) a missing run is an error."""
     if (result := stored(cfg)) is not None:
         return result
-    if store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1":
+    if store_only or settings.store_only():
         raise store.StoreMiss(f"{cfg.describe()} (run {cfg.run_id}) is not in {store.results_dir()}; "
                               f"run it without store_only (e.g. python -m kdrepro run <experiment> --profile ...)")
     device = train.resolve_device(device)
@@ -172,7 +172,7 @@ def run_all(configs: list[RunConfig], device: str = "cpu", store_only: bool = Fa
             progress: bool = True, pack: int = 1) -> list[dict]:
     """Run configs in order (teachers before the students that need them), with an overall progress bar; with
     `pack` > 1 the missing runs first train in packs (`run_packed`)."""
-    store_only = store_only or os.environ.get("KDREPRO_STORE_ONLY") == "1"
+    store_only = store_only or settings.store_only()
     missing = [c for c in dict.fromkeys(configs) if store.get(c) is None]
     if progress and missing and not store_only:
         tqdm.write(compute.estimate_line(missing, train.resolve_device(device).type)

@@ -6,13 +6,13 @@ not committed; they live in the cache (`paths.cache_dir`).
 """
 
 import json
-import os
 import platform
 import subprocess
 from pathlib import Path
 
 import torch
 
+from . import settings
 from .config import RunConfig
 from .errors import KdreproError
 from .files import atomic_write
@@ -30,7 +30,7 @@ class CorruptResult(KdreproError, ValueError):
 
 def results_dir() -> Path:
     """$KDREPRO_RESULTS, else the repository's results/ folder."""
-    return Path(os.environ.get("KDREPRO_RESULTS", REPO / "results"))
+    return settings.results(REPO / "results")
 
 
 def result_path(cfg: RunConfig) -> Path:
@@ -69,7 +69,7 @@ def _git(*args: str) -> str:
 # The code a process runs is the code it imported: its commit and cleanliness are read once, now, not when a result
 # is stored hours later (by then the tree may have moved on). A Ray worker runs the driver's code, shipped without
 # its git folder, so the driver passes its SOURCE along (`cluster.connect`).
-SOURCE = json.loads(os.environ["KDREPRO_SOURCE"]) if "KDREPRO_SOURCE" in os.environ else {
+SOURCE = json.loads(settings.source()) if settings.source() else {
     "git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(_git("status", "--porcelain", "--", "kdrepro"))}
 
 

@@ -25,7 +25,7 @@ import torchvision
 from torch import nn
 from tqdm import tqdm
 
-from . import augment, data, logit_cache, metrics, models, surface
+from . import augment, data, logit_cache, metrics, models, settings, surface
 from .config import RunConfig, StudentConfig
 from .errors import ConfigError, KdreproError
 from .files import CorruptFile, load_tensors, save_tensors
@@ -111,7 +111,7 @@ COMPILE = {"cuda": {"mode": "reduce-overhead"}, "cpu": {}}
 
 
 def compiling() -> bool:
-    return os.environ.get("KDREPRO_COMPILE", "0") == "1"
+    return settings.compile_steps()
 
 
 def compiled(module: nn.Module, device: torch.device) -> nn.Module:
@@ -362,7 +362,7 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
     if distill and logit_cache.pays(cfg):  # after t0: its cost (when it is built here) is part of the wall time
         cache = logit_cache.load_or_build(lambda xb: label_batch(labeller, xb, device), teacher, train_x,
                                           cfg.augment, cfg.crop_pad, device, fingerprint())
-    save_every = float(os.environ.get("KDREPRO_CKPT_SECONDS", 60))
+    save_every = settings.checkpoint_seconds()
     loss_sum = torch.tensor(state["window"][0], dtype=torch.float32, device=device)
     hits, seen = torch.tensor(int(state["window"][1]), device=device), state["window"][2]
     bar = tqdm(total=cfg.steps, initial=state["step"], desc=f"{cfg.kind} {cfg.run_id}", leave=False, unit="step",
