@@ -117,7 +117,7 @@ def book_estimate(device_type: str = "cpu") -> str:
     counted once)."""
     configs = {c.run_id: c for name in chapters.CHAPTERS for p in chapters.get(name).plans("budget")
                for c in p.configs}
-    return compute.estimate_line([c for c in configs.values() if store.get(c) is None], device_type)
+    return compute.estimate_line([c for c in configs.values() if runs.stored(c) is None], device_type)
 
 
 def main(argv: list[str] | None = None) -> int:

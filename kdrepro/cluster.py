@@ -143,13 +143,8 @@ def _sweep(missing: list[RunConfig], address, gpus_per_run, cpus_per_run, num_cp
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             cfg = pending.pop(ref)
-            record = _get(ray, ref, cfg)
-            if isinstance(cfg, TeacherConfig):
-                record["weights_sha256"] = runs.keep_weights(cfg, ray.get(weights[cfg.run_id]))
-            if runs.stored(cfg) is None:
-                store.put(cfg, record)
-            train.checkpoint_path(cfg).unlink(missing_ok=True)  # local to the driver, or shared with the workers
-            done_results[cfg.run_id] = runs.stored(cfg)
+            state = ray.get(weights[cfg.run_id]) if isinstance(cfg, TeacherConfig) else None
+            done_results[cfg.run_id] = runs.keep(cfg, _get(ray, ref, cfg), state)
             bar.set_postfix_str(cfg.describe())
             bar.update()
     return done_results

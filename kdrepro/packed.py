@@ -178,7 +178,7 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
         teacher_test = [train.predict(t, test_x, device) for t in teachers]
         control_test = [train.predict(c, test_x, device) if c is not None else None for c in controls or [None] * g]
     forward, labeller = train.compiled(model, device), train.compiled(labeller, device) if distill else None
-    opt = train._optimizer(cfg, model.parameters(), cfg.lr)
+    opt = train.optimizer(cfg, model.parameters(), cfg.lr)
     aug, evals = augment.make(cfg.augment, cfg.crop_pad), train.eval_steps(cfg.steps, cfg.evals)
     streams = [train.batches(x, train.run_indices(c, len(x)), aug, torch.Generator().manual_seed(c.seed))
                for c, (x, _) in zip(cfgs, sets)]
@@ -190,26 +190,21 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
         drawn = [next(s) for s in streams]
         xb = torch.stack([x for _, x, _ in drawn])
         labels = torch.stack([y[idx] for (idx, _, _), (_, y) in zip(drawn, sets)])
-        for group in opt.param_groups:
-            group["lr"] = train.lr_at(cfg, cfg.lr, step)
-        model.train()
-        train.step_begins(device)
-        with train.autocast(device):
-            out = forward(xb).float()
-            if distill:
-                with torch.no_grad():
-                    z = labeller(xb.repeat_interleave(m, 0)).float().unflatten(0, (g, m))
-                    target = torch.stack([ensemble_logits(z[k]) for k in range(g)])
-                losses = torch.stack([kd_loss(out[k], target[k], cfg.temperature, cfg.alpha,
-                                              labels[k] if cfg.alpha > 0 else None) for k in range(g)])
-                labels = target.argmax(2)
-            else:
-                losses = F.cross_entropy(out.flatten(0, 1), labels.flatten(), reduction="none").view(g, -1).mean(1)
-        opt.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        opt.step()
-        loss_sum += losses.detach() * cfg.batch_size
-        hits += (out.argmax(2) == labels).sum(1)
+
+        def loss_of(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if not distill:
+                return (F.cross_entropy(out.flatten(0, 1), labels.flatten(), reduction="none").view(g, -1).mean(1),
+                        labels)
+            with torch.no_grad():
+                z = labeller(xb.repeat_interleave(m, 0)).float().unflatten(0, (g, m))
+                target = torch.stack([ensemble_logits(z[k]) for k in range(g)])
+            return torch.stack([kd_loss(out[k], target[k], cfg.temperature, cfg.alpha,
+                                        labels[k] if cfg.alpha > 0 else None) for k in range(g)]), target.argmax(2)
+
+        losses, out, target = train.take_step(model, forward, opt, train.lr_at(cfg, cfg.lr, step), xb, device,
+                                              loss_of)
+        loss_sum += losses * cfg.batch_size
+        hits += (out.argmax(-1) == target).sum(-1)
         seen += cfg.batch_size
         if step + 1 in evals:
             for k, (c, net, state) in enumerate(zip(cfgs, nets, model.unpack())):
@@ -220,7 +215,7 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
                 test = (train.evaluate(pred, test_y, teacher_test[k], control_test[k]) if distill
                         else train.evaluate(pred, test_y))
                 try:
-                    curves[k].append(train._evaluation(c, step + 1, len(sets[k][0]), loss_sum[k].item() / seen,
+                    curves[k].append(train.evaluation(c, step + 1, len(sets[k][0]), loss_sum[k].item() / seen,
                                                        hits[k].item() / seen, test))
                 except train.TrainingFailed as e:
                     failed[k] = e

@@ -157,7 +157,7 @@ def all_findings(profile: str = "budget") -> tuple[list, pd.DataFrame]:
 def progress(name: str, profile: str = "budget") -> tuple[int, int]:
     """(stored, planned) runs of every plan chapter `name` shows."""
     configs = {c.run_id: c for plan in chapters.get(name).plans(profile) for c in plan.configs}
-    return sum(store.get(c) is not None for c in configs.values()), len(configs)
+    return sum(runs.stored(c) is not None for c in configs.values()), len(configs)
 
 
 def summary_markdown(profile: str = "budget") -> str:

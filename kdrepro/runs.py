@@ -66,17 +66,21 @@ def run(cfg: RunConfig, device: str | torch.device = "cpu", store_only: bool = F
     if isinstance(cfg, StudentConfig):
         teacher = ensemble(cfg.teachers, device, progress)
         control = ensemble(cfg.control, device, progress) if cfg.control else None
-    return keep(cfg, train.fit(cfg, device, teacher, control, progress), device)
+    trained = train.fit(cfg, device, teacher, control, progress)
+    return keep(cfg, record(cfg, trained, device), trained.weights)
 
 
-def keep(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> dict:
-    """Store a finished run (and a teacher's weights); then drop its checkpoint."""
-    result = record(cfg, trained, device)
+def keep(cfg: RunConfig, result: dict, weights: dict | None = None) -> dict:
+    """The one place a finished run is stored, whoever trained it (this process, a pack, a Ray worker): a
+    teacher's weights beside the results (their digest joins its record), the record unless the store already
+    holds the run, then its checkpoint is dropped (only now: a kill before this resumes at the end). Returns the
+    stored record."""
     if isinstance(cfg, TeacherConfig):
-        result["weights_sha256"] = keep_weights(cfg, trained.weights)
-    store.put(cfg, result)
-    train.checkpoint_path(cfg).unlink(missing_ok=True)  # only now: a kill before this resumes at the end
-    return result
+        result = {**result, "weights_sha256": keep_weights(cfg, weights)}
+    if stored(cfg) is None:
+        store.put(cfg, result)
+    train.checkpoint_path(cfg).unlink(missing_ok=True)  # local to the driver, or shared with Ray workers
+    return stored(cfg)
 
 
 def record(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> dict:
@@ -109,10 +113,7 @@ def load_teacher(cfg: TeacherConfig, device: torch.device, progress: bool = True
     if state is None:
         trained = train.fit(cfg, device, progress=progress)
         state = trained.weights
-        digest = keep_weights(cfg, state)
-        if stored(cfg) is None:
-            store.put(cfg, {**record(cfg, trained, device), "weights_sha256": digest})
-        train.checkpoint_path(cfg).unlink(missing_ok=True)
+        keep(cfg, record(cfg, trained, device), state)
     else:
         _check_weights(cfg, digest)
     return network(cfg, state, device)
@@ -165,7 +166,7 @@ def run_packed(configs: list[RunConfig], device: str, pack: int, progress: bool 
                     controls = [ensemble(c.control, device, progress) if c.control else None for c in chunk]
                 for cfg, trained in zip(chunk, packed.fit_pack(chunk, device, teachers, controls, progress)):
                     if isinstance(trained, train.Trained):
-                        keep(cfg, trained, device)
+                        keep(cfg, record(cfg, trained, device), trained.weights)
 
 
 def run_all(configs: list[RunConfig], device: str = "cpu", store_only: bool = False,
@@ -173,13 +174,13 @@ def run_all(configs: list[RunConfig], device: str = "cpu", store_only: bool = Fa
     """Run configs in order (teachers before the students that need them), with an overall progress bar; with
     `pack` > 1 the missing runs first train in packs (`run_packed`)."""
     store_only = store_only or settings.store_only()
-    missing = [c for c in dict.fromkeys(configs) if store.get(c) is None]
+    missing = [c for c in dict.fromkeys(configs) if stored(c) is None]
     if progress and missing and not store_only:
         tqdm.write(compute.estimate_line(missing, train.resolve_device(device).type)
                    + (" (one after another; packing would be faster)" if pack > 1 else ""), file=sys.stderr)
     if pack > 1 and not store_only:
         run_packed(configs, device, pack, progress)
-        missing = [c for c in missing if store.get(c) is None]
+        missing = [c for c in missing if stored(c) is None]
     results = []
     quiet = not progress or not missing or store_only
     # In a notebook or a log (not a terminal) the bar redraws once a minute, not several times a second.

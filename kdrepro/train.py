@@ -260,7 +260,8 @@ def recompute_batchnorm(model: nn.Module, x: torch.Tensor, device, batch_size: i
         bn.momentum = 0.1
 
 
-def _optimizer(cfg: RunConfig, params, lr: float) -> torch.optim.Optimizer:
+def optimizer(cfg: RunConfig, params, lr: float) -> torch.optim.Optimizer:
+    """The run's optimizer (SGD with Nesterov momentum, or Adam) at learning rate lr."""
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
@@ -351,7 +352,7 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
             lr = max(cfg.lr * (1 - cfg.init_lambda), 1e-6) if cfg.init_lr_scale else lr
     # rebuilt the same way on resume, so the loss plane's initial point is right after a kill too
     start = {k: v.detach().clone() for k, v in model.state_dict().items()} if getattr(cfg, "surface", 0) else None
-    state = {"model": model, "optimizer": _optimizer(cfg, model.parameters(), lr),
+    state = {"model": model, "optimizer": optimizer(cfg, model.parameters(), lr),
              "augment_rng": torch.Generator().manual_seed(cfg.seed), "step": 0, "curves": [], "elapsed": 0.0,
              "window": [0.0, 0, 0]}  # train loss sum, hits and examples since the last evaluation
     _restore(cfg, state)
@@ -369,29 +370,23 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
                disable=not progress or not sys.stderr.isatty())  # per-step bars only on a terminal
     for step in range(state["step"], cfg.steps):
         idx, xb, views = next(stream)
-        for group in state["optimizer"].param_groups:
-            group["lr"] = lr_at(cfg, lr, step)
-        model.train()
-        step_begins(device)
-        with autocast(device):
-            out = forward(xb).float()
-            if distill:
-                target = label_batch(labeller, xb, device) if cache is None else cache[idx, views.to(device)]
-                loss = kd_loss(out, target, cfg.temperature, cfg.alpha, train_y[idx] if cfg.alpha > 0 else None)
-                target = target.argmax(1)
-            else:
-                target = train_y[idx]
-                loss = F.cross_entropy(out, target)
-        state["optimizer"].zero_grad(set_to_none=True)
-        loss.backward()
-        state["optimizer"].step()
-        loss_sum += loss.detach() * len(idx)
-        hits += (out.argmax(1) == target).sum()
+
+        def loss_of(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if not distill:
+                return F.cross_entropy(out, train_y[idx]).reshape(1), train_y[idx]
+            target = label_batch(labeller, xb, device) if cache is None else cache[idx, views.to(device)]
+            loss = kd_loss(out, target, cfg.temperature, cfg.alpha, train_y[idx] if cfg.alpha > 0 else None)
+            return loss.reshape(1), target.argmax(1)
+
+        losses, out, target = take_step(model, forward, state["optimizer"], lr_at(cfg, lr, step), xb, device,
+                                        loss_of)
+        loss_sum += losses[0] * len(idx)
+        hits += (out.argmax(-1) == target).sum()
         seen += len(idx)
         state["step"] = step + 1
         if state["step"] in evals:
-            row = _evaluation(cfg, state["step"], len(train_x), loss_sum.item() / seen, hits.item() / seen,
-                              evaluate(predict(model, test_x, device), test_y, teacher_test, control_test))
+            row = evaluation(cfg, state["step"], len(train_x), loss_sum.item() / seen, hits.item() / seen,
+                             evaluate(predict(model, test_x, device), test_y, teacher_test, control_test))
             state["curves"].append(row)
             loss_sum.zero_()
             hits.zero_()
@@ -413,6 +408,25 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
                    {k: v.detach().cpu() for k, v in model.state_dict().items()},
                    round(time.perf_counter() - t0, 2), plane, cached_teacher=cache is not None,
                    deviations=deviations)
+
+
+def take_step(model: nn.Module, forward: nn.Module, opt: torch.optim.Optimizer, lr: float, xb: torch.Tensor,
+              device: torch.device, loss_of) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimizer step of `model` (through `forward`, its compiled self or itself) on the batch xb, the step of a
+    plain run and of a pack of G networks alike: `loss_of(logits)` gives the per-network losses [G] (G = 1 for a
+    plain run) and the targets that train hits are counted against; the step is taken on their sum, which steps
+    each packed network on its own loss. Returns the detached losses, the float32 logits and the targets."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    model.train()
+    step_begins(device)
+    with autocast(device):
+        out = forward(xb).float()
+        losses, target = loss_of(out)
+    opt.zero_grad(set_to_none=True)
+    losses.sum().backward()
+    opt.step()
+    return losses.detach(), out, target
 
 
 @torch.no_grad()
@@ -491,7 +505,7 @@ def stage_cka(teacher: nn.Module, student: nn.Module, x: torch.Tensor, device: t
     return {f"cka_stage{k}": metrics.cka(t.float(), s.float(), "rbf") for k, (t, s) in enumerate(pairs, 1)}
 
 
-def _evaluation(cfg: RunConfig, step: int, n: int, train_loss: float, train_hits: float, test: dict) -> dict:
+def evaluation(cfg: RunConfig, step: int, n: int, train_loss: float, train_hits: float, test: dict) -> dict:
     """A row of the curves: train loss and agreement (or accuracy) averaged over the steps since the last
     evaluation, in train mode on the augmented batches (the paper's online `train_ts_agree`), then test metrics."""
     if not math.isfinite(train_loss):

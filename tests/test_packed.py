@@ -197,14 +197,14 @@ def test_a_member_that_fails_in_a_pack_costs_the_others_nothing(tmp_store, monke
     it and reports the failure with its own one-line error."""
     from kdrepro import runs, store, train
 
-    evaluation = train._evaluation
+    evaluation = train.evaluation
 
     def diverge_seed_1(cfg, *args):
         if cfg.seed == 1:
             raise train.TrainingFailed(f"{cfg.describe()}: train loss is nan at step 1; lower lr")
         return evaluation(cfg, *args)
 
-    monkeypatch.setattr(train, "_evaluation", diverge_seed_1)
+    monkeypatch.setattr(train, "evaluation", diverge_seed_1)
     cfgs = pool(2)
     with pytest.raises(train.TrainingFailed, match="seed 1.*train loss is nan"):
         runs.run_all(cfgs, "cpu", progress=False, pack=2)
