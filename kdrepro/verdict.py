@@ -180,22 +180,26 @@ def length_moves(table: pd.DataFrame, short: dict, long: dict, cols) -> dict[str
     return {col: paired(table, short, long, col) for col in cols}
 
 
-def guarded(check: "Check", effect: float, moved: Interval | None, level: bool = False) -> "Check":
-    """`check` at the paper's length, kept decided only if its effect (the signed distance of its mean from what
-    it tests: 0, or a threshold) exceeds what doubling the student steps moved its metric (`moved`, from
-    `length_moves`); otherwise inconclusive, and the movement is stated in its note. A difference between
-    conditions can shrink or grow when the key condition moves, so any movement at least the effect withdraws it;
-    a `level` (the key condition's own metric against a threshold) moves with its condition, so only a movement
-    toward the threshold, at least the distance to it, does. A context check, an inconclusive one or one without a
+def guarded(check: "Check", effect: float, moved: Interval | None, level: bool = False,
+            scale: float = 100.0, digits: int = 1, unit: str = " pt") -> "Check":
+    """`check` at the paper's length, kept decided only if its effect (the signed distance of its
+    mean from what it tests: 0, or a threshold) exceeds what doubling the student steps moved its
+    metric (`moved`, from `length_moves`); otherwise inconclusive, and the movement is stated in its
+    note, in the metric's units (`scale`, `digits`, `unit` as `Interval.text` takes them: points, or
+    nats for a KL). A difference between conditions can shrink or grow when the key condition
+    moves, so any movement at least the effect withdraws it; a `level` (the key condition's own
+    metric against a threshold) moves with its condition, so only a movement toward the threshold,
+    at least the distance to it, does. A context check, an inconclusive one or one without a
     control is returned as it is."""
     if moved is None or not check.core or check.outcome == INCONCLUSIVE:
         return check
-    note = f"doubling the student steps moved it {moved.text()}"
+    note = f"doubling the student steps moved it {moved.text(scale, digits, unit)}"
     if level and moved.mean * effect >= 0:
         return replace(check, note=f"{note}, away from the threshold")
     if abs(effect) > abs(moved.mean):
         return replace(check, note=f"{note}, less than the effect")
-    return replace(check, outcome=INCONCLUSIVE, note=f"{note}, at least the effect ({effect * 100:+.1f} pt), so "
+    shown = f"{effect * scale:+.{digits}f}{unit}"
+    return replace(check, outcome=INCONCLUSIVE, note=f"{note}, at least the effect ({shown}), so "
                                                      f"the check was {check.outcome} only at this length")
 
 

@@ -417,9 +417,34 @@ def test_a_student_stuck_at_the_uniform_output_fails_loudly(alpha):
     train._check_learned(cfg, {"train_loss": stuck, "agreement": 0.5})        # agrees: learned something
 
 
+def test_chapter_5s_budget_plan_teachers_fit_students_take_3x_and_a_length_control():
+    p = chapters.plan("recycling", "budget")
+    teachers = [c for c in p.configs if c.kind == "teacher"]
+    assert {(c.train_part, c.train_size, c.epochs, c.batch_size) for c in teachers} == {
+        ("D0", 2_000, 200, 256)} and len(teachers) == 9
+    students = [(labels, c) for labels, c in p.rows if labels["role"] == "student"]
+    short = [c for labels, c in students if labels["length"] == 1]
+    # 3x the teachers' steps (4,687 against 1,562, whole batches), the same for every split: s0∪1
+    # distills on twice the images, so it takes half the epochs
+    assert {c.steps for c in short} == {4_687} and {c.steps / c.teachers[0].steps for c in short} == {
+        4_687 / 1_562}
+    assert {(c.train_part, c.epochs) for c in short} == {("D0", 300), ("D1", 300), ("D0+D1", 150)}
+    # the length control: s0 at m = 3, tau = 4, at 2x the steps, in every trial, beside its 1x twin
+    long = [(labels, c) for labels, c in students if labels["length"] != 1]
+    assert {(labels["split"], labels["m"], labels["tau"], labels["length"]) for labels, _ in long} == {
+        ("s0", 3, 4.0, 2)}
+    assert sorted(labels["trial"] for labels, _ in long) == list(p.settings["seeds"]) == [0, 1, 2]
+    for _, c in long:
+        twin = replace(c, epochs=c.epochs // 2)
+        assert twin in short and c.steps - 2 * twin.steps in (0, 1)
+    # chapter 6 reads the 1x students only
+    read = [labels for labels, _ in chapters.plan("train_agreement", "budget").rows
+            if labels.get("source") == "split" and labels["role"] == "student"]
+    assert len(read) == len(short) and {labels["length"] for labels in read} == {1}
+
+
 RERUN_PENDING = {"lenet_mnist": "chapter 2 reruns last (issue order); its LeNet teachers fit at 100 epochs",
                  "augmentation": "chapter 4 still shows its 60-epoch teachers' runs",
-                 "recycling": "chapter 5 still shows its 60-epoch teachers' runs",
                  }
 
 

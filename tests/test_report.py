@@ -222,44 +222,121 @@ def test_every_finding_has_exactly_one_home():
     assert sorted(judged + list(report.NOT_RUN)) == sorted(f"H{i}" for i in range(1, 16))
 
 
-def split_table(cells, ms=(1, 3), trials=3):
-    """cells: (split, m, tau) -> (accuracy, agreement, kl, ece); missing cells take (s0, m, 4.0)'s values."""
-    rows = [{"role": "teacher", "member": k, "accuracy": 0.6, "train_accuracy": 0.99, "late_change": 0.0}
-            for k in range(3)]
+# Chapter 5's budget cells, (split, m, tau) -> (accuracy, agreement, kl, ece), in the pattern of
+# Figs. 4 and 9: s1 less accurate, more faithful and better calibrated than s0, s0∪1 above both
+# midpoints; tau = 4 ahead of tau = 1 by 2-4 pt and of tau = 8 by 0.5 pt; agreement rising from
+# m = 1 to 3 at every tau.
+SPLIT_CELLS = {("s0", 1, 1.0): (0.580, 0.66, 0.30, 0.05), ("s0", 1, 4.0): (0.600, 0.70, 0.28, 0.05),
+               ("s0", 3, 1.0): (0.583, 0.69, 0.27, 0.05), ("s0", 3, 4.0): (0.620, 0.74, 0.25, 0.05),
+               ("s0", 3, 8.0): (0.615, 0.735, 0.25, 0.05),
+               ("s1", 3, 4.0): (0.600, 0.76, 0.20, 0.03),
+               ("s01", 3, 4.0): (0.615, 0.755, 0.21, 0.035)}
+STILL = (0.001, 0.002, -0.002, -0.001)  # doubling the key cell's steps moved it 0.1-0.2 pt
+
+
+def split_table(cells=SPLIT_CELLS, long=None, fit=0.995):
+    """Chapter 5's budget plan as a results table: each student's metrics from `cells`; its length
+    control's (s0, m = 3, tau = 4 at 2x the steps) are that cell's plus `long` (the control is left
+    out when None); each row jittered; teachers at eval-mode train accuracy `fit`."""
+    from kdrepro.chapters import recycling
+    rows = [{"role": "teacher", "member": k, "accuracy": 0.6, "train_accuracy": 0.99,
+             "clean_train_accuracy": fit, "late_change": 0.0} for k in range(9)]
     e = noise()
-    for m in ms:
-        for split in ("s0", "s1", "s01"):
-            for tau in (1.0, 4.0, 8.0) if split == "s01" else (1.0, 4.0):
-                acc, agr, kl, ece = cells.get((split, m, tau), cells[("s0", m, 4.0)])
-                for t in range(trials):
-                    w = (t - 1) * 0.002
-                    rows.append({"role": "student", "m": m, "split": split, "tau": tau, "trial": t,
-                                 "accuracy": acc + w + e(), "agreement": agr + w + e(), "kl": kl + w / 10 + e() / 10,
-                                 "ece": ece + w / 10 + e() / 10,
-                                 "late_change": 0.0})
+    for labels, _ in recycling.plan("budget").rows:
+        if labels["role"] != "student" or (labels["length"] > 1 and long is None):
+            continue
+        values = cells[labels["split"], labels["m"], labels["tau"]]
+        if labels["length"] > 1:
+            values = [x + dx for x, dx in zip(values, long)]
+        acc, agr, kl, ece = values
+        w = (labels["trial"] - 1) * 0.002
+        rows.append({**labels, "accuracy": acc + w + e(), "agreement": agr + w + e(),
+                     "kl": kl + w / 10 + e() / 10, "ece": ece + w / 10 + e() / 10,
+                     "late_change": 0.0})
     return pd.DataFrame(rows)
 
 
 def test_h5_and_h11_rules():
     from kdrepro.chapters import recycling
-    cells = {("s0", 1, 4.0): (0.60, 0.70, 0.30, 0.05), ("s0", 3, 4.0): (0.62, 0.74, 0.25, 0.05),
-             ("s1", 3, 4.0): (0.60, 0.76, 0.20, 0.03), ("s01", 3, 4.0): (0.63, 0.77, 0.19, 0.03),
-             ("s0", 1, 1.0): (0.58, 0.66, 0.30, 0.05), ("s0", 3, 1.0): (0.585, 0.69, 0.30, 0.05),
-             ("s01", 1, 4.0): (0.61, 0.72, 0.30, 0.05), ("s01", 1, 1.0): (0.58, 0.66, 0.3, 0.05),
-             ("s01", 3, 1.0): (0.59, 0.70, 0.3, 0.05), ("s01", 1, 8.0): (0.60, 0.71, 0.3, 0.05),
-             ("s01", 3, 8.0): (0.62, 0.76, 0.3, 0.05)}
-    h5, h11 = recycling.findings(split_table(cells))
+    h5, h11 = recycling.findings(split_table(long=STILL))
     assert outcomes(h5) == ["holds"] * 6 and h5.status == "reproduced"
+    # tau = 4 against 1 at m = 1, against 1 and 8 at m = 3; agreement from m = 1 to 3 at tau = 1
+    # and 4; App. B.1 (context)
     assert outcomes(h11) == ["holds"] * 6 and h11.status == "reproduced"
-    assert h5.checks[4].here.startswith("s0∪1 − s0 +1.0 pt") and h5.checks[5].here.startswith("s0∪1 − s1 +1.0 pt")
-    # fresh data less faithful; a 3-teacher student clearly more accurate at tau = 1 (context for H11, not H5)
-    worse = {**cells, ("s1", 3, 4.0): (0.60, 0.70, 0.30, 0.06), ("s0", 3, 1.0): (0.64, 0.69, 0.30, 0.05)}
-    h5, h11 = recycling.findings(split_table(worse))
-    assert outcomes(h5)[1:4] == ["fails"] * 3 and h5.status == "not reproduced"
-    assert outcomes(h11)[-1] == "fails" and not h11.checks[-1].core and h11.status == "reproduced"
-    # tau = 8 clearly more accurate than tau = 4 for m = 3
-    hot = {**cells, ("s01", 3, 8.0): (0.66, 0.76, 0.3, 0.05)}
-    assert outcomes(recycling.findings(split_table(hot))[1])[:2] == ["holds", "fails"]
+    assert [c.core for c in h11.checks] == [True] * 5 + [False]
+    assert h5.checks[4].here.startswith("s0∪1 − (s0 + s1) / 2 +0.5 pt")
+    assert h5.checks[2].here.startswith("s1 − s0 −0.050 nats")
+    assert h5.checks[2].here.endswith("nats (3 trials)") and "half-width" in h5.checks[4].here
+    assert h11.checks[2].what == "m = 3: τ = 4 at least as accurate as τ = 8 (within 0.33 pt)"
+    assert h11.checks[2].paper == "τ = 4 best in every row (+0.66 pt over τ = 8 at m = 3)"
+    assert all(c.note.endswith("less than the effect") for c in h5.checks + h11.checks if c.core)
+    assert h5.checks[2].note.startswith("doubling the student steps moved it −0.002 nats")
+    # the margins come from Fig. 9's printed values, each smaller than the effect it tests
+    assert recycling.TAU_MARGIN == pytest.approx(0.0033)
+    assert recycling.M_MARGIN == pytest.approx(0.00725)
+
+
+def test_h5_and_h11_fail_where_the_papers_pattern_is_reversed():
+    """Every core check can fail: the opposite of each claim, clearly beyond its margin."""
+    from kdrepro.chapters import recycling
+    reverse = {("s0", 1, 1.0): (0.62, 0.70, 0.30, 0.05), ("s0", 1, 4.0): (0.60, 0.70, 0.28, 0.05),
+               ("s0", 3, 1.0): (0.64, 0.66, 0.27, 0.05), ("s0", 3, 4.0): (0.60, 0.68, 0.20, 0.03),
+               ("s0", 3, 8.0): (0.62, 0.66, 0.25, 0.05), ("s1", 3, 4.0): (0.62, 0.66, 0.25, 0.05),
+               ("s01", 3, 4.0): (0.60, 0.66, 0.21, 0.035)}
+    h5, h11 = recycling.findings(split_table(reverse, long=STILL))
+    assert outcomes(h5) == ["fails"] * 6 and h5.status == "not reproduced"
+    assert [c.outcome for c in h11.checks if c.core] == ["fails"] * 5
+    assert h11.status == "not reproduced"
+
+
+def test_the_tolerances_are_smaller_than_the_effects_they_test():
+    from kdrepro.chapters import recycling
+    # s0∪1 as accurate as the worse split (s1), 1 pt below s0: the old ±1.5 pt "best of both"
+    # held; the midpoint fails
+    like_s1 = {**SPLIT_CELLS, ("s1", 3, 4.0): (0.610, 0.76, 0.20, 0.03),
+               ("s01", 3, 4.0): (0.610, 0.755, 0.21, 0.035)}
+    assert recycling.findings(split_table(like_s1))[0].checks[4].outcome == "fails"
+    # ... while 0.3 pt below s0 (nearer it than s1) holds
+    near = {**SPLIT_CELLS, ("s01", 3, 4.0): (0.617, 0.755, 0.21, 0.035)}
+    assert recycling.findings(split_table(near))[0].checks[4].outcome == "holds"
+    # tau = 8 a point more accurate than tau = 4 at m = 3: the old ±1.5 pt held; 0.33 pt fails
+    hot = {**SPLIT_CELLS, ("s0", 3, 8.0): (0.630, 0.735, 0.25, 0.05)}
+    h11 = recycling.findings(split_table(hot))[1]
+    assert h11.checks[2].outcome == "fails" and h11.status == "not reproduced"
+    # 0.2 pt behind tau = 4 is within the margin (the paper's own closest gap is 0.66 pt)
+    close = {**SPLIT_CELLS, ("s0", 3, 8.0): (0.618, 0.735, 0.25, 0.05)}
+    assert recycling.findings(split_table(close))[1].checks[2].outcome == "holds"
+
+
+def test_chapter_5s_length_control_withdraws_what_doubling_matches():
+    from kdrepro.chapters import recycling
+    # doubling s0 (m = 3, tau = 4) adds 1 pt of agreement and takes 0.06 nats off its KL: H5's
+    # 0.5-pt agreement effect (s0∪1 above the midpoint) and 0.05-nat KL effect are no larger, so
+    # no longer decided; its 2-pt agreement effect (s1 over s0) and H11's 3-4 pt rises in m are
+    moved = (0.0, 0.01, -0.06, 0.0)
+    h5, h11 = recycling.findings(split_table(long=moved))
+    assert outcomes(h5) == ["holds", "holds", "inconclusive", "holds", "holds", "inconclusive"]
+    assert "so the check was holds only at this length" in h5.checks[5].note
+    assert h5.checks[2].note.startswith("doubling the student steps moved it −0.060 nats")
+    assert "at least the effect (-0.050 nats)" in h5.checks[2].note
+    assert h5.status == "partly reproduced"
+    assert outcomes(h11)[3:5] == ["holds", "holds"]
+    assert h11.checks[3].note.endswith("less than the effect")
+    # a failure is withdrawn the same way: s1 agrees 0.5 pt less than s0, doubling moved 1 pt
+    worse = {**SPLIT_CELLS, ("s1", 3, 4.0): (0.600, 0.735, 0.20, 0.03)}
+    assert recycling.findings(split_table(worse, long=moved))[0].checks[1].outcome == "inconclusive"
+    assert recycling.findings(split_table(worse))[0].checks[1].outcome == "fails"
+
+
+def test_chapter_5_needs_teachers_that_fit_and_refuses_nan_trials():
+    from kdrepro.chapters import recycling
+    h5, h11 = recycling.findings(split_table(fit=0.98))
+    assert {h5.status, h11.status} == {"inconclusive"}
+    assert "9 of 9 teachers do not fit" in h5.unconverged
+    table = split_table()
+    table.loc[(table.split == "s1") & (table.trial == 0), "accuracy"] = float("nan")  # diverged
+    with pytest.raises(ValueError, match="1 of 3 trials are NaN"):
+        recycling.findings(table)
 
 
 def train_agreement_table(policies, extra=(0.99, 0.96), trials=3):

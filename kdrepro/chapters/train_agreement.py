@@ -33,7 +33,8 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
     sources = {"extra": sve.plan(profile, **kw), "split": rec.plan(profile, **kw), "policy": aug.plan(profile, **kw)}
     extra = [m for m, sizes in sources["extra"].settings["extras"].items() if len(sizes) > 1]
     arch = sources["extra"].settings["model"]
-    keep = {"extra": lambda labels: labels["m"] in extra and labels["length"] == 1, "split": lambda labels: True,
+    keep = {"extra": lambda labels: labels["m"] in extra and labels["length"] == 1,
+            "split": lambda labels: labels["length"] == 1,
             "policy": lambda labels: labels["policy"] in POLICIES and labels["arch"] == arch}
     students = [({**labels, "source": source}, cfg) for source, p in sources.items() for labels, cfg in p.rows
                 if labels["role"] == "student" and keep[source](labels)]
