@@ -327,10 +327,9 @@ def test_plans_are_well_formed(name, profile):
             by_condition.setdefault(condition, []).extend(cfg.teachers)
     for members in by_condition.values():
         assert len(members) == len(set(members))
-    # every "random" student starts apart from its teachers' initial weights (chapter 4's stored students, which
-    # chapter 6 reads too, predate `init_seed`; their rerun is on branch fresh34 and says so)
-    if name not in ("augmentation", "train_agreement"):
-        assert not [c.describe() for c in students if c.init != "shared" and plan.starts_at_teacher_init(c)]
+    # every "random" student starts apart from its teachers' initial weights
+    assert not [c.describe() for c in students
+                if c.init != "shared" and plan.starts_at_teacher_init(c)]
 
 
 def test_lenet_plan_distillation_sets_contain_teacher_set():
@@ -365,23 +364,50 @@ def test_augmentation_plan_shares_chapter_3_runs_and_adds_stand_ins():
     aug, sve = chapters.plan("augmentation", "gpu"), chapters.plan("self_vs_ensemble", "gpu")
     shared = {c.run_id for c in aug.configs} & {c.run_id for c in sve.configs}
     assert {c.run_id for c in self_vs_ensemble.teacher_pool("gpu")} <= shared
-    # at budget, until chapter 4 is rerun, its teachers are the short-teacher pool its stored runs were made with
-    aug = chapters.plan("augmentation", "budget")
-    short = {c.run_id for c in self_vs_ensemble.teacher_pool("budget", converged=False)}
-    assert {c.run_id for c in aug.configs if c.kind == "teacher"} == short
-    assert not short & {c.run_id for c in chapters.plan("self_vs_ensemble", "budget").configs}
-    by_policy = {labels["policy"]: c for labels, c in aug.rows if labels.get("trial") == 0}
+    # the stand-ins, at smoke (the budget recipe cuts them)
+    by_policy = {labels["policy"]: c for labels, c in chapters.plan("augmentation", "smoke").rows
+                 if labels.get("trial") == 0 and labels.get("length") == 1}
     assert set(by_policy) == set(augmentation.POLICIES)
-    assert by_policy["extra_t4"].train_size == 2_600 and by_policy["extra_t4"].temperature == 4.0
-    assert (by_policy["ood"].ood_dataset, by_policy["ood"].examples) == ("fashion_mnist", 2_600)
+    assert by_policy["extra_t4"].train_size == 2_000 and by_policy["extra_t4"].temperature == 4.0
+    assert (by_policy["ood"].ood_dataset, by_policy["ood"].examples) == ("fashion_mnist", 2_000)
     assert by_policy["mixup_t4"].augment == "mixup" and by_policy["noise"].augment == "noise"
-    assert all(len(c.teachers) == 5 for c in by_policy.values())
+    assert all(len(c.teachers) == 2 for c in by_policy.values())
     # at paper scale there are no unseen real images (teachers use all 50k): the stand-in policy is dropped
     paper = chapters.plan("augmentation", "paper")
     assert "extra_t4" not in {labels.get("policy") for labels, _ in paper.rows}
     assert {labels["arch"] for labels, _ in paper.rows} == {"preresnet56", "vgg16"}
     with pytest.raises(ValueError, match="too small for 4 disjoint 5-teacher ensembles"):
         self_vs_ensemble.ensembles(self_vs_ensemble.teacher_pool("budget"), 5, 4)
+
+
+def test_augmentation_budget_plan_is_chapter_3s_converged_recipe_with_a_length_control():
+    """Chapter 4 at budget: chapter 3's converged teachers (200 epochs at batch 256), students at 3x
+    their steps from init seeds of their own, 5 trials of disjoint 3-teacher ensembles, Baseline
+    students that are chapter 3's m = 3 students, and Baseline at 2x paired with each trial's 1x."""
+    from kdrepro.chapters import self_vs_ensemble
+    aug, sve = chapters.plan("augmentation", "budget"), chapters.plan("self_vs_ensemble", "budget")
+    teachers = [c for c in aug.configs if c.kind == "teacher"]
+    pool = self_vs_ensemble.teacher_pool("budget")
+    assert {c.run_id for c in teachers} == {c.run_id for c in pool}
+    assert {(c.train_size, c.epochs, c.batch_size, c.steps) for c in teachers} == {
+        (2_000, 200, 256, 1_562)}
+    students = [(labels, c) for labels, c in aug.rows if labels["role"] == "student"]
+    main = [(labels, c) for labels, c in students if labels["length"] == 1]
+    assert {labels["policy"] for labels, _ in main} == {"baseline", "baseline_t4", "mixup",
+                                                         "mixup_t4"}
+    assert {(c.steps, c.batch_size) for _, c in main} == {(4_687, 128)}  # 600k images of steps
+    assert {round(c.steps / c.teachers[0].steps, 2) for _, c in main} == {3.0}  # whole batches
+    assert {labels["trial"] for labels, _ in main} == set(range(5))
+    assert {len(c.teachers) for _, c in main} == {3}
+    assert all(c.init_seed == plan.fresh_init(c.seed) for _, c in students)
+    assert all(not set(c.teachers) & set(c.control) for _, c in students)
+    ch3 = {c.run_id for c in sve.configs}
+    assert {labels["policy"] for labels, c in students if c.run_id in ch3} == {"baseline"}
+    assert sum(c.run_id in ch3 for _, c in main) == 5
+    long_ = {labels["trial"]: c for labels, c in students if labels["length"] == 2}
+    assert set(long_) == set(range(5)) and {c.steps for c in long_.values()} == {9_375}
+    base = {labels["trial"]: c for labels, c in main if labels["policy"] == "baseline"}
+    assert all(replace(c, epochs=c.epochs // 2) == base[t] for t, c in long_.items())  # paired
 
 
 def test_a_fresh_init_is_apart_from_the_teacher_and_shared_is_the_teachers():
@@ -444,7 +470,6 @@ def test_chapter_5s_budget_plan_teachers_fit_students_take_3x_and_a_length_contr
 
 
 RERUN_PENDING = {"lenet_mnist": "chapter 2 reruns last (issue order); its LeNet teachers fit at 100 epochs",
-                 "augmentation": "chapter 4 still shows its 60-epoch teachers' runs",
                  }
 
 

@@ -169,50 +169,123 @@ def test_a_teacher_at_chance_or_constant_is_refused(tmp_store):
             p.table(results)
 
 
-def policy_table(cells, trials=3, m=5):
-    """cells: policy -> (agreement, accuracy, ece, control agreement), with a small per-trial wobble."""
-    from kdrepro.chapters import augmentation
-    rows = [{"role": "teacher", "member": k, "arch": "preresnet8", "accuracy": 0.6, "train_accuracy": 0.99,
-             "late_change": 0.0} for k in range(3)]
+def policy_table(cells, trials=5, m=3, long=None):
+    """cells: policy -> (agreement, accuracy, ece, control agreement) of the policies run, the same
+    in every trial up to a small per-trial wobble; `long`: Baseline at 2x the steps, (agreement,
+    accuracy, ece). Teachers fit their images."""
+    rows = [{"role": "teacher", "member": k, "arch": "preresnet8", "accuracy": 0.6,
+             "train_accuracy": 0.99, "clean_train_accuracy": 0.995, "late_change": 0.0}
+            for k in range(3)]
     e = noise()
-    for policy in augmentation.POLICIES:
-        agr, acc, ece, ctrl = cells.get(policy, cells["baseline"])
+    arms = [(policy, values, 1) for policy, values in cells.items()]
+    arms += [("baseline", (*long, cells["baseline"][3]), 2)] if long else []
+    for policy, (agr, acc, ece, ctrl), length in arms:
         for t in range(trials):
             w = (t - 1) * 0.002
-            rows.append({"role": "student", "arch": "preresnet8", "trial": t, "m": m, "policy": policy,
-                         "agreement": agr + w + e(), "accuracy": acc + w + e(), "ece": ece + w / 10 + e() / 10,
-                         "control_agreement": ctrl + w + e(), "late_change": 0.0})
+            rows.append({"role": "student", "arch": "preresnet8", "trial": t, "m": m,
+                         "policy": policy, "length": length, "agreement": agr + w + e(),
+                         "accuracy": acc + w + e(),
+                         "ece": ece + w / 10 + e() / 10, "control_agreement": ctrl + w + e(),
+                         "late_change": 0.0})
     return pd.DataFrame(rows)
+
+
+# (agreement, accuracy, ece, control agreement): Fig. 3's pattern, MixUp (tau=4) on top and best
+# calibrated
+PAPER_LIKE = {"baseline": (0.79, 0.725, 0.05, 0.77), "baseline_t4": (0.845, 0.745, 0.04, 0.81),
+              "mixup": (0.835, 0.75, 0.03, 0.81), "mixup_t4": (0.86, 0.745, 0.02, 0.83)}
 
 
 def test_h4_and_h15_rules():
     from kdrepro.chapters import augmentation
-    # (agreement, accuracy, ece, control agreement), Fig. 3's pattern: MixUp (tau=4) on top and best calibrated
-    paper_like = {"baseline": (0.79, 0.725, 0.05, 0.77), "baseline_t4": (0.845, 0.745, 0.04, 0.81),
-                  "mixup": (0.835, 0.75, 0.03, 0.81), "mixup_t4": (0.86, 0.745, 0.02, 0.83),
-                  "noise": (0.785, 0.715, 0.06, 0.77), "ood": (0.78, 0.72, 0.06, 0.77)}
-    h4, h15 = augmentation.findings(policy_table(paper_like))
+    bad = {"noise": (0.785, 0.715, 0.06, 0.77), "ood": (0.78, 0.72, 0.06, 0.77)}
+    h4, h15 = augmentation.findings(policy_table({**PAPER_LIKE, **bad}))
     assert outcomes(h4) == ["holds"] * 10 and h4.status == "reproduced"
     assert [c.core for c in h4.checks] == [True] * 9 + [False]  # the control threshold is ours: context
     assert h4.checks[0].here.startswith("the closest rival, Baseline (τ=4) − MixUp (τ=4): −1.5 pt")
+    assert all("half-width" in c.here for f in (h4, h15) for c in f.checks if c.core)
     assert outcomes(h15) == ["holds"] and h15.status == "reproduced"
+    # the budget recipe's four policies: no noise or OOD checks
+    h4, _ = augmentation.findings(policy_table(PAPER_LIKE))
+    assert outcomes(h4) == ["holds"] * 6 and h4.status == "reproduced"
     # MixUp (tau=4) clearly below another policy; tempering does nothing; MixUp gains nothing from tempering
-    flat = {**paper_like, "baseline_t4": (0.79, 0.725, 0.05, 0.77), "mixup_t4": (0.80, 0.72, 0.05, 0.78),
-            "combined": (0.90, 0.80, 0.01, 0.85)}
+    flat = {**PAPER_LIKE, "baseline_t4": (0.79, 0.725, 0.05, 0.77),
+            "mixup_t4": (0.80, 0.72, 0.05, 0.78), "combined": (0.90, 0.80, 0.01, 0.85)}
     h4, h15 = augmentation.findings(policy_table(flat))
     assert outcomes(h4)[:3] == ["fails", "inconclusive", "fails"] and h4.status == "not reproduced"
-    assert outcomes(h4)[7] == "fails"  # MixUp (tau=4) agrees less than MixUp (tau=1)
+    assert outcomes(h4)[3] == "fails"  # MixUp (tau=4) agrees less than MixUp (tau=1)
     assert outcomes(h15) == ["holds"]  # Combined: most faithful by far and best calibrated
-    # the most faithful policy is worse calibrated than another: H15 fails; not clearly ahead: inconclusive
-    h15 = augmentation.findings(policy_table({**paper_like, "mixup_t4": (0.86, 0.745, 0.09, 0.83)}))[1]
-    assert outcomes(h15) == ["fails"]
-    h15 = augmentation.findings(policy_table({**paper_like, "mixup_t4": (0.845, 0.745, 0.02, 0.83)}))[1]
-    assert outcomes(h15) == ["inconclusive"] and "is not significantly ahead" in h15.checks[0].here
     # at m = 1 alone (smoke) H15 cannot be judged
-    assert augmentation.findings(policy_table(paper_like, m=1))[1].checks[0].outcome == "inconclusive"
-    slow = policy_table(paper_like)
-    slow.loc[slow.role == "student", "late_change"] = 0.02
-    assert [f.status for f in augmentation.findings(slow)] == ["inconclusive", "inconclusive"]
+    h15 = augmentation.findings(policy_table(PAPER_LIKE, m=1))[1]
+    assert outcomes(h15) == ["inconclusive"] and "not testable here" in h15.checks[0].here
+
+
+def test_h4_margins_are_smaller_than_figure_3s_gaps():
+    """"Near the top" allows 0.75 pt and "not more accurate" 0.25 pt, half of Fig. 3's gaps: a rival
+    1 pt ahead of MixUp (tau=4), or MixUp (tau=4) 0.5 pt more accurate than at tau=1, fails."""
+    from kdrepro.chapters import augmentation
+
+    def h4(**cells):
+        return augmentation.findings(policy_table({**PAPER_LIKE, **cells}))[0]
+
+    ahead = h4(baseline_t4=(0.87, 0.745, 0.04, 0.81))
+    assert outcomes(ahead)[0] == "fails"
+    assert ahead.checks[0].what.endswith("(within 0.75 pt of every other policy)")
+    near = h4(baseline_t4=(0.865, 0.745, 0.04, 0.81))  # 0.5 pt ahead: near the top
+    assert outcomes(near)[0] == "holds"
+    more_accurate = h4(mixup_t4=(0.86, 0.755, 0.02, 0.83))
+    assert outcomes(more_accurate)[-2] == "fails" and more_accurate.status == "not reproduced"
+
+
+def test_h15_can_fail_without_a_clear_leader():
+    """The candidates for the most faithful are the policies no other is significantly ahead of; H15
+    fails when each has a significantly better-calibrated rival, whether or not one leads."""
+    from kdrepro.chapters import augmentation
+    # one policy clearly ahead in agreement, and clearly worse calibrated than another
+    miscalibrated = {**PAPER_LIKE, "mixup_t4": (0.86, 0.745, 0.09, 0.83)}
+    h15 = augmentation.findings(policy_table(miscalibrated))[1]
+    assert outcomes(h15) == ["fails"] and h15.status == "not reproduced"
+    assert h15.checks[0].here.startswith("MixUp (τ=4) is the most faithful (MixUp (τ=4) − Baseline "
+                                         "(τ=4): +1.5 pt")
+    # the three most faithful cannot be told apart, and have the three worst ECEs
+    tied = {"baseline": (0.79, 0.725, 0.02, 0.77), "baseline_t4": (0.85, 0.745, 0.05, 0.81),
+            "mixup": (0.85, 0.75, 0.06, 0.81), "mixup_t4": (0.85, 0.745, 0.07, 0.83)}
+    h15 = augmentation.findings(policy_table(tied))[1]
+    assert outcomes(h15) == ["fails"]
+    assert "cannot be told apart in agreement" in h15.checks[0].here
+    # tied leaders, one of them best calibrated: undecided
+    tied["mixup_t4"] = (0.85, 0.745, 0.01, 0.83)
+    assert outcomes(augmentation.findings(policy_table(tied))[1]) == ["inconclusive"]
+
+
+def test_the_length_control_guards_h4_and_h15():
+    """Doubling Baseline's steps moves its agreement by +3 pt: tempering (+5.5 pt) and the tempering
+    margin (+4 pt) stay decided; MixUp (tau=4) near the top (2.25 pt inside the margin), its +2.5 pt
+    over tau=1 and H15's 1.5-pt lead are withdrawn. A +0.5 pt move withdraws nothing."""
+    from kdrepro.chapters import augmentation
+    h4, h15 = augmentation.findings(policy_table(PAPER_LIKE, long=(0.82, 0.725, 0.05)))
+    assert outcomes(h4) == ["inconclusive", "holds", "holds", "inconclusive", "holds", "holds"]
+    assert h4.checks[1].note.startswith("agreement: doubling the student steps moved it +3.0 pt")
+    assert h4.checks[1].note.endswith("less than the effect")
+    assert "so the check was holds only at this length" in h4.checks[0].note
+    assert outcomes(h15) == ["inconclusive"] and h4.status == "partly reproduced"
+    h4, h15 = augmentation.findings(policy_table(PAPER_LIKE, long=(0.795, 0.725, 0.05)))
+    assert outcomes(h4) == ["holds"] * 6 and outcomes(h15) == ["holds"]
+    # a failing check is withdrawn the same way
+    miscalibrated = {**PAPER_LIKE, "mixup_t4": (0.86, 0.745, 0.09, 0.83)}
+    h15 = augmentation.findings(policy_table(miscalibrated, long=(0.82, 0.725, 0.05)))[1]
+    assert outcomes(h15) == ["inconclusive"] and h15.status != "not reproduced"
+
+
+def test_h4_and_h15_need_fitted_teachers_and_no_nan_trial():
+    from kdrepro.chapters import augmentation
+    table = policy_table(PAPER_LIKE)
+    table.loc[0, "clean_train_accuracy"] = 0.985
+    assert [f.status for f in augmentation.findings(table)] == ["inconclusive", "inconclusive"]
+    table = policy_table(PAPER_LIKE)
+    table.loc[table[table.policy == "mixup"].index[0], "agreement"] = float("nan")
+    with pytest.raises(ValueError, match="trials are NaN"):
+        augmentation.findings(table)
 
 
 def test_every_finding_has_exactly_one_home():
@@ -369,6 +442,9 @@ def test_h6_rules():
     (h6,) = train_agreement.findings(train_agreement_table(flat, extra=(0.90, 0.95)))
     # (equal means: never the paper's direction; with noise, one in twenty such checks comes out on the other side)
     assert "holds" not in outcomes(h6)[:3] and outcomes(h6)[3:6] == ["fails"] * 3 and h6.status == "not reproduced"
+    # chapter 4's budget recipe cuts the augmentations: no policy students, Fig. 5 right left out
+    (h6,) = train_agreement.findings(train_agreement_table({}))
+    assert len(h6.checks) == 1 and "extra distillation data" in h6.checks[0].what
 
 
 LAMS = {0.25: 0.804, 0.375: 0.975, 0.5: 0.998, 0.75: 0.996, 0.875: 0.999, 1.0: 1.0}  # Fig. 6b's pattern
