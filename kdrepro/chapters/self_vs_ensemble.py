@@ -50,10 +50,9 @@ def default_dataset(profile: str) -> str:
     return "cifar100" if profile == "paper" else "cifar10_jpeg"
 
 
-# The book's first budget runs, kept to read them (chapter 3's first-run comparison; chapters 4, 5 and 7 distill
-# from these teachers until each is rerun on the converged recipe): 60-epoch teachers at batch 128 (76-79 % train
-# accuracy), students of 78k images of steps (0.65x the teachers'), +4k extra images for m = 1 and 3, no length
-# control.
+# The book's first budget runs, kept to read them (chapter 3's first-run comparison, `first_runs`): 60-epoch
+# teachers at batch 128 (76-79 % train accuracy), students of 78k images of steps (0.65x the teachers'), +4k extra
+# images for m = 1 and 3, no length control.
 FIRST = {**RECIPE["budget"], "teacher_epochs": 60, "teacher_batch": 128, "extras": {1: (0, 4_000), 3: (0, 4_000)},
          "images": 78_000, "long": None}
 
