@@ -13,7 +13,7 @@ from . import augment, data, models, surface
 from .errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
-LATER_FIELDS = ("ood_dataset", "ood_size", "test_size", "init_seed", "surface")
+LATER_FIELDS = ("ood_dataset", "ood_size", "test_size", "init_seed", "surface", "switch")
 
 
 INITS = ("random", "interpolate", "shared")
@@ -165,6 +165,8 @@ class StudentConfig(RunConfig):
     ood_size: int = 0
     surface: int = 0                 # Fig. 6c: grid points per axis of the loss plane through teacher, initial and
     #                                  final student (`surface.plane`), computed after training; 0: none
+    switch: float = 0.0              # share of the steps trained on the true labels alone (alpha = 1) before
+    #                                  distilling: Nagarajan et al. (2023)'s late switch; 0: distil throughout
 
     def __post_init__(self):
         super().__post_init__()
@@ -177,6 +179,9 @@ class StudentConfig(RunConfig):
         _check(len(self.teachers) >= 1, "teachers", len(self.teachers), "a student needs at least one teacher")
         _check(self.temperature > 0, "temperature", self.temperature, "must be > 0")
         _check(0 <= self.alpha <= 1, "alpha", self.alpha, "must be in [0, 1]")
+        _check(0 <= self.switch < 1, "switch", self.switch, "must be in [0, 1)")
+        _check(self.switch == 0 or self.ood_dataset is None, "switch", self.switch,
+               "must be 0 with ood_dataset (out-of-distribution images have no true label)")
         _check(0 <= self.init_lambda <= 1, "init_lambda", self.init_lambda, "must be in [0, 1]")
         _check(self.init in INITS, "init", self.init, f"expected one of {INITS}")
         _check_int("init_seed", self.init_seed, 0, optional=True)
@@ -221,6 +226,10 @@ class StudentConfig(RunConfig):
         if self.init == "shared":
             return self.teachers[0].seed
         return self.seed if self.init_seed is None else self.init_seed
+
+    def alpha_at(self, step: int) -> float:
+        """The weight of the true-label loss at `step` (0-based): 1 before the switch, then `alpha`."""
+        return 1.0 if step < self.switch * self.steps else self.alpha
 
     @property
     def random_start_is_a_teachers(self) -> bool:

@@ -90,6 +90,8 @@ class Plan:
                    "device_name": res["provenance"]["device_name"], "git_commit": res["provenance"]["git_commit"],
                    "git_dirty": res["provenance"]["git_dirty"], "train_examples": res["train_examples"]}
             rec.update({f"teacher_{k}": v for k, v in res.get("teacher_test", {}).items()})
+            if "deviations" in res:  # a student's `metrics.deviations` record, whole (one object per run)
+                rec["deviations"] = res["deviations"]
             records.append(rec)
         table = pd.DataFrame.from_records(records)
         labels = {key for labels, _ in self.rows for key, value in labels.items() if isinstance(value, int)}

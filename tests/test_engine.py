@@ -496,6 +496,8 @@ def test_budget_recipes_keep_the_papers_relative_lengths(name):
         else:
             ratios.add(round(cfg.steps / cfg.teachers[0].steps, 2))
     assert ratios == {3.0}
+    if name == "deviations":  # its late-switch arms run at 1x only (their cost; the chapter says so)
+        return
     assert doubled
     # each 2x student has its 1x twin: the same config (trial, teachers, set) at half the epochs (chapter 7's
     # twin also draws a loss plane)

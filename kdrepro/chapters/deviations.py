@@ -1,0 +1,193 @@
+"""Beyond the paper: how students deviate from their teachers (F1, F2).
+
+Nagarajan, Menon, Bhojanapalli, Mobahi and Kumar, *On student-teacher deviations in distillation:
+does it pay to disobey?* (NeurIPS 2023) make two claims about self-distilled students, tested here
+on this book's runs:
+
+* F1 (their §3): the student *exaggerates* its teacher's confidence. Where the teacher is unsure,
+  the student is even less sure; where the teacher is confident, the student is about as sure.
+* F2 (their §3, "switching to distillation in the middle of training"): a student trained on the
+  one-hot labels for the first half of its steps and distilled for the second half recovers much of
+  distillation's gain in test accuracy over a student trained on one-hot labels throughout.
+
+F1 reads the deviation records that every student stores at its end (`metrics.deviations`: per bin
+of the teacher's top-class probability, the teacher's and the student's mean probability on the
+teacher's top class, on the test set and on the un-augmented distillation images, the student in
+eval mode): chapter 3's students at tau = 1 (m = 1 is self-distillation; the largest m an
+ensemble) and chapter 5's s0 students at tau = 4. F2 adds two students per chapter-3 trial beside
+its m = 1 student, with the same teacher, images, initial weights and optimizer steps: one on the
+true labels alone (alpha = 1) and one that switches from them to distillation half-way (`switch`).
+"""
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from .. import verdict as v
+from ..plan import Plan, check_profile
+from . import recycling as rec
+from . import self_vs_ensemble as sve
+
+# The recipe at each scale: every run but F2's arms is chapter 3's or chapter 5's, shared by config.
+# `switch`: the share of the student steps trained on the one-hot labels before distilling (the
+# follow-up switches "in the middle of training").
+RECIPE = {profile: dict(switch=0.5) for profile in ("smoke", "budget", "gpu", "paper")}
+FINDINGS = ("F1", "F2")
+SCOPE = ("PreResNet-8, CIFAR-10 (JPEG q75), the students of chapters 3 and 5 and chapter 3's "
+         "recipe for F2's arms, budget scale")
+
+# Rules fixed before the converged students they judge were run (one record, chapter 3's first
+# m = 1 student, had been seen). Confidence is the teacher's probability on its top class. The
+# teacher is *unsure* below LOW (it gives its top class less than even odds) and *confident* from
+# HIGH (the top bin of `metrics.DEVIATION_BINS`). Per student, a region's gap is the count-weighted
+# mean over its bins of (student - teacher) probability on the teacher's top class.
+LOW, HIGH = 0.5, 0.9
+# F1 is judged on the distillation images, where the follow-up finds the student "underfits points
+# that the teacher finds hard"; the test set is shown as context.
+CORE_SPLIT = "train"
+
+
+def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None,
+         dataset: str | None = None) -> Plan:
+    """F1's students (chapters 3 and 5, by config) and F2's arms beside chapter 3's m = 1 students."""
+    check_profile(profile, RECIPE)
+    kw = dict(seeds=seeds, dataset=dataset)
+    sources = {"self_vs_ensemble": sve.plan(profile, **kw), "recycling": rec.plan(profile, **kw)}
+    keep = {"self_vs_ensemble": lambda labels: labels["extra"] == 0 and labels["length"] == 1,
+            "recycling": lambda labels: labels["split"] == rec.HEAT and labels["length"] == 1}
+    students = [({"role": "student", "source": source, "arm": "distill", "m": labels["m"],
+                  "tau": cfg.temperature, "trial": labels["trial"]}, cfg)
+                for source, p in sources.items() for labels, cfg in p.rows
+                if labels["role"] == "student" and keep[source](labels)]
+    arms = {"onehot": dict(alpha=1.0), "late": dict(switch=RECIPE[profile]["switch"])}
+    students += [({**labels, "source": "switch", "arm": arm}, replace(cfg, **change))
+                 for labels, cfg in list(students)
+                 if labels["source"] == "self_vs_ensemble" and labels["m"] == 1
+                 for arm, change in arms.items()]
+    needed = {t.run_id for _, cfg in students for t in cfg.teachers + cfg.control}
+    teachers, seen = [], set()
+    for source, p in sources.items():
+        for labels, cfg in p.rows:
+            if labels["role"] == "teacher" and cfg.run_id in needed - seen:
+                seen.add(cfg.run_id)
+                teachers.append(({**labels, "source": source}, cfg))
+    settings = {name: p.settings for name, p in sources.items()}
+    return Plan("deviations", profile, teachers + students,
+                {**RECIPE[profile], "dataset": sources["self_vs_ensemble"].settings["dataset"],
+                 **settings})
+
+
+def plans(profile: str = "budget") -> list[Plan]:
+    """What the chapter shows: one plan."""
+    return [plan(profile)]
+
+
+def gap(record: dict, split: str, low: float, high: float) -> float:
+    """Count-weighted mean of student - teacher probability on the teacher's top class over the
+    bins of `record[split]` (a `metrics.deviations` record) inside [low, high]; NaN when they hold
+    no example."""
+    d = record[split]
+    bins = len(d["count"])
+    inside = [b for b in range(bins) if low <= b / bins and (b + 1) / bins <= high + 1e-9
+              and d["count"][b]]
+    if not inside:
+        return math.nan
+    weights = np.array([d["count"][b] for b in inside], dtype=float)
+    diffs = np.array([d["student_top"][b] - d["teacher_top"][b] for b in inside])
+    return float(weights @ diffs / weights.sum())
+
+
+def gaps(students: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Per student: the gap where its teacher is unsure (`low`, below LOW), where it is confident
+    (`high`, from HIGH), their difference (`spread`: positive when the student exaggerates), and how
+    many of the split's images fall below LOW (`unsure`)."""
+    rows = []
+    for r in students.itertuples():
+        low, high = gap(r.deviations, split, 0.0, LOW), gap(r.deviations, split, HIGH, 1.0)
+        unsure = sum(c for b, c in enumerate(r.deviations[split]["count"])
+                     if (b + 1) / len(r.deviations[split]["count"]) <= LOW)
+        rows.append({"low": low, "high": high, "spread": high - low, "unsure": unsure})
+    return pd.DataFrame(rows, index=students.index)
+
+
+def bins(students: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Long table for the figure: one row per student and non-empty bin, with the bin's centre,
+    count and student - teacher probability on the teacher's top class."""
+    rows = []
+    for r in students.itertuples():
+        d = r.deviations[split]
+        edges = len(d["count"])
+        rows += [{"run_id": r.run_id, "m": r.m, "tau": r.tau, "trial": r.trial,
+                  "confidence": (b + 0.5) / edges, "count": d["count"][b],
+                  "teacher": d["teacher_top"][b], "student": d["student_top"][b],
+                  "gap": d["student_top"][b] - d["teacher_top"][b]}
+                 for b in range(edges) if d["count"][b]]
+    return pd.DataFrame(rows)
+
+
+def groups(students: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """F1's groups, the core one first: self-distillation (m = 1, tau = 1), the largest ensemble
+    at tau = 1 (chapter 3), and self-distillation at tau = 4 (chapter 5's s0)."""
+    ens = students[(students.source == "self_vs_ensemble") & (students.arm == "distill")]
+    tau4 = students[(students.source == "recycling") & (students.tau == 4.0) & (students.m == 1)]
+    out = {"self-distillation, τ = 1": ens[ens.m == 1],
+           f"m = {int(ens.m.max())} ensemble, τ = 1": ens[ens.m == ens.m.max()],
+           "self-distillation, τ = 4 (chapter 5)": tau4}
+    return {name: g for name, g in out.items() if len(g)}
+
+
+def _here(iv: v.Interval, prefix: str) -> str:
+    return f"{prefix}{iv.text()}, half-width {iv.half * 100:.1f} pt ({iv.n} trials)"
+
+
+def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.Check]:
+    d = gaps(g, split).dropna(subset=["low"])  # a trial without unsure images has no low gap
+    where = f"{name}, {'distillation images' if split == 'train' else 'test set'}"
+    low, spread = v.interval(d.low), v.interval(d.spread)
+    return [v.Check(f"{where}: where the teacher is unsure (p < {LOW:g}), the student is even less "
+                    "sure", "follow-up §3", "student − teacher < 0",
+                    _here(low, "student − teacher ") + f"; {int(d.unsure.median())} such images "
+                    "per student (median)", v.falls(low), core=core),
+            v.Check(f"{where}: the shortfall is larger where the teacher is unsure than where it "
+                    f"is confident (p ≥ {HIGH:g}): an exaggeration, not a uniform shift",
+                    "follow-up §3", "gap(confident) − gap(unsure) > 0",
+                    _here(spread, "difference "), v.rises(spread), core=core)]
+
+
+def _late_switch(students: pd.DataFrame) -> list[v.Check]:
+    """F2 on test accuracy, paired by trial: distillation's gain over one-hot training (context:
+    without it there is nothing to recover) and the late switch against the midpoint of the two."""
+    arms = students[(students.m == 1) & (students.tau == 1.0)
+                    & students.source.isin(["self_vs_ensemble", "switch"])]
+    acc = arms.pivot_table(index="trial", columns="arm", values="accuracy").dropna()
+    gain = v.interval(acc.distill - acc.onehot)
+    above = v.interval(acc.late - (acc.distill + acc.onehot) / 2)
+    share = (acc.late - acc.onehot).mean() / (acc.distill - acc.onehot).mean()
+    outcome = v.rises(above) if v.rises(gain) == v.HOLDS else v.INCONCLUSIVE
+    why = "" if v.rises(gain) == v.HOLDS else "; no significant gain to recover"
+    return [v.Check("self-distillation gains test accuracy over one-hot training (same steps)",
+                    "follow-up §3", "a gain", _here(gain, "distilled − one-hot "), v.rises(gain),
+                    core=False),
+            v.Check("a student switched from one-hot labels to distillation half-way recovers most "
+                    "of that gain (above the midpoint of one-hot and distilled)", "follow-up §3",
+                    "recovers much of the gain",
+                    _here(above, "late − midpoint ") + f"; share of the gain recovered "
+                    f"{share:.0%} (ratio of means){why}", outcome)]
+
+
+def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
+    """F1 (the student exaggerates its teacher's confidence) on self-distillation at tau = 1 (the
+    follow-up's main setting), with ensembles, tau = 4 and the test set as context; F2 (a late
+    switch to distillation recovers much of its gain) paired by trial."""
+    students = table[table.role == "student"]
+    unconverged = v.convergence(table)
+    f1 = []
+    for k, (name, g) in enumerate(groups(students).items()):
+        f1 += _exaggeration(name, g, CORE_SPLIT, core=k == 0)
+        f1 += _exaggeration(name, g, "test", core=False)
+    return [v.Finding("F1", "A student exaggerates its teacher's confidence: even less sure where "
+                      "the teacher is unsure (Nagarajan et al., 2023)", f1, scope, unconverged),
+            v.Finding("F2", "Switching to distillation half-way recovers much of its gain "
+                      "(Nagarajan et al., 2023)", _late_switch(students), scope, unconverged)]
