@@ -198,8 +198,9 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
             with torch.no_grad():
                 z = labeller(xb.repeat_interleave(m, 0)).float().unflatten(0, (g, m))
                 target = torch.stack([ensemble_logits(z[k]) for k in range(g)])
-            return torch.stack([kd_loss(out[k], target[k], cfg.temperature, cfg.alpha,
-                                        labels[k] if cfg.alpha > 0 else None) for k in range(g)]), target.argmax(2)
+            alpha = cfg.alpha_at(step)
+            return torch.stack([kd_loss(out[k], target[k], cfg.temperature, alpha,
+                                        labels[k] if alpha > 0 else None) for k in range(g)]), target.argmax(2)
 
         losses, out, target = train.take_step(model, forward, opt, train.lr_at(cfg, cfg.lr, step), xb, device,
                                               loss_of)

@@ -375,7 +375,8 @@ def fit(cfg: RunConfig, device: torch.device, teacher: nn.Module | None = None, 
             if not distill:
                 return F.cross_entropy(out, train_y[idx]).reshape(1), train_y[idx]
             target = label_batch(labeller, xb, device) if cache is None else cache[idx, views.to(device)]
-            loss = kd_loss(out, target, cfg.temperature, cfg.alpha, train_y[idx] if cfg.alpha > 0 else None)
+            alpha = cfg.alpha_at(step)  # 1 before a late switch: the true labels alone
+            loss = kd_loss(out, target, cfg.temperature, alpha, train_y[idx] if alpha > 0 else None)
             return loss.reshape(1), target.argmax(1)
 
         losses, out, target = take_step(model, forward, state["optimizer"], lr_at(cfg, lr, step), xb, device,

@@ -108,3 +108,16 @@ def test_the_plan_adds_two_arms_beside_each_self_distilled_student_with_its_step
         assert round(late.steps / late.teachers[0].steps, 2) == 3.0  # the paper's ratio
         assert distill.init_seed == onehot.init_seed == late.init_seed
         assert distill.teachers == onehot.teachers == late.teachers
+
+
+def test_the_loop_trains_on_the_true_labels_until_the_switch(tmp_store, monkeypatch):
+    from kdrepro import runs, train
+    alphas, real = [], train.kd_loss
+
+    def spy(out, target, tau, alpha=0.0, targets=None):
+        alphas.append((alpha, targets is not None))
+        return real(out, target, tau, alpha, targets)
+
+    monkeypatch.setattr(train, "kd_loss", spy)
+    runs.run(student(switch=0.5), progress=False)
+    assert alphas == [(1.0, True)] * 6 + [(0.0, False)] * 6  # 12 steps, the labels alone for 6
