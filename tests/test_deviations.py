@@ -121,3 +121,11 @@ def test_the_loop_trains_on_the_true_labels_until_the_switch(tmp_store, monkeypa
     monkeypatch.setattr(train, "kd_loss", spy)
     runs.run(student(switch=0.5), progress=False)
     assert alphas == [(1.0, True)] * 6 + [(0.0, False)] * 6  # 12 steps, the labels alone for 6
+
+
+def test_f1_without_unsure_images_in_two_trials_is_inconclusive_not_an_error():
+    t = table([-0.1] * 5, [0.0] * 5, {**GAIN, "late": GAIN["distill"]})
+    for i in t[t.role == "student"].index[3:]:  # every trial but the first has none
+        t.at[i, "deviations"] = record(-0.1, 0.0, unsure=0)
+    f1 = dev.findings(t)[0]
+    assert f1.status == "inconclusive" and "1 of 5 trials" in f1.checks[0].here

@@ -143,17 +143,23 @@ def _here(iv: v.Interval, prefix: str) -> str:
 
 
 def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.Check]:
-    d = gaps(g, split).dropna(subset=["low"])  # a trial without unsure images has no low gap
+    all_ = gaps(g, split)
+    d = all_.dropna(subset=["low", "high"])  # a trial without unsure images has no low gap
     where = f"{name}, {'distillation images' if split == 'train' else 'test set'}"
+    what = (f"{where}: where the teacher is unsure (p < {LOW:g}), the student is even less sure",
+            f"{where}: the shortfall is larger where the teacher is unsure than where it is "
+            f"confident (p ≥ {HIGH:g}): an exaggeration, not a uniform shift")
+    paper = ("student − teacher < 0", "gap(confident) − gap(unsure) > 0")
+    if len(d) < 2:  # no interval: say why instead of deciding
+        here = f"{len(d)} of {len(all_)} trials have images the teacher is unsure of"
+        return [v.Check(w, "follow-up §3", p, here, v.INCONCLUSIVE, core=core)
+                for w, p in zip(what, paper)]
     low, spread = v.interval(d.low), v.interval(d.spread)
-    return [v.Check(f"{where}: where the teacher is unsure (p < {LOW:g}), the student is even less "
-                    "sure", "follow-up §3", "student − teacher < 0",
+    return [v.Check(what[0], "follow-up §3", paper[0],
                     _here(low, "student − teacher ") + f"; {int(d.unsure.median())} such images "
                     "per student (median)", v.falls(low), core=core),
-            v.Check(f"{where}: the shortfall is larger where the teacher is unsure than where it "
-                    f"is confident (p ≥ {HIGH:g}): an exaggeration, not a uniform shift",
-                    "follow-up §3", "gap(confident) − gap(unsure) > 0",
-                    _here(spread, "difference "), v.rises(spread), core=core)]
+            v.Check(what[1], "follow-up §3", paper[1], _here(spread, "difference "),
+                    v.rises(spread), core=core)]
 
 
 def _late_switch(students: pd.DataFrame) -> list[v.Check]:
