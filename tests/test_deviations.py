@@ -129,3 +129,17 @@ def test_f1_without_unsure_images_in_two_trials_is_inconclusive_not_an_error():
         t.at[i, "deviations"] = record(-0.1, 0.0, unsure=0)
     f1 = dev.findings(t)[0]
     assert f1.status == "inconclusive" and "1 of 5 trials" in f1.checks[0].here
+
+
+def test_f1_without_confident_images_still_decides_the_shortfall_where_the_teacher_is_unsure():
+    """Weak teachers (smoke scale) have no confident images: the unsure region alone decides the
+    first check; the spread needs both regions and is inconclusive with the count."""
+    t = table([-0.1, -0.12, -0.08, -0.11, -0.09], [0.0] * 5, {**GAIN, "late": GAIN["distill"]})
+    for i in t[t.role == "student"].index:
+        r = t.at[i, "deviations"]
+        for split in r.values():
+            split["count"] = split["count"][:9] + [0]
+    f1 = dev.findings(t)[0]
+    first, spread = [c for c in f1.checks if c.core]
+    assert first.outcome == v.HOLDS
+    assert spread.outcome == v.INCONCLUSIVE and "0 of 5 trials have images both" in spread.here
