@@ -448,6 +448,23 @@ def test_h6_rules():
     assert len(h6.checks) == 1 and "extra distillation data" in h6.checks[0].what
 
 
+
+def test_h6_reads_the_eval_mode_fresh_pass_where_every_student_has_it():
+    """Fig. 5 (right) re-evaluates students in eval mode on a fresh augmented pass; the running value is
+    only the fallback for runs that predate it, and each check says which it read."""
+    from kdrepro.chapters import train_agreement
+    paper_like = {"baseline": (0.995, 0.80), "rotation": (0.85, 0.81), "vflip": (0.86, 0.79),
+                  "color_jitter": (0.88, 0.80), "combined": (0.62, 0.805)}
+    table = train_agreement_table(paper_like)
+    students = table.role == "student"
+    table.loc[students, "eval_train_agreement"] = table.loc[students, "train_agreement"]
+    table.loc[students, "train_agreement"] = 0.5  # the running value: flat, it would decide nothing
+    (h6,) = train_agreement.findings(table)
+    assert h6.status == "reproduced" and h6.checks[0].here.endswith("(eval mode, one fresh augmented pass)")
+    table.loc[table.index[-1], "eval_train_agreement"] = float("nan")  # one student predates the pass
+    (h6,) = train_agreement.findings(table)
+    assert h6.status != "reproduced" and "running, train mode" in h6.checks[0].here
+
 LAMS = {0.25: 0.804, 0.375: 0.975, 0.5: 0.998, 0.75: 0.996, 0.875: 0.999, 1.0: 1.0}  # Fig. 6b's pattern
 
 
