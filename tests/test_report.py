@@ -20,12 +20,16 @@ def test_mean_std_uses_sample_std_and_zero_for_one_trial():
     assert report.pm(0.87345, 0.0042) == "87.3 ± 0.4"
 
 
-def lenet_table(agreement_small, agreement_large, student_acc, teacher_acc, large=60_000):
-    rows = [{"role": "teacher", "trial": t, "accuracy": a, "train_accuracy": 1.0, "late_change": 0.0}
-            for t, a in enumerate(teacher_acc)]
-    for size, agr in ((200, agreement_small), (large, agreement_large)):
-        rows += [{"role": "student", "trial": t, "distill_size": size, "agreement": a, "accuracy": s,
-                  "control_agreement": a - 0.1 - t / 100, "late_change": 0.001}
+def lenet_table(agreement_small, agreement_large, student_acc, teacher_acc, large=60_000, long=None):
+    """Chapter 2's table; `long`: (agreement shift, accuracy shift) of the largest set at 2x the steps."""
+    rows = [{"role": "teacher", "trial": t, "accuracy": a, "train_accuracy": 1.0, "late_change": 0.0,
+             "steps": 312} for t, a in enumerate(teacher_acc)]
+    arms = [(200, agreement_small, 1, (0, 0)), (large, agreement_large, 1, (0, 0))]
+    arms += [(large, agreement_large, 2, long)] if long else []
+    for size, agr, length, (d_agr, d_acc) in arms:
+        rows += [{"role": "student", "trial": t, "distill_size": size, "agreement": a + d_agr + t / 1e4,
+                  "accuracy": s + d_acc + t / 1e4, "control_agreement": a - 0.1 - t / 100, "late_change": 0.001,
+                  "length": length, "steps": 4687 * length}
                  for t, (a, s) in enumerate(zip(agr, student_acc))]
     return pd.DataFrame(rows)
 
@@ -60,6 +64,23 @@ def test_h1_rules():
     (h1,) = lenet_mnist.findings(lenet_table([0.98, 0.99, 0.985, 0.975, 0.99], [0.99, 0.98, 0.99, 0.985, 0.98],
                                              students, teachers))
     assert outcomes(h1)[0] == "inconclusive" and h1.status == "partly reproduced"
+    assert "students take 15× the teachers' steps" in h1.checks[2].here
+
+
+def test_h1_core_checks_are_withdrawn_when_doubling_the_steps_moves_more_than_their_effect():
+    teachers = [0.88, 0.90, 0.89, 0.91, 0.87]
+    students = [t + d for t, d in zip(teachers, (0.002, -0.003, 0.001, 0.0, 0.002))]
+    args = ([0.93, 0.92, 0.94, 0.93, 0.95], [0.993, 0.992, 0.994, 0.991, 0.995], students, teachers)
+    # doubling moves agreement 1 pt, less than the 6-pt rise, and accuracy 0.1 pt: both stay decided
+    (h1,) = lenet_mnist.findings(lenet_table(*args, long=(0.01, 0.001)))
+    assert outcomes(h1) == ["holds", "inconclusive", "holds", "holds"]
+    assert "less than the effect" in h1.checks[0].note
+    # doubling moves accuracy 2 pt, more than the 1.4-pt room inside the ±1.5 pt margin: accuracy undecided
+    (h1,) = lenet_mnist.findings(lenet_table(*args, long=(0.01, 0.02)))
+    assert outcomes(h1)[2] == "inconclusive" and "at least the effect" in h1.checks[2].note
+    # doubling moves agreement by more than the rise: the rise is withdrawn
+    (h1,) = lenet_mnist.findings(lenet_table(*args, long=(0.08, 0.0)))
+    assert outcomes(h1)[0] == "inconclusive"
 
 
 def test_unconverged_runs_make_a_finding_inconclusive_whatever_its_checks():
