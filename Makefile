@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 BIN = $(dir $(PY))
 # Published chapters (nbval, the book); SMOKE also runs chapters being rerun (kdrepro.chapters.PUBLISHED says why).
 CHAPTERS = fidelity lenet_mnist
-SMOKE = $(CHAPTERS) self_vs_ensemble augmentation recycling train_agreement optimization
+SMOKE = $(CHAPTERS) self_vs_ensemble augmentation recycling train_agreement optimization true_labels deviations
 export KDREPRO_DATA ?= $(abspath ../shared/data)
 
 .PHONY: install test smoke chapters summary book clean
@@ -19,9 +19,10 @@ test:
 
 # Every chapter end to end at smoke scale, in a throw-away result store and cache.
 smoke:
-	tmp=$$(mktemp -d) && for c in $(SMOKE); do \
+	tmp=$$(mktemp -d) && for c in $(SMOKE); do t0=$$(date +%s); \
 	  KDREPRO_RESULTS=$$tmp/results KDREPRO_CACHE=$$tmp/cache $(PY) -m papermill -k python3 \
-	    book/$$c.ipynb $$tmp/$$c.ipynb -p profile smoke --log-level WARNING || exit 1; done; rm -rf $$tmp
+	    book/$$c.ipynb $$tmp/$$c.ipynb -p profile smoke --log-level WARNING || exit 1; \
+	  echo "smoke $$c: $$(( $$(date +%s) - t0 )) s"; done; rm -rf $$tmp
 
 # Execute the chapters in place at budget scale (runs in results/ are read, missing ones trained).
 chapters:

@@ -503,3 +503,19 @@ def test_budget_recipes_keep_the_papers_relative_lengths(name):
     configs = {replace(c, surface=0).run_id: c for c in p.configs if c.kind == "student"}
     for c in doubled:
         assert abs(c.steps - 2 * configs[replace(c, epochs=c.epochs // 2).run_id].steps) <= 1  # whole batches
+
+
+def test_chapter_3s_replication_draws_another_subset_other_teachers_and_other_students():
+    from kdrepro.chapters import self_vs_ensemble as sve
+    main, rep = sve.plans("budget")
+    teachers = {c.run_id for c in rep.configs if c.kind == "teacher"}
+    assert teachers.isdisjoint(c.run_id for c in main.configs)
+    assert {(c.subset_seed, c.train_size) for c in rep.configs} == {(1, 2_000)}  # students on their teachers' set
+    students = [(labels, c) for labels, c in rep.rows if labels["role"] == "student"]
+    assert sorted((labels["m"], labels["trial"]) for labels, _ in students) == [
+        (m, t) for m in (1, 3) for t in (100, 101, 102)]
+    for _, c in students:
+        assert not {t.run_id for t in c.teachers} & {t.run_id for t in c.control}
+        assert round(c.steps / c.teachers[0].steps, 2) == 3.0  # whole batches
+    with pytest.raises(ConfigError, match="no fresh-seed replication"):
+        sve.plan("paper", replication=True)

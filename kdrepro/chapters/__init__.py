@@ -7,12 +7,12 @@ from types import ModuleType
 from ..errors import ConfigError
 from ..plan import PROFILES, Plan
 from . import (augmentation, deviations, lenet_mnist, optimization, recycling, self_vs_ensemble,
-               train_agreement)
+               train_agreement, true_labels)
 
 CHAPTERS: dict[str, ModuleType] = {"lenet_mnist": lenet_mnist, "self_vs_ensemble": self_vs_ensemble,
                                    "augmentation": augmentation, "recycling": recycling,
                                    "train_agreement": train_agreement, "optimization": optimization,
-                                   "deviations": deviations}
+                                   "true_labels": true_labels, "deviations": deviations}
 # Chapters whose budget runs are all stored and whose executed notebooks are in the book. A chapter being rerun
 # (its runs span sessions) is left out until they are; the summary page reports its progress instead.
 # Chapters 3, 4, 5 and 6 (which reads the students of 3, 4 and 5) and 7 are being rerun on converged recipes

@@ -28,9 +28,13 @@ RECIPE = {
     # optimizer steps, as in the paper (300 epochs at batch 128 against 200 at 256): 600k images of steps. Fig. 1's
     # extra-data axis has three sizes for m = 1, two for m = 3; `long`: the length control, m = 1 without extra data
     # at 2x the student steps (a verdict is made at 1x; a core effect smaller than what doubling moves is not decided).
+    # `replication`: a fresh-seed replication shown beside the main trials (new teachers on another 2k-image subset,
+    # new student seeds), for m = 1 and 3 on the base set only, 3 trials each (its cost: 9 teachers, 6 students).
     "budget": dict(seeds=(0, 1, 2, 3, 4), model="preresnet8", width=1, pool=15, ms=(1, 3, 5), teacher_size=2_000,
                    teacher_epochs=200, teacher_batch=256, teacher_lr=0.1, extras={1: (0, 2_000, 4_000), 3: (0, 4_000)},
-                   images=600_000, long=2, batch=128, lr=0.05, temperature=1.0, evals=4, test_size=None),
+                   images=600_000, long=2, batch=128, lr=0.05, temperature=1.0, evals=4, test_size=None,
+                   replication=dict(seeds=(100, 101, 102), pool=9, ms=(1, 3), extras={}, long=None, subset_seed=1,
+                                    member_seed=100)),
     # Full CIFAR-10 (JPEG), PreResNet-20; 9 teachers of 10 epochs and 6 students of 15 (3x the teachers' steps, as
     # in the paper): about 18 min at `compute.H100_PRERESNET20`, one network at a time (packing is faster);
     # tests/test_compute.py holds it to 20 minutes at that rate.
@@ -57,20 +61,27 @@ FIRST = {**RECIPE["budget"], "teacher_epochs": 60, "teacher_batch": 128, "extras
          "images": 78_000, "long": None}
 
 
-def teacher_recipe(profile: str, converged: bool = True) -> dict:
-    """This chapter's recipe at `profile`; with converged=False at budget, the FIRST recipe."""
+def teacher_recipe(profile: str, converged: bool = True, replication: bool = False) -> dict:
+    """This chapter's recipe at `profile`; with converged=False at budget, the FIRST recipe; with replication, the
+    fresh-seed replication's (ConfigError where the profile has none)."""
     check_profile(profile, RECIPE)
-    return FIRST if profile == "budget" and not converged else RECIPE[profile]
+    p = FIRST if profile == "budget" and not converged else RECIPE[profile]
+    if replication:
+        if "replication" not in p:
+            raise ConfigError(f"profile={profile!r}: chapter 3 has no fresh-seed replication at this profile")
+        return {**p, **p["replication"]}
+    return p
 
 
 def teacher_pool(profile: str, dataset: str | None = None, part: str = "all", members: int | None = None,
-                 converged: bool = True) -> list[TeacherConfig]:
+                 converged: bool = True, replication: bool = False) -> list[TeacherConfig]:
     """The pool of teachers at `profile`: the same images (a subset of `part`), one seed each. Chapter 4 distills
     from this pool too, so its runs are shared by config (the same config is the same run id); chapter 5 trains the
-    same recipe on one half of the training split."""
-    p = teacher_recipe(profile, converged)
+    same recipe on one half of the training split. The replication's pool draws another subset and other seeds."""
+    p = teacher_recipe(profile, converged, replication)
     return [TeacherConfig(dataset=dataset or default_dataset(profile), model=p["model"], width=p["width"],
-                          test_size=p["test_size"], train_part=part, train_size=p["teacher_size"], seed=k,
+                          test_size=p["test_size"], train_part=part, train_size=p["teacher_size"],
+                          subset_seed=p.get("subset_seed", 0), seed=p.get("member_seed", 0) + k,
                           epochs=p["teacher_epochs"], batch_size=p["teacher_batch"], lr=p["teacher_lr"],
                           evals=p["evals"]) for k in range(members or p["pool"])]
 
@@ -88,13 +99,16 @@ def ensembles(pool: list[TeacherConfig], m: int, trials: int,
 
 
 def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None,
-         converged: bool = True) -> Plan:
-    """Figs. 1 and 10 (chapter 3): self-distillation vs ensemble distillation, with extra distillation data."""
-    p = teacher_recipe(profile, converged)
+         converged: bool = True, replication: bool = False) -> Plan:
+    """Figs. 1 and 10 (chapter 3): self-distillation vs ensemble distillation, with extra distillation data; with
+    replication, the fresh-seed replication (another subset, other teachers and students)."""
+    p = teacher_recipe(profile, converged, replication)
     dataset = dataset or default_dataset(profile)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
     common = dict(dataset=dataset, model=p["model"], width=p["width"], test_size=p["test_size"])
-    pool = teacher_pool(profile, dataset, converged=converged)
+    if replication:  # students distill on their teachers' subset
+        common["subset_seed"] = p["subset_seed"]
+    pool = teacher_pool(profile, dataset, converged=converged, replication=replication)
     rows = [({"role": "teacher", "member": k}, t) for k, t in enumerate(pool)]
     base = p["teacher_size"] or 50_000
     for m in p["ms"]:
@@ -115,8 +129,9 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
 
 
 def plans(profile: str = "budget") -> list[Plan]:
-    """What the chapter shows: one plan."""
-    return [plan(profile)]
+    """What the chapter shows: the main trials, and the fresh-seed replication where the profile has one."""
+    check_profile(profile, RECIPE)
+    return [plan(profile)] + ([plan(profile, replication=True)] if "replication" in RECIPE[profile] else [])
 
 
 def first_runs(plan: Plan) -> pd.DataFrame:
