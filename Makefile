@@ -12,8 +12,10 @@ install:
 	python3 -m venv .venv
 	$(PY) -m pip install -r requirements.txt
 
-# Unit tests, then the committed chapters re-executed from results/ alone (nothing trains; a missing run fails).
+# Lint (ruff, 100 columns), unit tests, then the committed chapters re-executed from results/ alone
+# (nothing trains; a missing run fails).
 test:
+	$(BIN)ruff check && $(BIN)ruff format --check
 	$(PY) -m pytest -q --durations=10 tests
 	KDREPRO_STORE_ONLY=1 $(PY) -m pytest -q --nbval-lax $(CHAPTERS:%=book/%.ipynb)
 

@@ -1,3 +1,4 @@
-"""kdrepro: a reproduction of "Does Knowledge Distillation Really Work?" (Stanton et al., NeurIPS 2021)."""
+"""kdrepro: a reproduction of "Does Knowledge Distillation Really Work?" (Stanton et al., NeurIPS
+2021)."""
 
 __version__ = "0.1.0"

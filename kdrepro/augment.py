@@ -1,9 +1,10 @@
-"""Augmentation policies as batched tensor ops on the training device (the paper's Fig. 3 policies, App. A.1).
+"""Augmentation policies as batched tensor ops on the training device (the paper's Fig. 3 policies,
+App. A.1).
 
-Each op draws one random setting per image from an explicit `torch.Generator`, so a run's augmentations are
-reproducible and its generator state can be checkpointed. Geometric and colour ops work on floats in [0, 1]
-(zero fill = black, as torchvision does on PIL images); mixup and noise act after the paper's `unitcube`
-normalization, on [-1, 1].
+Each op draws one random setting per image from an explicit `torch.Generator`, so a run's
+augmentations are reproducible and its generator state can be checkpointed. Geometric and colour ops
+work on floats in [0, 1] (zero fill = black, as torchvision does on PIL images); mixup and noise act
+after the paper's `unitcube` normalization, on [-1, 1].
 """
 
 import math
@@ -27,8 +28,11 @@ def _coin(n: int, p: float, g: torch.Generator, device) -> torch.Tensor:
 
 
 def crop_offsets(n: int, pad: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-left corners of n random crops of a zero-padded image: each in {0, ..., 2*pad}, like RandomCrop."""
-    return torch.randint(0, 2 * pad + 1, (n,), generator=g), torch.randint(0, 2 * pad + 1, (n,), generator=g)
+    """Top-left corners of n random crops of a zero-padded image: each in {0, ..., 2*pad}, like
+    RandomCrop."""
+    return torch.randint(0, 2 * pad + 1, (n,), generator=g), torch.randint(
+        0, 2 * pad + 1, (n,), generator=g
+    )
 
 
 def crop_at(x: torch.Tensor, pad: int, top: torch.Tensor, left: torch.Tensor) -> torch.Tensor:
@@ -37,18 +41,20 @@ def crop_at(x: torch.Tensor, pad: int, top: torch.Tensor, left: torch.Tensor) ->
     padded = F.pad(x, (pad, pad, pad, pad))
     rows = (top.to(x.device)[:, None] + torch.arange(h, device=x.device))[:, :, None]  # N, H, 1
     cols = (left.to(x.device)[:, None] + torch.arange(w, device=x.device))[:, None, :]  # N, 1, W
-    return padded[torch.arange(n, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    return padded[torch.arange(n, device=x.device)[:, None, None], :, rows, cols].permute(
+        0, 3, 1, 2
+    )
 
 
 def view_count(policy: str, pad: int) -> int | None:
-    """How many distinct augmented versions ("views") of an image `policy` can make: (2 pad + 1)^2 crops, twice
-    that with flips; None for policies with continuous or batch-dependent draws."""
+    """How many distinct augmented versions ("views") of an image `policy` can make: (2 pad + 1)^2
+    crops, twice that with flips; None for policies with continuous or batch-dependent draws."""
     return {"crop": 1, "crop_flip": 2}.get(policy, 0) * (2 * pad + 1) ** 2 or None
 
 
 def draw_views(n: int, policy: str, pad: int, g: torch.Generator) -> torch.Tensor:
-    """n view ids of `policy` (crop or crop_flip), drawn from g as RandomCrop then RandomHorizontalFlip draw: the
-    crop's top and left, then the flip."""
+    """n view ids of `policy` (crop or crop_flip), drawn from g as RandomCrop then
+    RandomHorizontalFlip draw: the crop's top and left, then the flip."""
     top, left = crop_offsets(n, pad, g)
     flips = view_count(policy, pad) // (2 * pad + 1) ** 2
     flip = _coin(n, 0.5, g, "cpu").long() if flips == 2 else torch.zeros(n, dtype=torch.long)
@@ -56,8 +62,8 @@ def draw_views(n: int, policy: str, pad: int, g: torch.Generator) -> torch.Tenso
 
 
 def at_views(x: torch.Tensor, policy: str, pad: int, views: torch.Tensor) -> torch.Tensor:
-    """The uint8 images x (N, C, H, W) at their view ids (`draw_views`): cropped, flipped when the id says so, and
-    normalized to [-1, 1] as every policy's output."""
+    """The uint8 images x (N, C, H, W) at their view ids (`draw_views`): cropped, flipped when the
+    id says so, and normalized to [-1, 1] as every policy's output."""
     flips = view_count(policy, pad) // (2 * pad + 1) ** 2
     views = views.to(x.device)
     crop, flip = views // flips, (views % flips).bool()
@@ -78,7 +84,8 @@ def vflip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def rotate(x: torch.Tensor, g: torch.Generator, degrees: float = 20.0) -> torch.Tensor:
-    """RandomRotation(degrees): an angle in [-degrees, degrees] per image, nearest neighbour, black fill."""
+    """RandomRotation(degrees): an angle in [-degrees, degrees] per image, nearest neighbour, black
+    fill."""
     a = _uniform(len(x), -degrees, degrees, g, x.device) * (math.pi / 180)
     cos, sin, zero = a.cos(), a.sin(), torch.zeros_like(a)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
@@ -89,28 +96,37 @@ def rotate(x: torch.Tensor, g: torch.Generator, degrees: float = 20.0) -> torch.
 def _gray(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x
-    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotate hue by `shift` (fraction of a turn, one per image) through an RGB -> HSV -> RGB round trip."""
+    """Rotate hue by `shift` (fraction of a turn, one per image) through an RGB -> HSV -> RGB round
+    trip."""
     r, gr, b = x.unbind(1)
     maxc, minc = x.max(1).values, x.min(1).values
     delta = maxc - minc
     safe = torch.where(delta > 0, delta, torch.ones_like(delta))
-    h = torch.where(maxc == r, ((gr - b) / safe) % 6, torch.where(maxc == gr, (b - r) / safe + 2, (r - gr) / safe + 4))
+    h = torch.where(
+        maxc == r,
+        ((gr - b) / safe) % 6,
+        torch.where(maxc == gr, (b - r) / safe + 2, (r - gr) / safe + 4),
+    )
     h = torch.where(delta > 0, h / 6, torch.zeros_like(h))
     h = (h + shift[:, None, None]) % 1.0
-    s = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc))
+    s = torch.where(
+        maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc)
+    )
     k = lambda n: (n + h * 6) % 6  # noqa: E731 - the standard HSV -> RGB closed form
     f = lambda n: maxc - maxc * s * torch.clamp(torch.minimum(k(n), 4 - k(n)), 0, 1)  # noqa: E731
     return torch.stack([f(5), f(3), f(1)], 1)
 
 
 def color_jitter(x: torch.Tensor, g: torch.Generator, strength: float = 0.2) -> torch.Tensor:
-    """ColorJitter(b=c=s=h=strength), factors drawn per image, applied in a fixed order (b, c, s, h).
+    """ColorJitter(b=c=s=h=strength), factors drawn per image, applied in a fixed order (b, c, s,
+    h).
 
-    torchvision permutes the four ops randomly per image; the fixed order is a documented simplification."""
+    torchvision permutes the four ops randomly per image; the fixed order is a documented
+    simplification."""
     n, dev = len(x), x.device
     view = lambda t: t[:, None, None, None]  # noqa: E731
     x = (x * view(_uniform(n, 1 - strength, 1 + strength, g, dev))).clamp(0, 1)
@@ -124,7 +140,8 @@ def color_jitter(x: torch.Tensor, g: torch.Generator, strength: float = 0.2) -> 
 
 
 def mixup(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Mix the whole batch with a permutation of itself, one lambda ~ U[0, 1] per batch (the paper's MixUp)."""
+    """Mix the whole batch with a permutation of itself, one lambda ~ U[0, 1] per batch (the paper's
+    MixUp)."""
     lam = torch.rand((), generator=g).item()
     perm = torch.randperm(len(x), generator=g).to(x.device)
     return lam * x + (1 - lam) * x[perm]
@@ -136,7 +153,8 @@ def uniform_noise(x: torch.Tensor, g: torch.Generator, p: float = 0.2) -> torch.
     return torch.where(_coin(len(x), p, g, x.device)[:, None, None, None], noise, x)
 
 
-# name -> (ops on [0, 1] images, ops on normalized images). Every policy but "none"/"crop" adds to crop + flip.
+# name -> (ops on [0, 1] images, ops on normalized images). Every policy but "none"/"crop" adds to
+# crop + flip.
 POLICIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "none": ((), ()),
     "crop": (("crop",), ()),
@@ -154,23 +172,35 @@ Augment = Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Te
 
 
 def make(policy: str, pad: int = 4) -> Augment:
-    """A function (uint8 batch, generator) -> (augmented float batch in [-1, 1], each image's view id or None) for
-    the named policy; view ids (`draw_views`) exist for the policies with finitely many views (`view_count`)."""
+    """A function (uint8 batch, generator) -> (augmented float batch in [-1, 1], each image's view
+    id or None) for the named policy; view ids (`draw_views`) exist for the policies with finitely
+    many views (`view_count`)."""
     if policy not in POLICIES:
         raise ConfigError(f"augment={policy!r}: expected one of {sorted(POLICIES)}")
     if view_count(policy, pad):
+
         def viewed(x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
             views = draw_views(len(x), policy, pad, g)
             return at_views(x, policy, pad, views), views
 
         return viewed
-    ops: dict[str, Op] = {"crop": partial(random_crop, pad=pad), "hflip": hflip, "vflip": vflip, "rotate": rotate,
-                          "color_jitter": color_jitter, "mixup": mixup, "noise": uniform_noise}
+    ops: dict[str, Op] = {
+        "crop": partial(random_crop, pad=pad),
+        "hflip": hflip,
+        "vflip": vflip,
+        "rotate": rotate,
+        "color_jitter": color_jitter,
+        "mixup": mixup,
+        "noise": uniform_noise,
+    }
     before, after = ([ops[o] for o in names] for names in POLICIES[policy])
 
-    # Crops and flips move pixels without changing them, so they run on uint8 (4x less memory traffic).
-    lead = next((i for i, name in enumerate(POLICIES[policy][0]) if name not in ("crop", "hflip", "vflip")),
-                len(before))
+    # Crops and flips move pixels without changing them, so they run on uint8 (4x less memory
+    # traffic).
+    lead = next(
+        (i for i, name in enumerate(POLICIES[policy][0]) if name not in ("crop", "hflip", "vflip")),
+        len(before),
+    )
 
     def apply(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         for op in before[:lead]:

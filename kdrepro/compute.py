@@ -1,11 +1,13 @@
-"""What runs cost before they run: training time estimated from the throughput measured by `kdrepro.bench`.
+"""What runs cost before they run: training time estimated from the throughput measured by
+`kdrepro.bench`.
 
-A run's work is counted in forward-pass FLOPs (torch's FlopCounterMode on one image): a training step costs three
-forward passes of the trained network per image (forward, and a backward about twice as dear) plus one of each
-teacher; evaluations, the teacher's and control's test predictions and Fig. 6c's loss planes add forward passes.
-The device's speed comes from the repository's committed benchmarks (`results/bench/<device>-*.json`): the training
-FLOP/s of the benchmarked network nearest in size to the run's, since small networks use a device less well than
-large ones. Packing (`--pack`) is not modelled: the estimate is for runs one after another.
+A run's work is counted in forward-pass FLOPs (torch's FlopCounterMode on one image): a training
+step costs three forward passes of the trained network per image (forward, and a backward about
+twice as dear) plus one of each teacher; evaluations, the teacher's and control's test predictions
+and Fig. 6c's loss planes add forward passes. The device's speed comes from the repository's
+committed benchmarks (`results/bench/<device>-*.json`): the training FLOP/s of the benchmarked
+network nearest in size to the run's, since small networks use a device less well than large ones.
+Packing (`--pack`) is not modelled: the estimate is for runs one after another.
 """
 
 import json
@@ -23,8 +25,9 @@ from .cases import CASES
 from .config import RunConfig, StudentConfig
 
 BACKWARD = 2.0  # a backward pass costs about twice a forward pass
-# What `gpu` profiles are sized for until a CUDA benchmark is committed: PreResNet-20 training img/s that
-# `python -m kdrepro.bench --device cuda` measured on an H100 (torch 2.11, one network at a time, batch 128).
+# What `gpu` profiles are sized for until a CUDA benchmark is committed: PreResNet-20 training img/s
+# that `python -m kdrepro.bench --device cuda` measured on an H100 (torch 2.11, one network at a
+# time, batch 128).
 H100_PRERESNET20 = 11_164.0
 
 
@@ -32,9 +35,17 @@ H100_PRERESNET20 = 11_164.0
 def forward_flops(model: str, dataset: str, width: int = 1, norm: str = "batch") -> int:
     """FLOPs of one forward pass of `model` on one image of `dataset`."""
     channels, size, _ = data.SHAPES[dataset]
-    with torch.random.fork_rng(devices=[]):  # building a network draws weights: leave the caller's RNG alone
-        net = models.build(model, data.NUM_CLASSES[dataset], in_channels=channels, norm=norm, width=width,
-                           image_size=size).eval()
+    with torch.random.fork_rng(
+        devices=[]
+    ):  # building a network draws weights: leave the caller's RNG alone
+        net = models.build(
+            model,
+            data.NUM_CLASSES[dataset],
+            in_channels=channels,
+            norm=norm,
+            width=width,
+            image_size=size,
+        ).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         net(torch.zeros(1, channels, size, size))
     return counter.get_total_flops()
@@ -45,53 +56,66 @@ def _flops(cfg: RunConfig) -> int:
 
 
 def run_flops(cfg: RunConfig, cache_built: bool = False) -> float:
-    """The forward-pass FLOPs a run computes: its training steps and evaluations; for a student also its teachers'
-    labels (of every batch, or of every view once: `logit_cache`, nothing when `cache_built` by an earlier
-    student), the teachers' and control's test predictions, a start near the teacher's BatchNorm re-estimate, a
-    one-teacher student's train KL and stage CKA, and Fig. 6c's loss plane."""
+    """The forward-pass FLOPs a run computes: its training steps and evaluations; for a student also
+    its teachers' labels (of every batch, or of every view once: `logit_cache`, nothing when
+    `cache_built` by an earlier student), the teachers' and control's test predictions, a start near
+    the teacher's BatchNorm re-estimate, a one-teacher student's train KL and stage CKA, and Fig.
+    6c's loss plane."""
     own = _flops(cfg)
     images, tests = cfg.steps * cfg.batch_size, cfg.test_size or data.SIZES[cfg.dataset][1]
-    total = images * (1 + BACKWARD) * own + len(train.eval_steps(cfg.steps, cfg.evals)) * tests * own
+    total = (
+        images * (1 + BACKWARD) * own + len(train.eval_steps(cfg.steps, cfg.evals)) * tests * own
+    )
     if isinstance(cfg, StudentConfig):
         teachers = sum(_flops(t) for t in cfg.teachers)
         labelled = images
         if logit_cache.pays(cfg):
-            labelled = 0 if cache_built else cfg.examples * augment.view_count(cfg.augment, cfg.crop_pad)
+            labelled = (
+                0 if cache_built else cfg.examples * augment.view_count(cfg.augment, cfg.crop_pad)
+            )
         total += labelled * teachers + tests * (teachers + sum(_flops(t) for t in cfg.control))
         if cfg.init == "interpolate":
             total += cfg.examples * own
         if cfg.compares_stages:
             total += (cfg.examples + min(tests, train.CKA_IMAGES)) * (own + teachers)
         if cfg.surface:
-            total += (cfg.surface ** 2 + surface.PATH) * min(train.SURFACE_IMAGES, cfg.examples) * own
+            total += (cfg.surface**2 + surface.PATH) * min(train.SURFACE_IMAGES, cfg.examples) * own
     return total
 
 
 def benchmarks(device_type: str, root: Path | None = None) -> tuple[tuple[str, float, str], ...]:
-    """(case, training img/s, file) of every committed benchmark row measured on `device_type`, compiled or not as
-    this process trains (KDREPRO_COMPILE); a file that is not a benchmark's JSON is skipped with a warning (an
-    estimate is information, never a reason to stop)."""
+    """(case, training img/s, file) of every committed benchmark row measured on `device_type`,
+    compiled or not as this process trains (KDREPRO_COMPILE); a file that is not a benchmark's JSON
+    is skipped with a warning (an estimate is information, never a reason to stop)."""
     return _benchmarks(device_type, root, train.compiling())
 
 
 @cache
-def _benchmarks(device_type: str, root: Path | None, compiled: bool) -> tuple[tuple[str, float, str], ...]:
+def _benchmarks(
+    device_type: str, root: Path | None, compiled: bool
+) -> tuple[tuple[str, float, str], ...]:
     rows = []
-    # the repository's benchmarks, whichever store a sweep writes to (they describe machines, not runs)
+    # the repository's benchmarks, whichever store a sweep writes to (they describe machines, not
+    # runs)
     for path in sorted(((root or store.REPO / "results") / "bench").glob(f"{device_type}-*.json")):
         try:
             found = json.loads(path.read_text())
             if found.get("provenance", {}).get("compiled", False) == compiled:
-                rows += [(row["case"], float(row["kdrepro"]), path.name) for row in found["results"]]
+                rows += [
+                    (row["case"], float(row["kdrepro"]), path.name) for row in found["results"]
+                ]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            warnings.warn(f"{path}: not a benchmark result ({type(e).__name__}: {e}); left out of time estimates")
+            warnings.warn(
+                f"{path}: not a benchmark result ({type(e).__name__}: {e}); left out of time "
+                "estimates"
+            )
     return tuple(rows)
 
 
 def flop_rate(flops: int, device_type: str, root: Path | None = None) -> tuple[float, str] | None:
-    """Training FLOP/s on `device_type` of the benchmarked network nearest (in log FLOPs) to one of `flops`, the
-    median over the committed measurements of that network, and where it came from; None when nothing was measured
-    on that device."""
+    """Training FLOP/s on `device_type` of the benchmarked network nearest (in log FLOPs) to one of
+    `flops`, the median over the committed measurements of that network, and where it came from;
+    None when nothing was measured on that device."""
     rows = benchmarks(device_type, root)
     if not rows:
         return None
@@ -102,9 +126,11 @@ def flop_rate(flops: int, device_type: str, root: Path | None = None) -> tuple[f
     return speed * (1 + BACKWARD) * sizes[case], f"{case} in {', '.join(files)}"
 
 
-def estimate(configs: list[RunConfig], device_type: str, root: Path | None = None) -> tuple[float, list[str]] | None:
-    """Estimated seconds to train `configs` on `device_type`, and the benchmarks it rests on; None when no
-    benchmark was measured on that device."""
+def estimate(
+    configs: list[RunConfig], device_type: str, root: Path | None = None
+) -> tuple[float, list[str]] | None:
+    """Estimated seconds to train `configs` on `device_type`, and the benchmarks it rests on; None
+    when no benchmark was measured on that device."""
     seconds, sources, caches = 0.0, set(), set()
     for cfg in configs:
         rate = flop_rate(_flops(cfg), device_type, root)
@@ -116,7 +142,8 @@ def estimate(configs: list[RunConfig], device_type: str, root: Path | None = Non
 
 
 def _cache_built(cfg: RunConfig, caches: set) -> bool:
-    """Whether an earlier student in this estimate built the logit cache `cfg` reads (`caches` collects them)."""
+    """Whether an earlier student in this estimate built the logit cache `cfg` reads (`caches`
+    collects them)."""
     if not isinstance(cfg, StudentConfig) or not logit_cache.pays(cfg):
         return False
     built = logit_cache.shared_by(cfg) in caches
@@ -125,8 +152,9 @@ def _cache_built(cfg: RunConfig, caches: set) -> bool:
 
 
 def h100_seconds(configs: list[RunConfig]) -> float:
-    """Seconds to train `configs` one at a time at `H100_PRERESNET20`: how the `gpu` profiles are sized while no
-    CUDA benchmark is committed (a sizing assumption, not one of our measurements)."""
+    """Seconds to train `configs` one at a time at `H100_PRERESNET20`: how the `gpu` profiles are
+    sized while no CUDA benchmark is committed (a sizing assumption, not one of our measurements).
+    """
     rate = H100_PRERESNET20 * (1 + BACKWARD) * forward_flops("preresnet20", "cifar10_jpeg")
     caches: set = set()
     return sum(run_flops(cfg, _cache_built(cfg, caches)) for cfg in configs) / rate
@@ -142,14 +170,20 @@ def duration(seconds: float) -> str:
 
 
 def estimate_line(configs: list[RunConfig], device_type: str, root: Path | None = None) -> str:
-    """One sentence: what training `configs` should take on `device_type`, or how to get an estimate."""
+    """One sentence: what training `configs` should take on `device_type`, or how to get an
+    estimate."""
     if not configs:
         return "nothing to train"
     runs = f"{len(configs)} run{'s' * (len(configs) != 1)} to train"
     got = estimate(configs, device_type, root)
     if got is None:
-        return (f"{runs}; no {device_type} benchmark is committed, so no time estimate (measure "
-                f"one: python -m kdrepro.bench --device {device_type} --json results/bench/{device_type}-<host>.json)")
+        return (
+            f"{runs}; no {device_type} benchmark is committed, so no time estimate (measure "
+            f"one: python -m kdrepro.bench --device {device_type} --json "
+            f"results/bench/{device_type}-<host>.json)"
+        )
     seconds, sources = got
-    return (f"{runs}, about {duration(seconds)} on this {device_type} (from the throughput of "
-            f"{'; '.join(sources)})")
+    return (
+        f"{runs}, about {duration(seconds)} on this {device_type} (from the throughput of "
+        f"{'; '.join(sources)})"
+    )

@@ -1,7 +1,8 @@
 """Run configurations: frozen, validated dataclasses whose canonical JSON hashes to a run id.
 
-A `TeacherConfig` trains a network on labels; a `StudentConfig` distills one from its teachers (an ensemble when
-there are several). Devices are not part of a config: the same run on another device has the same id.
+A `TeacherConfig` trains a network on labels; a `StudentConfig` distills one from its teachers (an
+ensemble when there are several). Devices are not part of a config: the same run on another device
+has the same id.
 """
 
 import dataclasses
@@ -33,16 +34,17 @@ def _check_int(name: str, value, low: int, optional: bool = False) -> None:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """What every run has: data, network, optimizer and schedule (the defaults are the teacher recipe: the paper's App. A.3, the official code's README command)."""
+    """What every run has: data, network, optimizer and schedule (the defaults are the teacher
+    recipe: the paper's App. A.3, the official code's README command)."""
 
     dataset: str = "cifar100"
     model: str = "preresnet56"
     norm: str = "batch"
     width: int = 1
-    train_part: str = "all"          # which half of the training split (Fig. 4's D0/D1), or all of it
-    train_size: int | None = None    # stratified subset of that part (None: all); nested across sizes
+    train_part: str = "all"  # which half of the training split (Fig. 4's D0/D1), or all of it
+    train_size: int | None = None  # stratified subset of that part (None: all); nested across sizes
     subset_seed: int = 0
-    epochs: int = 200                # passes over the training set; steps = epochs * examples // batch_size
+    epochs: int = 200  # passes over the training set; steps = epochs * examples // batch_size
     batch_size: int = 256
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -53,16 +55,37 @@ class RunConfig:
     augment: str = "crop_flip"
     crop_pad: int = 4
     seed: int = 0
-    evals: int = 10                  # evaluations on the test set, evenly spaced in steps; the last step always
-    test_size: int | None = None     # a stratified subset of the test set (smoke runs only); None: all of it
+    evals: int = 10  # evaluations on the test set, evenly spaced in steps; the last step always
+    # a stratified subset of the test set (smoke runs only); None: all of it
+    test_size: int | None = None
 
     def __post_init__(self):
-        _check(self.dataset in data.NUM_CLASSES, "dataset", self.dataset, f"expected one of {sorted(data.NUM_CLASSES)}")
+        _check(
+            self.dataset in data.NUM_CLASSES,
+            "dataset",
+            self.dataset,
+            f"expected one of {sorted(data.NUM_CLASSES)}",
+        )
         models.check_name(self.model)
         _check(self.norm in models.NORMS, "norm", self.norm, f"expected one of {models.NORMS}")
-        _check(self.train_part in data.PARTS, "train_part", self.train_part, f"expected one of {data.PARTS}")
-        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"expected one of {OPTIMIZERS}")
-        _check(self.augment in augment.POLICIES, "augment", self.augment, f"expected one of {sorted(augment.POLICIES)}")
+        _check(
+            self.train_part in data.PARTS,
+            "train_part",
+            self.train_part,
+            f"expected one of {data.PARTS}",
+        )
+        _check(
+            self.optimizer in OPTIMIZERS,
+            "optimizer",
+            self.optimizer,
+            f"expected one of {OPTIMIZERS}",
+        )
+        _check(
+            self.augment in augment.POLICIES,
+            "augment",
+            self.augment,
+            f"expected one of {sorted(augment.POLICIES)}",
+        )
         for name in ("width", "epochs", "batch_size", "evals"):
             _check_int(name, getattr(self, name), 1)
         for name in ("seed", "subset_seed", "crop_pad"):
@@ -70,16 +93,35 @@ class RunConfig:
         for name in ("train_size", "test_size"):
             _check_int(name, getattr(self, name), 1, optional=True)
         _check_int("ood_size", getattr(self, "ood_size", 0), 0)
-        # With "D0+D1" the size is per half (half of each batch comes from each), so the smaller half bounds it.
+        # With "D0+D1" the size is per half (half of each batch comes from each), so the smaller
+        # half bounds it.
         part = data.part_size(self.dataset, "D0" if self.train_part == "D0+D1" else self.train_part)
-        _check(self.train_size is None or self.train_size <= part, "train_size", self.train_size,
-               f"must be at most {part}, the size of {self.dataset}/{self.train_part}"
-               + (" per half" if self.train_part == "D0+D1" else ""))
-        _check(self.test_size is None or self.test_size <= data.SIZES[self.dataset][1], "test_size", self.test_size,
-               f"must be at most {data.SIZES[self.dataset][1]}, the size of the {self.dataset} test set")
-        _check(self.evals <= self.steps, "evals", self.evals, f"must be at most the number of steps ({self.steps})")
-        _check(self.train_part != "D0+D1" or self.batch_size % 2 == 0, "batch_size", self.batch_size,
-               "must be even with train_part='D0+D1' (half of each batch comes from each half)")
+        _check(
+            self.train_size is None or self.train_size <= part,
+            "train_size",
+            self.train_size,
+            f"must be at most {part}, the size of {self.dataset}/{self.train_part}"
+            + (" per half" if self.train_part == "D0+D1" else ""),
+        )
+        _check(
+            self.test_size is None or self.test_size <= data.SIZES[self.dataset][1],
+            "test_size",
+            self.test_size,
+            f"must be at most {data.SIZES[self.dataset][1]}, the size of the {self.dataset} test "
+            "set",
+        )
+        _check(
+            self.evals <= self.steps,
+            "evals",
+            self.evals,
+            f"must be at most the number of steps ({self.steps})",
+        )
+        _check(
+            self.train_part != "D0+D1" or self.batch_size % 2 == 0,
+            "batch_size",
+            self.batch_size,
+            "must be even with train_part='D0+D1' (half of each batch comes from each half)",
+        )
         _check(self.lr > 0, "lr", self.lr, "must be > 0")
         _check(0 <= self.lr_min <= self.lr, "lr_min", self.lr_min, "must be in [0, lr]")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
@@ -104,12 +146,14 @@ class RunConfig:
 
     @property
     def steps(self) -> int:
-        """Optimizer steps: every batch is full (batches run on across epoch boundaries), none is dropped."""
+        """Optimizer steps: every batch is full (batches run on across epoch boundaries), none is
+        dropped."""
         return max(1, self.epochs * self.examples // self.batch_size)
 
     def to_dict(self) -> dict:
         d = {"kind": self.kind, **dataclasses.asdict(self)}
-        # Options added after runs were stored are hashed only when set, so existing run ids stay valid.
+        # Options added after runs were stored are hashed only when set, so existing run ids stay
+        # valid.
         for key in LATER_FIELDS:
             if key in d and d[key] == type(self).__dataclass_fields__[key].default:
                 del d[key]
@@ -123,7 +167,9 @@ class RunConfig:
 
     def describe(self) -> str:
         size = "" if self.train_size is None else f"[{self.train_size}]"
-        return f"{self.kind} {self.model} on {self.dataset}/{self.train_part}{size} seed {self.seed}"
+        return (
+            f"{self.kind} {self.model} on {self.dataset}/{self.train_part}{size} seed {self.seed}"
+        )
 
 
 @dataclass(frozen=True)
@@ -132,7 +178,12 @@ class TeacherConfig(RunConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _check(self.augment != "mixup", "augment", self.augment, "mixup has no true label; use it for students only")
+        _check(
+            self.augment != "mixup",
+            "augment",
+            self.augment,
+            "mixup has no true label; use it for students only",
+        )
 
     @property
     def kind(self) -> str:
@@ -141,80 +192,166 @@ class TeacherConfig(RunConfig):
 
 @dataclass(frozen=True)
 class StudentConfig(RunConfig):
-    """Distillation (defaults: the paper's §3.1 and App. A.3): the student sees only teacher labels unless alpha > 0.
+    """Distillation (defaults: the paper's §3.1 and App. A.3): the student sees only teacher labels
+    unless alpha > 0.
 
-    `train_part`/`train_size` name the distillation set. `control` teachers are another trial's, independent of
-    this student's: the student's agreement with them is the paper's independent-student baseline (the paper's §3.2)."""
+    `train_part`/`train_size` name the distillation set. `control` teachers are another trial's,
+    independent of this student's: the student's agreement with them is the paper's
+    independent-student baseline (the paper's §3.2)."""
 
     teachers: tuple[TeacherConfig, ...] = ()
     control: tuple[TeacherConfig, ...] = ()
     temperature: float = 4.0
     alpha: float = 0.0
-    init: str = "random"             # "random" | "interpolate": lambda * teacher + (1 - lambda) * random |
-    #                                  "shared": the teacher's own initial weights (Table 1)
+    # "random" | "interpolate": lambda * teacher + (1 - lambda) * random | "shared": the teacher's
+    # own initial weights (Table 1)
+    init: str = "random"
     init_lambda: float = 0.0
-    init_seed: int | None = None     # the seed of a "random" or "interpolate" start; None: `seed`, which gives a
-    #                                  teacher of the same seed and architecture its own initial weights (chapter 4's
-    #                                  stored students); `plan.fresh_init` keeps them apart
-    init_lr_scale: bool = False      # the official code's lr * (1 - lambda) when starting near the teacher
+    # the seed of a "random" or "interpolate" start; None: `seed`, which gives a teacher of the same
+    # seed and architecture its own initial weights (chapter 4's stored students); `plan.fresh_init`
+    # keeps them apart
+    init_seed: int | None = None
+    init_lr_scale: bool = (
+        False  # the official code's lr * (1 - lambda) when starting near the teacher
+    )
     epochs: int = 300
     batch_size: int = 128
     lr: float = 0.05
     lr_min: float = 1e-6
-    ood_dataset: str | None = None   # out-of-distribution images added to the distillation set (Fig. 3 "OOD")
+    # out-of-distribution images added to the distillation set (Fig. 3 "OOD")
+    ood_dataset: str | None = None
     ood_size: int = 0
-    surface: int = 0                 # Fig. 6c: grid points per axis of the loss plane through teacher, initial and
-    #                                  final student (`surface.plane`), computed after training; 0: none
-    switch: float = 0.0              # share of the steps trained on the true labels alone (alpha = 1) before
-    #                                  distilling: Nagarajan et al. (2023)'s late switch; 0: distil throughout
+    # Fig. 6c: grid points per axis of the loss plane through teacher, initial and final student
+    # (`surface.plane`), computed after training; 0: none
+    surface: int = 0
+    # share of the steps trained on the true labels alone (alpha = 1) before distilling: Nagarajan
+    # et al. (2023)'s late switch; 0: distil throughout
+    switch: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
         for name in ("teachers", "control"):  # tuples: configs are hashed and frozen
             value = getattr(self, name)
-            kinds = sorted({type(t).__name__ for t in value}) if isinstance(value, (tuple, list)) else []
-            _check(isinstance(value, tuple) and kinds in ([], ["TeacherConfig"]), name,
-                   f"{type(value).__name__} of {', '.join(kinds) or 'nothing'}",
-                   f"expected a tuple of TeacherConfig: pass {name}=tuple(...) of teacher configs")
-        _check(len(self.teachers) >= 1, "teachers", len(self.teachers), "a student needs at least one teacher")
+            kinds = (
+                sorted({type(t).__name__ for t in value})
+                if isinstance(value, (tuple, list))
+                else []
+            )
+            _check(
+                isinstance(value, tuple) and kinds in ([], ["TeacherConfig"]),
+                name,
+                f"{type(value).__name__} of {', '.join(kinds) or 'nothing'}",
+                f"expected a tuple of TeacherConfig: pass {name}=tuple(...) of teacher configs",
+            )
+        _check(
+            len(self.teachers) >= 1,
+            "teachers",
+            len(self.teachers),
+            "a student needs at least one teacher",
+        )
         _check(self.temperature > 0, "temperature", self.temperature, "must be > 0")
         _check(0 <= self.alpha <= 1, "alpha", self.alpha, "must be in [0, 1]")
         _check(0 <= self.switch < 1, "switch", self.switch, "must be in [0, 1)")
-        _check(self.switch == 0 or self.ood_dataset is None, "switch", self.switch,
-               "must be 0 with ood_dataset (out-of-distribution images have no true label)")
+        _check(
+            self.switch == 0 or self.ood_dataset is None,
+            "switch",
+            self.switch,
+            "must be 0 with ood_dataset (out-of-distribution images have no true label)",
+        )
         _check(0 <= self.init_lambda <= 1, "init_lambda", self.init_lambda, "must be in [0, 1]")
         _check(self.init in INITS, "init", self.init, f"expected one of {INITS}")
         _check_int("init_seed", self.init_seed, 0, optional=True)
-        _check(self.init_seed is None or self.init != "shared", "init_seed", self.init_seed,
-               "must be None with init='shared' (the student starts from its teacher's initial weights)")
-        _check(self.init_seed is None or not self.random_start_is_a_teachers, "init_seed", self.init_seed,
-               "equals a same-architecture teacher's (or control's) seed, so the student would start from that "
-               "network's initial weights; pick another (plan.fresh_init), or use init='shared' to mean it")
-        _check(self.init == "random" or len(self.teachers) == 1, "init", self.init,
-               "starting from a teacher's weights needs exactly one teacher")
-        _check(self.init == "random" or all((t.model, t.width, t.norm) == (self.model, self.width, self.norm)
-                                            for t in self.teachers), "init", self.init,
-               "starting from a teacher's weights needs the teacher's architecture (model, width, norm)")
-        _check(self.surface == 0 or (isinstance(self.surface, int) and self.surface >= surface.MIN_SIDE), "surface",
-               self.surface, f"must be 0 or an integer >= {surface.MIN_SIDE} (grid points per axis)")
-        _check(self.surface == 0 or not (self.init == "interpolate" and self.init_lambda == 1), "surface",
-               self.surface, "needs a start off the teacher (init_lambda < 1): at the teacher there is no plane")
+        _check(
+            self.init_seed is None or self.init != "shared",
+            "init_seed",
+            self.init_seed,
+            "must be None with init='shared' (the student starts from its teacher's initial "
+            "weights)",
+        )
+        _check(
+            self.init_seed is None or not self.random_start_is_a_teachers,
+            "init_seed",
+            self.init_seed,
+            "equals a same-architecture teacher's (or control's) seed, so the student would start "
+            "from that network's initial weights; pick another (plan.fresh_init), or use "
+            "init='shared' to mean it",
+        )
+        _check(
+            self.init == "random" or len(self.teachers) == 1,
+            "init",
+            self.init,
+            "starting from a teacher's weights needs exactly one teacher",
+        )
+        _check(
+            self.init == "random"
+            or all(
+                (t.model, t.width, t.norm) == (self.model, self.width, self.norm)
+                for t in self.teachers
+            ),
+            "init",
+            self.init,
+            "starting from a teacher's weights needs the teacher's architecture (model, width, "
+            "norm)",
+        )
+        _check(
+            self.surface == 0
+            or (isinstance(self.surface, int) and self.surface >= surface.MIN_SIDE),
+            "surface",
+            self.surface,
+            f"must be 0 or an integer >= {surface.MIN_SIDE} (grid points per axis)",
+        )
+        _check(
+            self.surface == 0 or not (self.init == "interpolate" and self.init_lambda == 1),
+            "surface",
+            self.surface,
+            "needs a start off the teacher (init_lambda < 1): at the teacher there is no plane",
+        )
         first = self.teachers[0]
-        _check(self.surface == 0 or (len(self.teachers) == 1 and self.norm == "layer"
-                                     and (first.model, first.width, first.norm) == (self.model, self.width, self.norm)),
-               "surface", self.surface, "needs one teacher of the student's architecture with norm='layer' (BatchNorm "
-               "statistics would change across the plane)")
-        _check(self.ood_dataset is None or self.ood_dataset in data.NUM_CLASSES, "ood_dataset", self.ood_dataset,
-               f"expected None or one of {sorted(data.NUM_CLASSES)}")
-        _check((self.ood_size == 0) == (self.ood_dataset is None), "ood_size", self.ood_size,
-               "must be > 0 exactly when ood_dataset is set")
-        _check(self.alpha == 0 or self.ood_dataset is None, "alpha", self.alpha,
-               "must be 0 with ood_dataset (out-of-distribution images have no true label)")
+        _check(
+            self.surface == 0
+            or (
+                len(self.teachers) == 1
+                and self.norm == "layer"
+                and (first.model, first.width, first.norm) == (self.model, self.width, self.norm)
+            ),
+            "surface",
+            self.surface,
+            "needs one teacher of the student's architecture with norm='layer' (BatchNorm "
+            "statistics would change across the plane)",
+        )
+        _check(
+            self.ood_dataset is None or self.ood_dataset in data.NUM_CLASSES,
+            "ood_dataset",
+            self.ood_dataset,
+            f"expected None or one of {sorted(data.NUM_CLASSES)}",
+        )
+        _check(
+            (self.ood_size == 0) == (self.ood_dataset is None),
+            "ood_size",
+            self.ood_size,
+            "must be > 0 exactly when ood_dataset is set",
+        )
+        _check(
+            self.alpha == 0 or self.ood_dataset is None,
+            "alpha",
+            self.alpha,
+            "must be 0 with ood_dataset (out-of-distribution images have no true label)",
+        )
         for t in self.teachers + self.control:
-            _check(t.dataset == self.dataset, "teachers", t.dataset, f"teachers must be trained on {self.dataset}")
+            _check(
+                t.dataset == self.dataset,
+                "teachers",
+                t.dataset,
+                f"teachers must be trained on {self.dataset}",
+            )
         shared = sorted({t.run_id for t in self.teachers} & {t.run_id for t in self.control})
-        _check(not shared, "control", shared, "the control ensemble shares these teachers with the student's own; "
-               "an independent control must share none")
+        _check(
+            not shared,
+            "control",
+            shared,
+            "the control ensemble shares these teachers with the student's own; "
+            "an independent control must share none",
+        )
 
     @property
     def kind(self) -> str:
@@ -222,28 +359,36 @@ class StudentConfig(RunConfig):
 
     @property
     def init_seed_used(self) -> int:
-        """The seed of the student's initial weights (of its random endpoint, with init='interpolate')."""
+        """The seed of the student's initial weights (of its random endpoint, with
+        init='interpolate')."""
         if self.init == "shared":
             return self.teachers[0].seed
         return self.seed if self.init_seed is None else self.init_seed
 
     def alpha_at(self, step: int) -> float:
-        """The weight of the true-label loss at `step` (0-based): 1 before the switch, then `alpha`."""
+        """The true-label loss's weight at `step` (0-based): 1 before the switch, then `alpha`."""
         return 1.0 if step < self.switch * self.steps else self.alpha
 
     @property
     def random_start_is_a_teachers(self) -> bool:
-        """Whether the student's random start (init 'random' or 'interpolate') is the initial weights of one of its
-        teachers or control members: a network of its architecture with its init seed."""
+        """Whether the student's random start (init 'random' or 'interpolate') is the initial
+        weights of one of its teachers or control members: a network of its architecture with its
+        init seed."""
         arch = (self.model, self.width, self.norm)
-        return self.init != "shared" and any((t.model, t.width, t.norm) == arch and t.seed == self.init_seed_used
-                                             for t in self.teachers + self.control)
+        return self.init != "shared" and any(
+            (t.model, t.width, t.norm) == arch and t.seed == self.init_seed_used
+            for t in self.teachers + self.control
+        )
 
     @property
     def compares_stages(self) -> bool:
-        """Whether the student's stage CKA and train KL against its teacher are measured (Table 1, Fig. 6b): one
-        teacher, and both networks PreResNets, whose three stages correspond."""
-        return len(self.teachers) == 1 and models.has_stages(self.model) and models.has_stages(self.teachers[0].model)
+        """Whether the student's stage CKA and train KL against its teacher are measured (Table 1,
+        Fig. 6b): one teacher, and both networks PreResNets, whose three stages correspond."""
+        return (
+            len(self.teachers) == 1
+            and models.has_stages(self.model)
+            and models.has_stages(self.teachers[0].model)
+        )
 
     def to_dict(self) -> dict:
         d = super().to_dict()
@@ -252,4 +397,6 @@ class StudentConfig(RunConfig):
         return d
 
     def describe(self) -> str:
-        return f"{super().describe()} from {len(self.teachers)} teacher(s), tau={self.temperature:g}"
+        return (
+            f"{super().describe()} from {len(self.teachers)} teacher(s), tau={self.temperature:g}"
+        )

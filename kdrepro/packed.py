@@ -1,15 +1,17 @@
 """G networks of one architecture trained as one network (grouped-convolution packing, as in HFTA).
 
-A small network leaves a GPU waiting on kernel launches; packed, G of them run every layer as one kernel over G times
-the channels. A conv C_in -> C_out becomes G*C_in -> G*C_out with G times its groups; BatchNorm over G*C channels
-is per channel, so per network; GroupNorm(k, C) becomes GroupNorm(G*k, G*C), which normalizes each network's channels
-alone; a linear layer becomes a batched matmul over G. Every network sees its own batch: `Packed` takes the G batches
-stacked as (G, B, C, H, W) and returns (G, B, classes).
+A small network leaves a GPU waiting on kernel launches; packed, G of them run every layer as one
+kernel over G times the channels. A conv C_in -> C_out becomes G*C_in -> G*C_out with G times its
+groups; BatchNorm over G*C channels is per channel, so per network; GroupNorm(k, C) becomes
+GroupNorm(G*k, G*C), which normalizes each network's channels alone; a linear layer becomes a
+batched matmul over G. Every network sees its own batch: `Packed` takes the G batches stacked as (G,
+B, C, H, W) and returns (G, B, classes).
 
-SGD's update is elementwise, so stepping the packed parameters on the sum of the G losses steps each network on its
-own loss: the arithmetic is each network's, up to the order of floating-point reductions inside grouped kernels
-(tests/test_packed.py bounds the difference over a few steps). `fit_pack` trains teachers, or students, that way;
-a pack of students labels its batches with its teachers packed too, all G*m of them in one network.
+SGD's update is elementwise, so stepping the packed parameters on the sum of the G losses steps each
+network on its own loss: the arithmetic is each network's, up to the order of floating-point
+reductions inside grouped kernels (tests/test_packed.py bounds the difference over a few steps).
+`fit_pack` trains teachers, or students, that way; a pack of students labels its batches with its
+teachers packed too, all G*m of them in one network.
 """
 
 import copy
@@ -45,19 +47,33 @@ class GroupedLinear(nn.Module):
 
 
 def _packed_layer(m: nn.Module, g: int) -> nn.Module | None:
-    """The packed form of one layer (uninitialized), or None for a container or a layer without parameters."""
+    """The packed form of one layer (uninitialized), or None for a container or a layer without
+    parameters."""
     if isinstance(m, nn.Conv2d):
-        return nn.Conv2d(g * m.in_channels, g * m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
-                         g * m.groups, m.bias is not None, m.padding_mode)
+        return nn.Conv2d(
+            g * m.in_channels,
+            g * m.out_channels,
+            m.kernel_size,
+            m.stride,
+            m.padding,
+            m.dilation,
+            g * m.groups,
+            m.bias is not None,
+            m.padding_mode,
+        )
     if isinstance(m, nn.BatchNorm2d):
-        return nn.BatchNorm2d(g * m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+        return nn.BatchNorm2d(
+            g * m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats
+        )
     if isinstance(m, nn.GroupNorm):
         return nn.GroupNorm(g * m.num_groups, g * m.num_channels, m.eps, m.affine)
     if isinstance(m, nn.Linear):
         return GroupedLinear(g, m.in_features, m.out_features)
     if next(m.children(), None) is None and next(m.parameters(recurse=False), None) is not None:
-        raise TypeError(f"cannot pack a {type(m).__name__} layer: only Conv2d, BatchNorm2d, GroupNorm and Linear "
-                        "carry parameters in a packable network")
+        raise TypeError(
+            f"cannot pack a {type(m).__name__} layer: only Conv2d, BatchNorm2d, GroupNorm and "
+            "Linear carry parameters in a packable network"
+        )
     return None
 
 
@@ -78,13 +94,18 @@ class Packed(nn.Module):
         if not members:
             raise ValueError("Packed needs at least one member")
         self.groups = len(members)
-        # a member's tensor shapes, for `unpack` (not a member's copy: its parameters would join the optimizer's)
+        # a member's tensor shapes, for `unpack` (not a member's copy: its parameters would join the
+        # optimizer's)
         self.shapes = {key: value.shape for key, value in members[0].state_dict().items()}
         self.net = copy.deepcopy(members[0])
         _repack(self.net, self.groups)
         states = [m.state_dict() for m in members]
-        self.net.load_state_dict({key: _join([s[key] for s in states], target)
-                                  for key, target in self.net.state_dict().items()})
+        self.net.load_state_dict(
+            {
+                key: _join([s[key] for s in states], target)
+                for key, target in self.net.state_dict().items()
+            }
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(G, B, C, H, W) -> (G, B, classes): member g's logits on its own batch x[g]."""
@@ -97,12 +118,16 @@ class Packed(nn.Module):
     def unpack(self) -> list[dict[str, torch.Tensor]]:
         """Each member's state dict, as the unpacked architecture names and shapes it."""
         packed = self.net.state_dict()
-        return [{key: _part(packed[key], shape, self.groups, i) for key, shape in self.shapes.items()}
-                for i in range(self.groups)]
+        return [
+            {key: _part(packed[key], shape, self.groups, i) for key, shape in self.shapes.items()}
+            for i in range(self.groups)
+        ]
 
 
 def _join(parts: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-    if target.shape == parts[0].shape:  # a step counter (BatchNorm's num_batches_tracked): the members share it
+    if (
+        target.shape == parts[0].shape
+    ):  # a step counter (BatchNorm's num_batches_tracked): the members share it
         return parts[0]
     return torch.stack(parts) if target.dim() == parts[0].dim() + 1 else torch.cat(parts)
 
@@ -114,8 +139,8 @@ def _part(packed: torch.Tensor, shape: torch.Size, groups: int, i: int) -> torch
 
 
 def pack_key(cfg: RunConfig) -> str:
-    """Runs with the same key differ only in their seeds, subsets and teachers (of one architecture and number), so
-    they can train as one packed network."""
+    """Runs with the same key differ only in their seeds, subsets and teachers (of one architecture
+    and number), so they can train as one packed network."""
     d = cfg.to_dict()
     for key in ("seed", "subset_seed", "init_seed", "teachers", "control"):
         d.pop(key, None)
@@ -136,33 +161,51 @@ def unpackable(cfg: RunConfig, device_type: str) -> str | None:
     if _has_dropout(cfg.model, cfg.dataset):
         return f"{cfg.model} has dropout, whose masks a pack cannot draw as each run would"
     if isinstance(cfg, StudentConfig) and (cfg.init != "random" or cfg.surface):
-        return f"init={cfg.init!r}, surface={cfg.surface}: a pack trains students from a random init without loss planes"
-    if isinstance(cfg, StudentConfig) and len({(t.model, t.width, t.norm) for t in cfg.teachers}) > 1:
-        return "its teachers differ in architecture, so they cannot be packed into one labelling network"
+        return (
+            f"init={cfg.init!r}, surface={cfg.surface}: a pack trains students from a random init "
+            "without loss planes"
+        )
+    if (
+        isinstance(cfg, StudentConfig)
+        and len({(t.model, t.width, t.norm) for t in cfg.teachers}) > 1
+    ):
+        return (
+            "its teachers differ in architecture: they cannot be packed into one labelling network"
+        )
     if isinstance(cfg, StudentConfig) and logit_cache.pays(cfg):
-        return "its teachers' labels come from a logit cache (logit_cache), which a pack does not build"
+        return (
+            "its teachers' labels come from a logit cache (logit_cache), which packs do not build"
+        )
     return None
 
 
 def _check_pack(cfgs: list[RunConfig], device_type: str) -> None:
     if len({pack_key(c) for c in cfgs}) != 1 or len({type(c) for c in cfgs}) != 1:
-        raise ConfigError("fit_pack: a pack needs runs of one recipe, differing only in seeds, subsets and teachers")
+        raise ConfigError(
+            "fit_pack: a pack needs runs of one recipe, differing only in seeds, subsets and "
+            "teachers"
+        )
     for cfg in cfgs:
         if (why := unpackable(cfg, device_type)) is not None:
             raise ConfigError(f"fit_pack: {cfg.describe()}: {why}; train it without --pack")
 
 
-def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensemble] | None = None,
-             controls: list[Ensemble | None] | None = None,
-             progress: bool = True) -> list["train.Trained | train.TrainingFailed"]:
-    """Train G runs of one recipe (`pack_key`) as one packed network: each on its own subset, batches and
-    augmentations, exactly as `train.fit` draws them; one optimizer step over the sum of their losses steps each on
-    its own. Students (with `teachers[k]`, and `controls[k]` or None, for run k) are labelled by all their teachers
-    packed into one eval-mode network. The arithmetic differs from G separate runs only in the order of sums inside
-    grouped kernels (tests/test_packed.py bounds it). A member whose loss diverges or that learns nothing is
-    returned as its TrainingFailed, the others as usual (a NaN stays in its own member's weights: no kernel mixes
-    members). A pack is not checkpointed: killed, it restarts (packs are for short GPU runs); each member's wall
-    time is its share of the pack's."""
+def fit_pack(
+    cfgs: list[RunConfig],
+    device: torch.device,
+    teachers: list[Ensemble] | None = None,
+    controls: list[Ensemble | None] | None = None,
+    progress: bool = True,
+) -> list["train.Trained | train.TrainingFailed"]:
+    """Train G runs of one recipe (`pack_key`) as one packed network: each on its own subset,
+    batches and augmentations, exactly as `train.fit` draws them; one optimizer step over the sum of
+    their losses steps each on its own. Students (with `teachers[k]`, and `controls[k]` or None, for
+    run k) are labelled by all their teachers packed into one eval-mode network. The arithmetic
+    differs from G separate runs only in the order of sums inside grouped kernels
+    (tests/test_packed.py bounds it). A member whose loss diverges or that learns nothing is
+    returned as its TrainingFailed, the others as usual (a NaN stays in its own member's weights: no
+    kernel mixes members). A pack is not checkpointed: killed, it restarts (packs are for short GPU
+    runs); each member's wall time is its share of the pack's."""
     _check_pack(cfgs, device.type)
     nets = [train.new_model(c) for c in cfgs]
     cfg, g, distill = cfgs[0], len(cfgs), teachers is not None
@@ -173,37 +216,63 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
     model = Packed(nets).to(device, memory_format=torch.channels_last)
     if distill:
         m = len(cfg.teachers)
-        labeller = Packed([net for t in teachers for net in t.members]).to(device, memory_format=torch.channels_last)
+        labeller = Packed([net for t in teachers for net in t.members]).to(
+            device, memory_format=torch.channels_last
+        )
         labeller.eval()
         teacher_test = [train.predict(t, test_x, device) for t in teachers]
-        control_test = [train.predict(c, test_x, device) if c is not None else None for c in controls or [None] * g]
-    forward, labeller = train.compiled(model, device), train.compiled(labeller, device) if distill else None
+        control_test = [
+            train.predict(c, test_x, device) if c is not None else None
+            for c in controls or [None] * g
+        ]
+    forward, labeller = (
+        train.compiled(model, device),
+        train.compiled(labeller, device) if distill else None,
+    )
     opt = train.optimizer(cfg, model.parameters(), cfg.lr)
     aug, evals = augment.make(cfg.augment, cfg.crop_pad), train.eval_steps(cfg.steps, cfg.evals)
-    streams = [train.batches(x, train.run_indices(c, len(x)), aug, torch.Generator().manual_seed(c.seed))
-               for c, (x, _) in zip(cfgs, sets)]
+    streams = [
+        train.batches(x, train.run_indices(c, len(x)), aug, torch.Generator().manual_seed(c.seed))
+        for c, (x, _) in zip(cfgs, sets)
+    ]
     loss_sum, hits, seen = torch.zeros(g, device=device), torch.zeros(g, device=device), 0
     curves, t0 = [[] for _ in cfgs], time.perf_counter()
     failed: dict[int, train.TrainingFailed] = {}
-    for step in tqdm(range(cfg.steps), desc=f"pack of {g} {cfg.kind}s", leave=False, unit="step",
-                     disable=not progress or not sys.stderr.isatty()):  # per-step bars only on a terminal
+    for step in tqdm(
+        range(cfg.steps),
+        desc=f"pack of {g} {cfg.kind}s",
+        leave=False,
+        unit="step",
+        disable=not progress or not sys.stderr.isatty(),
+    ):  # per-step bars only on a terminal
         drawn = [next(s) for s in streams]
         xb = torch.stack([x for _, x, _ in drawn])
         labels = torch.stack([y[idx] for (idx, _, _), (_, y) in zip(drawn, sets)])
 
         def loss_of(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if not distill:
-                return (F.cross_entropy(out.flatten(0, 1), labels.flatten(), reduction="none").view(g, -1).mean(1),
-                        labels)
+                return (
+                    F.cross_entropy(out.flatten(0, 1), labels.flatten(), reduction="none")
+                    .view(g, -1)
+                    .mean(1),
+                    labels,
+                )
             with torch.no_grad():
                 z = labeller(xb.repeat_interleave(m, 0)).float().unflatten(0, (g, m))
                 target = torch.stack([ensemble_logits(z[k]) for k in range(g)])
             alpha = cfg.alpha_at(step)
-            return torch.stack([kd_loss(out[k], target[k], cfg.temperature, alpha,
-                                        labels[k] if alpha > 0 else None) for k in range(g)]), target.argmax(2)
+            return torch.stack(
+                [
+                    kd_loss(
+                        out[k], target[k], cfg.temperature, alpha, labels[k] if alpha > 0 else None
+                    )
+                    for k in range(g)
+                ]
+            ), target.argmax(2)
 
-        losses, out, target = train.take_step(model, forward, opt, train.lr_at(cfg, cfg.lr, step), xb, device,
-                                              loss_of)
+        losses, out, target = train.take_step(
+            model, forward, opt, train.lr_at(cfg, cfg.lr, step), xb, device, loss_of
+        )
         loss_sum += losses * cfg.batch_size
         hits += (out.argmax(-1) == target).sum(-1)
         seen += cfg.batch_size
@@ -212,12 +281,25 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
                 if k in failed:
                     continue
                 net.load_state_dict(state)
-                pred = train.predict(net.to(device, memory_format=torch.channels_last), test_x, device)
-                test = (train.evaluate(pred, test_y, teacher_test[k], control_test[k]) if distill
-                        else train.evaluate(pred, test_y))
+                pred = train.predict(
+                    net.to(device, memory_format=torch.channels_last), test_x, device
+                )
+                test = (
+                    train.evaluate(pred, test_y, teacher_test[k], control_test[k])
+                    if distill
+                    else train.evaluate(pred, test_y)
+                )
                 try:
-                    curves[k].append(train.evaluation(c, step + 1, len(sets[k][0]), loss_sum[k].item() / seen,
-                                                       hits[k].item() / seen, test))
+                    curves[k].append(
+                        train.evaluation(
+                            c,
+                            step + 1,
+                            len(sets[k][0]),
+                            loss_sum[k].item() / seen,
+                            hits[k].item() / seen,
+                            test,
+                        )
+                    )
                 except train.TrainingFailed as e:
                     failed[k] = e
             loss_sum.zero_()
@@ -230,13 +312,23 @@ def fit_pack(cfgs: list[RunConfig], device: torch.device, teachers: list[Ensembl
             if k in failed:
                 raise failed[k]
             if distill:
-                _, deviations = train.finish_student(c, net, teachers[k], sets[k], (test_x, test_y), device, final)
+                _, deviations = train.finish_student(
+                    c, net, teachers[k], sets[k], (test_x, test_y), device, final
+                )
             else:
                 train.finish_teacher(net, *sets[k], device, final)
         except train.TrainingFailed as e:
             out.append(e)
             continue
-        out.append(train.Trained(final, curve, train.evaluate(teacher_test[k], test_y) if distill else None,
-                                 {key: v.detach().cpu() for key, v in net.state_dict().items()}, share, packed=g,
-                                 deviations=deviations))
+        out.append(
+            train.Trained(
+                final,
+                curve,
+                train.evaluate(teacher_test[k], test_y) if distill else None,
+                {key: v.detach().cpu() for key, v in net.state_dict().items()},
+                share,
+                packed=g,
+                deviations=deviations,
+            )
+        )
     return out

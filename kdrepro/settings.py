@@ -16,8 +16,15 @@ Each is read when it is used, so a test, a notebook or a Ray worker that sets on
 import os
 from pathlib import Path
 
-NAMES = ("KDREPRO_DATA", "KDREPRO_CACHE", "KDREPRO_RESULTS", "KDREPRO_STORE_ONLY", "KDREPRO_COMPILE",
-         "KDREPRO_CKPT_SECONDS", "KDREPRO_SOURCE")
+NAMES = (
+    "KDREPRO_DATA",
+    "KDREPRO_CACHE",
+    "KDREPRO_RESULTS",
+    "KDREPRO_STORE_ONLY",
+    "KDREPRO_COMPILE",
+    "KDREPRO_CKPT_SECONDS",
+    "KDREPRO_SOURCE",
+)
 
 
 def data() -> str:
@@ -51,5 +58,9 @@ def source() -> str | None:
 
 def for_workers(**values: str) -> dict[str, str]:
     """The variables a Ray worker needs, as this process sees them, overridden by `values`."""
-    passed = {name: os.environ[name] for name in ("KDREPRO_CKPT_SECONDS", "KDREPRO_COMPILE") if name in os.environ}
+    passed = {
+        name: os.environ[name]
+        for name in ("KDREPRO_CKPT_SECONDS", "KDREPRO_COMPILE")
+        if name in os.environ
+    }
     return {**passed, **values}

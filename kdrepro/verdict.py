@@ -1,36 +1,42 @@
-"""Verdicts that stand on their evidence: paired per-trial differences, 95 % intervals, three outcomes.
+"""Verdicts that stand on their evidence: paired per-trial differences, 95 % intervals, three
+outcomes.
 
-Every comparative check is decided on the differences between two conditions *within* each trial (the same trial
-index: the same student seed and data subset, and the same teachers unless the conditions differ in them, as two
-ensemble sizes do): a t interval over trials. We use the t interval, not a bootstrap, because
-the trial is the unit of replication here (teacher, subset and student seed all change with it) and with 3-5 trials
-a bootstrap over trials has too few distinct resamples to give a 95 % interval; test-set sampling noise is smaller
-than trial-to-trial variation at these sizes and is left out. A check then
+Every comparative check is decided on the differences between two conditions *within* each trial
+(the same trial index: the same student seed and data subset, and the same teachers unless the
+conditions differ in them, as two ensemble sizes do): a t interval over trials. We use the t
+interval, not a bootstrap, because the trial is the unit of replication here (teacher, subset and
+student seed all change with it) and with 3-5 trials a bootstrap over trials has too few distinct
+resamples to give a 95 % interval; test-set sampling noise is smaller than trial-to-trial variation
+at these sizes and is left out. A check then
   * holds when the whole interval is on the paper's side,
   * fails when the whole interval is on the other side,
   * is inconclusive when the interval allows both.
-A one-sided threshold the paper states (such as "> 99 %") is compared as stated, with no tolerance. Where the paper
-says two numbers are equal, or a level is approximate ("at or near the top", "does not fall"), the check allows
-±1.5 points: a margin this reproduction chose, larger than the paper's trial spread (0.2-0.5 points), because figure
-read-outs are only good to about a point and our datasets and networks differ from the paper's.
+A one-sided threshold the paper states (such as "> 99 %") is compared as stated, with no tolerance.
+Where the paper says two numbers are equal, or a level is approximate ("at or near the top", "does
+not fall"), the check allows ±1.5 points: a margin this reproduction chose, larger than the paper's
+trial spread (0.2-0.5 points), because figure read-outs are only good to about a point and our
+datasets and networks differ from the paper's.
 
-A finding is *reproduced* when every core check holds, *not reproduced* when a core check fails, *partly
-reproduced* when some core checks hold and the rest are inconclusive, and *inconclusive* when none holds or fails.
-Context checks (sanity: ensembling raises teacher accuracy, an ensemble beats its student) are shown, never counted.
-Runs that did not converge test under-training, not the paper's claim. Teachers must fit their training set:
-at least 99 % accuracy in eval mode on their un-augmented images (`FIT`), else the finding is *inconclusive* at
-that scale, whatever its checks say, and the reason gives the numbers. Students are judged by a length control
-instead: a chapter's key condition also runs at twice the student steps, paired by trial, and a core check whose
-effect is no larger than what doubling moved its metric is inconclusive, with that movement printed beside it
-(`guarded`). Runs stored before teachers recorded their fit (`clean_train_accuracy`) are judged by the earlier
-gate: a train metric that moved by 0.5 points or more (and at least twice its sampling error) over the last
-quarter of steps, for teachers below 95 % train accuracy and for every student.
+A finding is *reproduced* when every core check holds, *not reproduced* when a core check fails,
+*partly reproduced* when some core checks hold and the rest are inconclusive, and *inconclusive*
+when none holds or fails. Context checks (sanity: ensembling raises teacher accuracy, an ensemble
+beats its student) are shown, never counted. Runs that did not converge test under-training, not the
+paper's claim. Teachers must fit their training set: at least 99 % accuracy in eval mode on their
+un-augmented images (`FIT`), else the finding is *inconclusive* at that scale, whatever its checks
+say, and the reason gives the numbers. Students are judged by a length control instead: a chapter's
+key condition also runs at twice the student steps, paired by trial, and a core check whose effect
+is no larger than what doubling moved its metric is inconclusive, with that movement printed beside
+it (`guarded`). Runs stored before teachers recorded their fit (`clean_train_accuracy`) are judged
+by the earlier gate: a train metric that moved by 0.5 points or more (and at least twice its
+sampling error) over the last quarter of steps, for teachers below 95 % train accuracy and for every
+student.
 
-The replication unit is the trial: its seed sets the student's initial weights, its batches and augmentations,
-and which pool members form its teachers. In chapters 3-5 every trial distills on the same subset of the training
-set (the pool's), so their intervals speak for that subset; chapter 3's fresh-seed replication draws another.
-A trial whose value is NaN is an error (`interval`), never silently dropped; trials missing from one condition of
-a pair are left out, and every interval reports the n that remains.
+The replication unit is the trial: its seed sets the student's initial weights, its batches and
+augmentations, and which pool members form its teachers. In chapters 3-5 every trial distills on the
+same subset of the training set (the pool's), so their intervals speak for that subset; chapter 3's
+fresh-seed replication draws another. A trial whose value is NaN is an error (`interval`), never
+silently dropped; trials missing from one condition of a pair are left out, and every interval
+reports the n that remains.
 """
 
 import math
@@ -39,27 +45,59 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
-TOLERANCE = 0.015   # ±1.5 points: our margin for "equal", "near" and "does not fall" (see the module docstring)
-FIT = 0.99          # a teacher fits its training set: eval-mode accuracy on its un-augmented images
-# The earlier gate, for runs stored before `clean_train_accuracy`: a run converged if its train metric moved less
-# than 0.5 points over the last quarter of steps (or less than twice the sampling error of that move), or, for a
-# teacher, if its running train accuracy reached 95 %.
+# ±1.5 points: our margin for "equal", "near" and "does not fall" (see the module docstring)
+TOLERANCE = 0.015
+FIT = 0.99  # a teacher fits its training set: eval-mode accuracy on its un-augmented images
+# The earlier gate, for runs stored before `clean_train_accuracy`: a run converged if its train
+# metric moved less than 0.5 points over the last quarter of steps (or less than twice the sampling
+# error of that move), or, for a teacher, if its running train accuracy reached 95 %.
 PLATEAU = 0.005
 RUNNING_FIT = 0.95
 
 # Two-sided 95 % quantiles of Student's t, df = 1..30.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t975(df: int) -> float:
-    """The 97.5 % quantile of Student's t with `df` degrees of freedom (a Cornish-Fisher expansion past 30)."""
+    """The 97.5 % quantile of Student's t with `df` degrees of freedom (a Cornish-Fisher expansion
+    past 30)."""
     if df < 1:
         raise ValueError(f"df={df}: a t interval needs at least 2 trials")
     if df <= len(_T975):
         return _T975[df - 1]
     z = 1.959964
-    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
 @dataclass(frozen=True)
@@ -79,15 +117,21 @@ class Interval:
     def text(self, scale: float = 100.0, digits: int = 1, unit: str = " pt") -> str:
         """'+1.2 pt [−0.3, +2.7]' (scale 100 turns fractions into points)."""
         f = lambda v: f"{v * scale:+.{digits}f}".replace("-", "−")  # noqa: E731
-        return f"{f(self.mean)}{unit} [{f(self.lo)}, {f(self.hi)}]" if self.n > 1 else f"{f(self.mean)}{unit} (1 trial)"
+        return (
+            f"{f(self.mean)}{unit} [{f(self.lo)}, {f(self.hi)}]"
+            if self.n > 1
+            else f"{f(self.mean)}{unit} (1 trial)"
+        )
 
 
 def interval(values) -> Interval:
-    """Mean and 95 % t interval of per-trial values; a NaN among them is an error (a run that diverged, or a
-    metric it lacks), never dropped."""
+    """Mean and 95 % t interval of per-trial values; a NaN among them is an error (a run that
+    diverged, or a metric it lacks), never dropped."""
     v = pd.Series(values, dtype=float)
     if v.isna().any():
-        raise ValueError(f"{int(v.isna().sum())} of {len(v)} trials are NaN: find the run that produced it")
+        raise ValueError(
+            f"{int(v.isna().sum())} of {len(v)} trials are NaN: find the run that produced it"
+        )
     n = len(v)
     if n == 0:
         raise ValueError("an interval needs at least one trial")
@@ -98,15 +142,19 @@ def interval(values) -> Interval:
 
 
 def paired(table: pd.DataFrame, a: dict, b: dict, col: str, by: str = "trial") -> Interval:
-    """Interval of col(b) - col(a) over the trials present in both conditions; `a`/`b` select rows by labels
-    (e.g. {"distill_size": 200}), `by` names the trial label that pairs them."""
+    """Interval of col(b) - col(a) over the trials present in both conditions; `a`/`b` select rows
+    by labels (e.g. {"distill_size": 200}), `by` names the trial label that pairs them."""
+
     def select(cond):
         rows = table
         for key, value in cond.items():
             rows = rows[rows[key] == value]
-        if rows[by].duplicated().any():  # an under-specified condition would pair every row with every other
+        if (
+            rows[by].duplicated().any()
+        ):  # an under-specified condition would pair every row with every other
             raise ValueError(f"{cond}: several rows per {by}; name the condition fully")
         return rows.set_index(by)[col]
+
     first, second = select(a), select(b)
     both = first.index.intersection(second.index)  # trials run under both conditions
     return interval(second[both] - first[both])
@@ -133,13 +181,20 @@ def at_most(iv: Interval, threshold: float) -> str:
 
 
 def within(iv: Interval, low: float, high: float) -> str:
-    """The paper says the value lies in [low, high] (an equivalence check: the whole interval must)."""
-    return HOLDS if low <= iv.lo and iv.hi <= high else FAILS if iv.hi < low or iv.lo > high else INCONCLUSIVE
+    """The paper says the value lies in [low, high] (equivalence: the whole interval must)."""
+    return (
+        HOLDS
+        if low <= iv.lo and iv.hi <= high
+        else FAILS
+        if iv.hi < low or iv.lo > high
+        else INCONCLUSIVE
+    )
 
 
 def every_trial(values, above: float) -> str:
-    """For a quantity that cannot be negative (a loss barrier), where a t interval would reach below 0: holds when
-    every trial is above `above`, fails when none is, else inconclusive. A NaN trial is an error."""
+    """For a quantity that cannot be negative (a loss barrier), where a t interval would reach below
+    0: holds when every trial is above `above`, fails when none is, else inconclusive. A NaN trial
+    is an error."""
     v = pd.Series(values, dtype=float)
     if v.isna().any() or not len(v):
         raise ValueError(f"{int(v.isna().sum())} of {len(v)} trials are NaN (or there are none)")
@@ -147,41 +202,55 @@ def every_trial(values, above: float) -> str:
 
 
 def convergence(table: pd.DataFrame) -> str:
-    """'' when a results table's runs count as converged, else what did not, with numbers. Teachers must fit their
-    training set (FIT, on `clean_train_accuracy`); students are judged by the chapter's length control
-    (`guarded`), not here. Tables of runs stored before `clean_train_accuracy` use the earlier gate (see the
-    module docstring)."""
+    """'' when a results table's runs count as converged, else what did not, with numbers. Teachers
+    must fit their training set (FIT, on `clean_train_accuracy`); students are judged by the
+    chapter's length control (`guarded`), not here. Tables of runs stored before
+    `clean_train_accuracy` use the earlier gate (see the module docstring)."""
     teachers, students = table.role == "teacher", table.role == "student"
     if "clean_train_accuracy" in table:
         bad = table[teachers & ~(table.clean_train_accuracy >= FIT)]
         if not len(bad):
             return ""
-        return (f"{len(bad)} of {int(teachers.sum())} teachers do not fit their training set (eval-mode train "
-                f"accuracy {bad.clean_train_accuracy.min():.1%}–{bad.clean_train_accuracy.max():.1%}, below "
-                f"{FIT:.0%})")
+        return (
+            f"{len(bad)} of {int(teachers.sum())} teachers do not fit their training set "
+            "(eval-mode train accuracy "
+            f"{bad.clean_train_accuracy.min():.1%}–{bad.clean_train_accuracy.max():.1%}, below "
+            f"{FIT:.0%})"
+        )
     threshold = (2 * table.late_se).clip(lower=PLATEAU) if "late_se" in table else PLATEAU
     moved = table.late_change.abs() >= threshold
     parts = []
     bad = table[teachers & moved & (table.train_accuracy < RUNNING_FIT)]
     if len(bad):
-        parts.append(f"{len(bad)} of {int(teachers.sum())} teachers neither fit their training set (train accuracy "
-                     f"{bad.train_accuracy.min():.0%}–{bad.train_accuracy.max():.0%}) nor plateaued (up to "
-                     f"{bad.late_change.abs().max() * 100:.1f} pt over the last quarter)")
+        parts.append(
+            f"{len(bad)} of {int(teachers.sum())} teachers neither fit their training set (train "
+            f"accuracy {bad.train_accuracy.min():.0%}–{bad.train_accuracy.max():.0%}) nor "
+            f"plateaued (up to {bad.late_change.abs().max() * 100:.1f} pt over the last quarter)"
+        )
     bad = table[students & moved]
     if len(bad):
-        parts.append(f"{len(bad)} of {int(students.sum())} students' train agreement moved by up to "
-                     f"{bad.late_change.abs().max() * 100:.1f} pt over the last quarter")
+        parts.append(
+            f"{len(bad)} of {int(students.sum())} students' train agreement moved by up to "
+            f"{bad.late_change.abs().max() * 100:.1f} pt over the last quarter"
+        )
     return "; ".join(parts)
 
 
 def length_moves(table: pd.DataFrame, short: dict, long: dict, cols) -> dict[str, Interval]:
-    """The length control: per column, long − short paired by trial (the key condition at 1x and at 2x the
-    student steps)."""
+    """The length control: per column, long − short paired by trial (the key condition at 1x and at
+    2x the student steps)."""
     return {col: paired(table, short, long, col) for col in cols}
 
 
-def guarded(check: "Check", effect: float, moved: Interval | None, level: bool = False,
-            scale: float = 100.0, digits: int = 1, unit: str = " pt") -> "Check":
+def guarded(
+    check: "Check",
+    effect: float,
+    moved: Interval | None,
+    level: bool = False,
+    scale: float = 100.0,
+    digits: int = 1,
+    unit: str = " pt",
+) -> "Check":
     """`check` at the paper's length, kept decided only if its effect (the signed distance of its
     mean from what it tests: 0, or a threshold) exceeds what doubling the student steps moved its
     metric (`moved`, from `length_moves`); otherwise inconclusive, and the movement is stated in its
@@ -199,13 +268,17 @@ def guarded(check: "Check", effect: float, moved: Interval | None, level: bool =
     if abs(effect) > abs(moved.mean):
         return replace(check, note=f"{note}, less than the effect")
     shown = f"{effect * scale:+.{digits}f}{unit}"
-    return replace(check, outcome=INCONCLUSIVE, note=f"{note}, at least the effect ({shown}), so "
-                                                     f"the check was {check.outcome} only at this length")
+    return replace(
+        check,
+        outcome=INCONCLUSIVE,
+        note=f"{note}, at least the effect ({shown}), so "
+        f"the check was {check.outcome} only at this length",
+    )
 
 
 @dataclass
 class Check:
-    """One testable sub-claim: what, where in the paper, the paper's number, ours, and the outcome."""
+    """One testable sub-claim: what, where in the paper, the paper's number, ours, the outcome."""
 
     what: str
     source: str
@@ -213,7 +286,7 @@ class Check:
     here: str
     outcome: str
     core: bool = True
-    note: str = ""    # why a decided outcome was kept or withdrawn (`guarded`)
+    note: str = ""  # why a decided outcome was kept or withdrawn (`guarded`)
 
 
 @dataclass
@@ -221,7 +294,7 @@ class Finding:
     key: str
     claim: str
     checks: list[Check] = field(default_factory=list)
-    scope: str = ""        # what data, model and scale the checks ran at
+    scope: str = ""  # what data, model and scale the checks ran at
     unconverged: str = ""  # what did not converge (`convergence`); '' when everything did
 
     @property
@@ -239,15 +312,21 @@ class Finding:
 
     @property
     def reason(self) -> str:
-        """Why the verdict is not 'reproduced': unconverged runs, and the core checks that did not hold."""
+        """Why the verdict is not 'reproduced': unconverged runs, and the core checks that did not
+        hold."""
         why = [f"runs not converged at this scale ({self.unconverged})"] if self.unconverged else []
-        return "; ".join(why + [f"{c.what}: {c.outcome}" for c in self.checks if c.core and c.outcome != HOLDS])
+        return "; ".join(
+            why + [f"{c.what}: {c.outcome}" for c in self.checks if c.core and c.outcome != HOLDS]
+        )
 
     def text(self) -> str:
         """The finding, its verdict and each check on a few short lines (readable at page width)."""
         lines = [f"{self.key}: {self.claim}", f"verdict: {self.status.upper()}"]
         for c in self.checks:
-            lines += [f"- {c.what}{'' if c.core else ' (context, not counted)'}: {c.outcome}",
-                      f"    paper ({c.source}): {c.paper}", f"    here: {c.here}"]
+            lines += [
+                f"- {c.what}{'' if c.core else ' (context, not counted)'}: {c.outcome}",
+                f"    paper ({c.source}): {c.paper}",
+                f"    here: {c.here}",
+            ]
             lines += [f"    length control: {c.note}"] if c.note else []
         return "\n".join(lines)

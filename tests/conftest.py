@@ -9,7 +9,8 @@ def _may_train(monkeypatch):
 
 @pytest.fixture
 def tmp_store(tmp_path, monkeypatch):
-    """A result store and cache of the test's own, so tests train into neither the repository's nor each other's."""
+    """A result store and cache of the test's own, so tests train into neither the repository's nor
+    each other's."""
     monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
     return tmp_path

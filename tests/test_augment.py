@@ -9,15 +9,22 @@ from kdrepro import augment, data
 
 @pytest.fixture
 def images():
-    return torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    return torch.randint(
+        0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def test_crop_matches_torchvision_pixel_for_pixel(images):
-    # RandomCrop(32, padding=4) pads with zeros and cuts at (top, left) in {0..8}^2; then hflip or not.
+    # RandomCrop(32, padding=4) pads with zeros and cuts at (top, left) in {0..8}^2; then hflip or
+    # not.
     for top in range(9):
         for left in range(9):
-            ours = augment.crop_at(images[:2], 4, torch.tensor([top, top]), torch.tensor([left, left]))
-            ref = TF.crop(TF.pad(images[:2], [4], fill=0, padding_mode="constant"), top, left, 32, 32)
+            ours = augment.crop_at(
+                images[:2], 4, torch.tensor([top, top]), torch.tensor([left, left])
+            )
+            ref = TF.crop(
+                TF.pad(images[:2], [4], fill=0, padding_mode="constant"), top, left, 32, 32
+            )
             assert torch.equal(ours, ref)
     assert torch.equal(images.flip(3), TF.horizontal_flip(images))
 
@@ -83,7 +90,13 @@ def test_mixup_one_lambda_per_batch_and_noise_rate():
     assert torch.allclose(out.sum(0), x.sum(0))  # lam*x + (1-lam)*x[perm] preserves the batch sum
     assert torch.allclose(out[0].flatten()[0].expand(4), out[0].flatten())
     z = torch.zeros(4000, 1, 2, 2)
-    noisy = (augment.uniform_noise(z, torch.Generator().manual_seed(0)) != 0).flatten(1).any(1).float().mean()
+    noisy = (
+        (augment.uniform_noise(z, torch.Generator().manual_seed(0)) != 0)
+        .flatten(1)
+        .any(1)
+        .float()
+        .mean()
+    )
     assert abs(noisy.item() - 0.2) < 0.03
 
 
@@ -94,8 +107,8 @@ def test_unknown_policy_error():
 
 @pytest.mark.parametrize("policy, pad", [("crop", 2), ("crop_flip", 4)])
 def test_view_ids_give_the_crop_and_flip_chain_and_its_draws(images, policy, pad):
-    """`make` draws crop + flip as view ids; the images and the generator's state after are those of RandomCrop
-    followed by RandomHorizontalFlip, and every id is one of `view_count`."""
+    """`make` draws crop + flip as view ids; the images and the generator's state after are those of
+    RandomCrop followed by RandomHorizontalFlip, and every id is one of `view_count`."""
     g, ref = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     out, views = augment.make(policy, pad)(images, g)
     chain = augment.random_crop(images, ref, pad)
@@ -106,8 +119,17 @@ def test_view_ids_give_the_crop_and_flip_chain_and_its_draws(images, policy, pad
     assert count == (2 * pad + 1) ** 2 * (2 if policy == "crop_flip" else 1)
     assert views.min() >= 0 and views.max() < count
     every = torch.arange(count)
-    assert len({augment.at_views(images[:1].expand(count, -1, -1, -1), policy, pad, every)[k].numpy().tobytes()
-                for k in range(count)}) == count  # each id is its own view
+    assert (
+        len(
+            {
+                augment.at_views(images[:1].expand(count, -1, -1, -1), policy, pad, every)[k]
+                .numpy()
+                .tobytes()
+                for k in range(count)
+            }
+        )
+        == count
+    )  # each id is its own view
 
 
 def test_continuous_policies_have_no_view_ids():

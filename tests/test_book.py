@@ -1,6 +1,7 @@
-"""What a reader of the HTML sees: prose, figures and tables. Code cells are hidden (the notebook-level myst-nb
-setting `remove_code_source`, which also hides papermill's injected parameters cell), except cells that show
-on purpose how a chapter calls the library; those fit in 100 columns."""
+"""What a reader of the HTML sees: prose, figures and tables. Code cells are hidden (the
+notebook-level myst-nb setting `remove_code_source`, which also hides papermill's injected
+parameters cell), except cells that show on purpose how a chapter calls the library; those fit in
+100 columns."""
 
 import json
 from pathlib import Path
@@ -15,8 +16,12 @@ NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
 def test_code_is_hidden_unless_shown_on_purpose_and_fits_100_columns(path):
     nb = json.loads(path.read_text())
     assert nb["metadata"].get("mystnb", {}).get("remove_code_source") is True
-    shown = [c for c in nb["cells"] if c["cell_type"] == "code"
-             and c["metadata"].get("mystnb", {}).get("remove_code_source") is False]
+    shown = [
+        c
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+        and c["metadata"].get("mystnb", {}).get("remove_code_source") is False
+    ]
     for cell in shown:
         assert "parameters" not in cell["metadata"].get("tags", [])
         for line in "".join(cell["source"]).splitlines():
@@ -31,9 +36,13 @@ def test_published_chapters_agree_across_the_package_the_toc_and_the_makefile():
     import yaml
 
     from kdrepro import chapters
+
     root = BOOK.parent
     toc = [entry["file"] for entry in yaml.safe_load((root / "_toc.yml").read_text())["chapters"]]
     make = re.search(r"^CHAPTERS = (.*)$", (root / "Makefile").read_text(), re.M).group(1).split()
     published = ["fidelity", *chapters.PUBLISHED]
     assert make == published
-    assert toc == [f"book/{name}" for name in published] + ["book/making", "book/references"]  # then the appendix
+    assert toc == [f"book/{name}" for name in published] + [
+        "book/making",
+        "book/references",
+    ]  # then the appendix

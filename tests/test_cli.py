@@ -1,4 +1,5 @@
-"""The command line: expected errors are one line on stderr and exit 2; --debug shows their traceback."""
+"""The command line: expected errors are one line on stderr and exit 2; --debug shows their
+traceback."""
 
 import pytest
 
@@ -7,20 +8,24 @@ from kdrepro.__main__ import main
 
 
 def one_line_error(capsys, code, expected):
-    """Exit 2, and the error is one line (the last; a progress bar of work already started may precede it)."""
+    """Exit 2, and the error is one line (the last; a progress bar of work already started may
+    precede it)."""
     err = capsys.readouterr().err
     lines = err.split("\n")
     assert code == 2 and lines[-1] == "" and lines[-2].split("\r")[-1].startswith("error: "), err
     assert expected in lines[-2] and err.count("error: ") == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["run", "lenet_mnist", "--seeds", "-1"], "argument --seeds: '-1' is not an integer >= 0"),
-    (["run", "lenet_mnist", "--seeds", "x"], "argument --seeds: 'x' is not an integer >= 0"),
-    (["run", "lenet_mnist", "--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
-    (["run", "no_such_chapter"], "invalid choice: 'no_such_chapter'"),
-    (["run", "lenet_mnist", "--pack", "0"], "argument --pack: '0' is not an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["run", "lenet_mnist", "--seeds", "-1"], "argument --seeds: '-1' is not an integer >= 0"),
+        (["run", "lenet_mnist", "--seeds", "x"], "argument --seeds: 'x' is not an integer >= 0"),
+        (["run", "lenet_mnist", "--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
+        (["run", "no_such_chapter"], "invalid choice: 'no_such_chapter'"),
+        (["run", "lenet_mnist", "--pack", "0"], "argument --pack: '0' is not an integer >= 1"),
+    ],
+)
 def test_bad_arguments(argv, expected, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -28,11 +33,24 @@ def test_bad_arguments(argv, expected, capsys):
 
 
 def test_expected_errors_are_one_line(tmp_store, monkeypatch, capsys):
-    one_line_error(capsys, main(["run", "lenet_mnist", "--profile", "smoke", "--store-only"]), "is not in")
-    one_line_error(capsys, main(["run", "lenet_mnist", "--profile", "smoke", "--seeds", "1", "1"]),
-                   "each trial needs its own seed")
-    one_line_error(capsys, main(["run", "lenet_mnist", "--profile", "smoke", "--device", "tpu"]), "device='tpu'")
-    one_line_error(capsys, main(["run", "lenet_mnist", "--executor", "ray", "--pack", "4"]), "no --store-only or --pack")
+    one_line_error(
+        capsys, main(["run", "lenet_mnist", "--profile", "smoke", "--store-only"]), "is not in"
+    )
+    one_line_error(
+        capsys,
+        main(["run", "lenet_mnist", "--profile", "smoke", "--seeds", "1", "1"]),
+        "each trial needs its own seed",
+    )
+    one_line_error(
+        capsys,
+        main(["run", "lenet_mnist", "--profile", "smoke", "--device", "tpu"]),
+        "device='tpu'",
+    )
+    one_line_error(
+        capsys,
+        main(["run", "lenet_mnist", "--executor", "ray", "--pack", "4"]),
+        "no --store-only or --pack",
+    )
     monkeypatch.setenv("KDREPRO_DATA", str(tmp_store / "nowhere"))
     data._load.cache_clear()
     one_line_error(capsys, main(["run", "lenet_mnist", "--profile", "smoke"]), "mnist: not found")

@@ -1,5 +1,5 @@
-"""Time estimates: exact FLOP counts, estimates that match the stored runs' measured wall time, and a clear line when
-a device was never benchmarked."""
+"""Time estimates: exact FLOP counts, estimates that match the stored runs' measured wall time, and
+a clear line when a device was never benchmarked."""
 
 import json
 import statistics
@@ -13,16 +13,31 @@ from kdrepro.errors import ConfigError
 
 
 def test_lenet5_forward_flops_are_its_multiply_adds_twice():
-    macs = (6 * 28 * 28 * 25          # conv 1 -> 6, 5x5, padding 2: 28x28 outputs
-            + 16 * 10 * 10 * 6 * 25   # conv 6 -> 16, 5x5 on 14x14: 10x10 outputs
-            + 400 * 120 + 120 * 84 + 84 * 10)
+    macs = (
+        6 * 28 * 28 * 25  # conv 1 -> 6, 5x5, padding 2: 28x28 outputs
+        + 16 * 10 * 10 * 6 * 25  # conv 6 -> 16, 5x5 on 14x14: 10x10 outputs
+        + 400 * 120
+        + 120 * 84
+        + 84 * 10
+    )
     assert compute.forward_flops("lenet5", "mnist") == 2 * macs
 
 
 def test_a_student_costs_its_training_plus_its_teachers_forward_passes():
-    t = TeacherConfig(dataset="mnist", model="lenet5", epochs=1, train_size=1_000, batch_size=100, evals=1)
-    s = StudentConfig(dataset="mnist", model="lenet5", epochs=1, train_size=1_000, batch_size=100, evals=1,
-                      teachers=(t, replace(t, seed=1)), control=(replace(t, seed=2),), init_seed=9)
+    t = TeacherConfig(
+        dataset="mnist", model="lenet5", epochs=1, train_size=1_000, batch_size=100, evals=1
+    )
+    s = StudentConfig(
+        dataset="mnist",
+        model="lenet5",
+        epochs=1,
+        train_size=1_000,
+        batch_size=100,
+        evals=1,
+        teachers=(t, replace(t, seed=1)),
+        control=(replace(t, seed=2),),
+        init_seed=9,
+    )
     f = compute.forward_flops("lenet5", "mnist")
     assert compute.run_flops(t) == 1_000 * 3 * f + 10_000 * f
     assert compute.run_flops(s) == 1_000 * (3 + 2) * f + 10_000 * (1 + 2 + 1) * f
@@ -30,58 +45,87 @@ def test_a_student_costs_its_training_plus_its_teachers_forward_passes():
 
 def _bench(root, device: str, case: str, speed: float) -> None:
     (root / "bench").mkdir(parents=True, exist_ok=True)
-    (root / "bench" / f"{device}-test.json").write_text(json.dumps({"results": [{"case": case, "kdrepro": speed}]}))
+    (root / "bench" / f"{device}-test.json").write_text(
+        json.dumps({"results": [{"case": case, "kdrepro": speed}]})
+    )
 
 
 def test_a_compiled_benchmark_sizes_compiled_runs_only(tmp_path, monkeypatch):
     _bench(tmp_path, "cpu", "lenet5", 1_000.0)
-    fast = json.dumps({"provenance": {"compiled": True}, "results": [{"case": "lenet5", "kdrepro": 4_000.0}]})
+    fast = json.dumps(
+        {"provenance": {"compiled": True}, "results": [{"case": "lenet5", "kdrepro": 4_000.0}]}
+    )
     (tmp_path / "bench" / "cpu-compiled.json").write_text(fast)
-    t = TeacherConfig(dataset="mnist", model="lenet5", epochs=2, train_size=1_000, batch_size=100, evals=1)
+    t = TeacherConfig(
+        dataset="mnist", model="lenet5", epochs=2, train_size=1_000, batch_size=100, evals=1
+    )
     plain = compute.estimate([t], "cpu", tmp_path)
     monkeypatch.setenv("KDREPRO_COMPILE", "1")
     compiled = compute.estimate([t], "cpu", tmp_path)
-    assert plain[1] == ["lenet5 in cpu-test.json"] and compiled[1] == ["lenet5 in cpu-compiled.json"]
+    assert plain[1] == ["lenet5 in cpu-test.json"] and compiled[1] == [
+        "lenet5 in cpu-compiled.json"
+    ]
     assert plain[0] == pytest.approx(4 * compiled[0])
 
 
 def test_an_estimate_is_work_over_the_benchmarked_rate(tmp_path):
     _bench(tmp_path, "cpu", "lenet5", 1_000.0)
-    t = TeacherConfig(dataset="mnist", model="lenet5", epochs=2, train_size=1_000, batch_size=100, evals=1)
+    t = TeacherConfig(
+        dataset="mnist", model="lenet5", epochs=2, train_size=1_000, batch_size=100, evals=1
+    )
     seconds, sources = compute.estimate([t, t], "cpu", tmp_path)
-    # 2 runs x (2,000 training images + a third of 10,000 test images, counted as training-step equivalents)
+    # 2 runs x (2,000 training images + a third of 10,000 test images, counted as training-step
+    # equivalents)
     assert seconds == pytest.approx(2 * (2_000 + 10_000 / 3) / 1_000)
     assert sources == ["lenet5 in cpu-test.json"]
 
 
 def test_without_a_benchmark_the_line_says_how_to_get_one(tmp_path):
-    t = TeacherConfig(dataset="mnist", model="lenet5", epochs=1, train_size=1_000, batch_size=100, evals=1)
+    t = TeacherConfig(
+        dataset="mnist", model="lenet5", epochs=1, train_size=1_000, batch_size=100, evals=1
+    )
     assert compute.estimate([t], "cuda", tmp_path) is None
     line = compute.estimate_line([t], "cuda", tmp_path)
-    assert "no cuda benchmark" in line and "python -m kdrepro.bench --device cuda" in line and "\n" not in line
+    assert (
+        "no cuda benchmark" in line
+        and "python -m kdrepro.bench --device cuda" in line
+        and "\n" not in line
+    )
 
 
 @pytest.mark.parametrize("name", chapters.PUBLISHED)
 def test_estimates_match_the_stored_runs_wall_time(name):
-    """The committed CPU benchmark predicts every published chapter's stored CPU runs to within a factor of 2
-    (median over runs): what the book's paper-scale costs rest on."""
+    """The committed CPU benchmark predicts every published chapter's stored CPU runs to within a
+    factor of 2 (median over runs): what the book's paper-scale costs rest on."""
     ratios = []
     for plan in chapters.get(name).plans("budget"):
         for cfg in plan.configs:
             result = store.get(cfg)
             if result is not None and result["provenance"]["device"] == "cpu":
-                ratios.append(compute.estimate([cfg], "cpu")[0] / result["provenance"]["wall_seconds"])
+                ratios.append(
+                    compute.estimate([cfg], "cpu")[0] / result["provenance"]["wall_seconds"]
+                )
     assert ratios, f"{name}: no stored CPU runs"
-    assert 0.5 <= statistics.median(ratios) <= 2.0, f"{name}: estimate / measured = {statistics.median(ratios):.2f}"
+    assert 0.5 <= statistics.median(ratios) <= 2.0, (
+        f"{name}: estimate / measured = {statistics.median(ratios):.2f}"
+    )
 
 
 def test_a_sweep_prints_its_estimate_before_training(tmp_store, capsys):
-    t = TeacherConfig(dataset="mnist", model="lenet5", epochs=1, train_size=200, batch_size=100, evals=1,
-                      test_size=100)
+    t = TeacherConfig(
+        dataset="mnist",
+        model="lenet5",
+        epochs=1,
+        train_size=200,
+        batch_size=100,
+        evals=1,
+        test_size=100,
+    )
     runs.run_all([t], "cpu")
-    assert "1 run to train, about" in capsys.readouterr().err  # from the repository's benchmarks, not the store's
+    assert (
+        "1 run to train, about" in capsys.readouterr().err
+    )  # from the repository's benchmarks, not the store's
     assert store.get(t) is not None
-
 
 
 GPU_CHAPTERS = [n for n in chapters.CHAPTERS if "gpu" in chapters.profiles(n)]
@@ -93,29 +137,46 @@ def test_every_chapter_but_lenet_mnist_has_a_gpu_profile():
 
 @pytest.mark.parametrize("name", GPU_CHAPTERS)
 def test_a_gpu_profile_adds_at_most_20_h100_minutes(tmp_path, monkeypatch, name):
-    """Sized at the single-network rate measured on an H100 (packing only makes it faster), on the full training
-    split (or half) with PreResNet-20 or -56; runs shared with the chapters before it in the book (the same config is
-    the same run) are trained once, by the first."""
+    """Sized at the single-network rate measured on an H100 (packing only makes it faster), on the
+    full training split (or half) with PreResNet-20 or -56; runs shared with the chapters before it
+    in the book (the same config is the same run) are trained once, by the first."""
     monkeypatch.delenv("KDREPRO_COMPILE", raising=False)  # sized for eager steps
     _bench(tmp_path, "cuda", "preresnet20", compute.H100_PRERESNET20)
     gpu = {n: [c for p in chapters.get(n).plans("gpu") for c in p.configs] for n in GPU_CHAPTERS}
-    before = {c.run_id for n in GPU_CHAPTERS[:GPU_CHAPTERS.index(name)] for c in gpu[n]}
+    before = {c.run_id for n in GPU_CHAPTERS[: GPU_CHAPTERS.index(name)] for c in gpu[n]}
     configs = [c for c in dict.fromkeys(gpu[name]) if c.run_id not in before]
     seconds = compute.estimate(configs, "cuda", tmp_path)[0] if configs else 0.0
     assert seconds <= 20 * 60, f"{name}: {seconds / 60:.1f} min"
-    assert compute.h100_seconds(configs) == pytest.approx(seconds)  # what the chapter prints, without the file
-    assert (f"{len(gpu[name]) - len(configs)} of them trained by earlier chapters: about " in report.gpu_cost(name)
-            if configs else "runs are all trained by earlier chapters" in report.gpu_cost(name))
-    assert all(c.train_size is None and c.model in ("preresnet20", "preresnet56") for c in configs
-               if isinstance(c, TeacherConfig))
+    assert compute.h100_seconds(configs) == pytest.approx(
+        seconds
+    )  # what the chapter prints, without the file
+    assert (
+        f"{len(gpu[name]) - len(configs)} of them trained by earlier chapters: about "
+        in report.gpu_cost(name)
+        if configs
+        else "runs are all trained by earlier chapters" in report.gpu_cost(name)
+    )
+    assert all(
+        c.train_size is None and c.model in ("preresnet20", "preresnet56")
+        for c in configs
+        if isinstance(c, TeacherConfig)
+    )
 
 
 def test_a_chapter_without_a_gpu_profile_says_so():
-    with pytest.raises(ConfigError, match=r"^profile='gpu': this chapter has no gpu profile yet; expected one of"):
+    with pytest.raises(
+        ConfigError, match=r"^profile='gpu': this chapter has no gpu profile yet; expected one of"
+    ):
         chapters.get("lenet_mnist").plans("gpu")
 
 
-def test_the_paper_cost_on_a_gpu_is_labelled_an_assumption_until_a_cuda_benchmark_exists(monkeypatch):
-    monkeypatch.setattr(compute, "benchmarks", lambda device_type, root=None: ())  # as before any GPU session
+def test_the_paper_cost_on_a_gpu_is_labelled_an_assumption_until_a_cuda_benchmark_exists(
+    monkeypatch,
+):
+    monkeypatch.setattr(
+        compute, "benchmarks", lambda device_type, root=None: ()
+    )  # as before any GPU session
     assert "(an assumption), about" in report.paper_cost("self_vs_ensemble")
-    assert "no CUDA benchmark is committed yet, so no estimate there" in report.paper_cost("lenet_mnist")  # not sized
+    assert "no CUDA benchmark is committed yet, so no estimate there" in report.paper_cost(
+        "lenet_mnist"
+    )  # not sized

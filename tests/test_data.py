@@ -1,5 +1,5 @@
-"""Tests of kdrepro.data: the real offline datasets (exact sizes and label counts), the decode cache,
-the DatasetMissing messages, and the stratified, nested subsets."""
+"""Tests of kdrepro.data: the real offline datasets (exact sizes and label counts), the decode
+cache, the DatasetMissing messages, and the stratified, nested subsets."""
 
 import gzip
 import io
@@ -24,7 +24,8 @@ MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949
 
 @pytest.fixture(scope="session", autouse=True)
 def shared_data():
-    """Point KDREPRO_DATA at the repository's sibling shared/data unless the environment already says where."""
+    """Point KDREPRO_DATA at the repository's sibling shared/data unless the environment already
+    says where."""
     with pytest.MonkeyPatch.context() as mp:
         if "KDREPRO_DATA" not in os.environ:
             mp.setenv("KDREPRO_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -34,8 +35,10 @@ def shared_data():
 @pytest.fixture
 def no_network(monkeypatch):
     """Fail any download attempt at once, so the missing-dataset tests are fast and offline."""
+
     def refuse(*args, **kwargs):
         raise OSError("network disabled by the test")
+
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
@@ -43,7 +46,9 @@ def mnist_labels() -> torch.Tensor:
     return data.load("mnist", "train")[1]
 
 
-# --- real datasets ------------------------------------------------------------------------------------------
+# --- real datasets
+# ------------------------------------------------------------------------------------------
+
 
 def test_mnist():
     x, y = data.load("mnist", "train")
@@ -68,27 +73,35 @@ def test_fashion_mnist():
 
 
 def test_cifar10_jpeg(monkeypatch):
-    data._load.cache_clear()  # an earlier test may have loaded it under another cache folder (its tmp_store)
+    # an earlier test may have loaded it under another cache folder (its tmp_store)
+    data._load.cache_clear()
     x, y = data.load("cifar10_jpeg", "train")
     assert x.shape == (50000, 3, 32, 32) and x.dtype == torch.uint8 and x.is_contiguous()
     assert torch.bincount(y).tolist() == [5000] * 10
     # per-channel means from shared/data/README.md: checks the channel order (RGB) too
-    assert (x.double().mean((0, 2, 3)) / 255).tolist() == pytest.approx([0.4913, 0.4821, 0.4465], abs=1e-4)
+    assert (x.double().mean((0, 2, 3)) / 255).tolist() == pytest.approx(
+        [0.4913, 0.4821, 0.4465], abs=1e-4
+    )
     x, y = data.load("cifar10_jpeg", "test")
     assert x.shape == (10000, 3, 32, 32) and torch.bincount(y).tolist() == [1000] * 10
 
     # a second load, past the in-process memo, must come from the decode cache
     data._load.cache_clear()
-    monkeypatch.setattr(data, "_decode_jpegs", lambda blobs: pytest.fail("decoded again instead of using the cache"))
+    monkeypatch.setattr(
+        data, "_decode_jpegs", lambda blobs: pytest.fail("decoded again instead of using the cache")
+    )
     x2, y2 = data.load("cifar10_jpeg", "test")
     assert torch.equal(x, x2) and torch.equal(y, y2)
 
 
 def write_jpeg_zip(path: Path, per_class: int) -> None:
-    """A tiny CIFAR-like zip inside a top-level folder; class k is a flat image of grey level 20k + 10."""
+    """A tiny CIFAR-like zip inside a top-level folder; class k is a flat image of grey level 20k +
+    10."""
     classes = [f"class{k}" for k in range(10)]
     with zipfile.ZipFile(path, "w") as z:
-        for k in reversed(range(10)):  # written out of order: labels must come from the sorted names
+        for k in reversed(
+            range(10)
+        ):  # written out of order: labels must come from the sorted names
             for split in ("train", "test"):
                 for i in range(per_class):
                     buf = io.BytesIO()
@@ -98,7 +111,9 @@ def write_jpeg_zip(path: Path, per_class: int) -> None:
 
 def test_jpeg_cache_keyed_by_zip_content(tmp_path, monkeypatch):
     monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delitem(data.DIGESTS, ("cifar10_jpeg", "cifar10-jpeg.zip"))  # a made-up zip: no published digest
+    monkeypatch.delitem(
+        data.DIGESTS, ("cifar10_jpeg", "cifar10-jpeg.zip")
+    )  # a made-up zip: no published digest
     write_jpeg_zip(tmp_path / "cifar10-jpeg.zip", per_class=2)
     x, y = data.load("cifar10_jpeg", "train", root=tmp_path)
     assert x.shape == (20, 3, 32, 32) and y.tolist() == [k for k in range(10) for _ in range(2)]
@@ -107,7 +122,11 @@ def test_jpeg_cache_keyed_by_zip_content(tmp_path, monkeypatch):
 
     data._load.cache_clear()
     with monkeypatch.context() as mp:
-        mp.setattr(data, "_decode_jpegs", lambda blobs: pytest.fail("decoded again instead of using the cache"))
+        mp.setattr(
+            data,
+            "_decode_jpegs",
+            lambda blobs: pytest.fail("decoded again instead of using the cache"),
+        )
         x2, y2 = data.load("cifar10_jpeg", "train", root=tmp_path)
     assert torch.equal(x, x2) and torch.equal(y, y2)
 
@@ -121,12 +140,15 @@ def test_jpeg_cache_keyed_by_zip_content(tmp_path, monkeypatch):
 
 
 def test_torchvision_layout_and_cache(tmp_path, monkeypatch, no_network):
-    """A fake CIFAR-100 in torchvision's layout (its md5 check patched out) comes back NCHW, then from the cache."""
+    """A fake CIFAR-100 in torchvision's layout (its md5 check patched out) comes back NCHW, then
+    from the cache."""
     monkeypatch.setenv("KDREPRO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *args: True)
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
-    rows = (np.arange(4 * 3072).reshape(4, 3072) % 251).astype(np.uint8)  # CIFAR rows are (C, H, W) flattened
+    rows = (np.arange(4 * 3072).reshape(4, 3072) % 251).astype(
+        np.uint8
+    )  # CIFAR rows are (C, H, W) flattened
     for split in ("train", "test"):
         (folder / split).write_bytes(pickle.dumps({"data": rows, "fine_labels": [0, 99, 5, 7]}))
     (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": [f"c{k}" for k in range(100)]}))
@@ -135,25 +157,38 @@ def test_torchvision_layout_and_cache(tmp_path, monkeypatch, no_network):
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.uint8 and x.is_contiguous()
     assert torch.equal(x, torch.from_numpy(rows).view(4, 3, 32, 32)) and y.tolist() == [0, 99, 5, 7]
     data._load.cache_clear()
-    monkeypatch.setattr(data, "_from_torchvision", lambda *args: pytest.fail("read again instead of using the cache"))
+    monkeypatch.setattr(
+        data,
+        "_from_torchvision",
+        lambda *args: pytest.fail("read again instead of using the cache"),
+    )
     assert torch.equal(data.load("cifar100", "train", root=tmp_path)[0], x)
     data._load.cache_clear()
 
 
-# --- missing datasets and bad arguments ---------------------------------------------------------------------
+# --- missing datasets and bad arguments
+# ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["cifar100", "cifar10", "svhn"])
 def test_missing_downloadable(name, tmp_path, no_network):
     with pytest.raises(data.DatasetMissing) as e:
         data.load(name, "train", root=tmp_path)
     msg = str(e.value)
-    assert "\n" not in msg and msg.startswith(f"{name}:") and str(tmp_path) in msg and "internet" in msg
+    assert (
+        "\n" not in msg
+        and msg.startswith(f"{name}:")
+        and str(tmp_path) in msg
+        and "internet" in msg
+    )
 
 
 def test_missing_not_downloaded_into_read_only_root(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("tried to download"))
     root = tmp_path / "ro"
-    root.mkdir(mode=0o555)  # marked read-only, like the shared data folder (which even root must not write)
+    root.mkdir(
+        mode=0o555
+    )  # marked read-only, like the shared data folder (which even root must not write)
     with pytest.raises(data.DatasetMissing, match="read-only") as e:
         data.load("cifar100", "test", root=root)
     assert "\n" not in str(e.value) and str(root) in str(e.value)
@@ -170,23 +205,31 @@ def test_missing_local(name, tmp_path):
 
 
 def test_bad_name_or_split():
-    with pytest.raises(ValueError, match="mnist, fashion_mnist, cifar10, cifar10_jpeg, cifar100, svhn"):
+    with pytest.raises(
+        ValueError, match="mnist, fashion_mnist, cifar10, cifar10_jpeg, cifar100, svhn"
+    ):
         data.load("imagenet", "train")
     with pytest.raises(ValueError, match="train, test"):
         data.load("mnist", "val")
 
 
-# --- preprocessing ------------------------------------------------------------------------------------------
+# --- preprocessing
+# ------------------------------------------------------------------------------------------
+
 
 def test_unitcube():
     v = data.unitcube(torch.tensor([0, 127, 128, 255], dtype=torch.uint8).view(1, 1, 2, 2))
     assert v.dtype == torch.float32 and v.shape == (1, 1, 2, 2)
     assert v.flatten()[0] == -1 and v.flatten()[3] == 1
-    assert v.flatten()[1].item() == pytest.approx(-v.flatten()[2].item(), abs=1e-6)  # 127.5 maps to 0
+    assert v.flatten()[1].item() == pytest.approx(
+        -v.flatten()[2].item(), abs=1e-6
+    )  # 127.5 maps to 0
     assert v.flatten()[1] < 0 < v.flatten()[2]
 
 
-# --- subsets ------------------------------------------------------------------------------------------------
+# --- subsets
+# ------------------------------------------------------------------------------------------------
+
 
 def assert_prefixes_balanced(labels: torch.Tensor, order: torch.Tensor) -> None:
     """In every prefix, classes with examples left have counts differing by at most one."""
@@ -206,16 +249,23 @@ def test_stratified_order_mnist():
     assert torch.equal(order, data.stratified_order(y, seed=0))
     assert not torch.equal(order, data.stratified_order(y, seed=1))
     assert torch.bincount(y[order[:200]]).tolist() == [20] * 10
-    assert torch.bincount(y[order[:10005]], minlength=10).sort().values.tolist() == [1000] * 5 + [1001] * 5
+    assert (
+        torch.bincount(y[order[:10005]], minlength=10).sort().values.tolist()
+        == [1000] * 5 + [1001] * 5
+    )
     assert_prefixes_balanced(y, order)
 
 
 def test_stratified_order_unbalanced():
-    y = torch.tensor([7] * 3 + [2] * 20 + [5] * 7)[torch.randperm(30, generator=torch.Generator().manual_seed(0))]
+    y = torch.tensor([7] * 3 + [2] * 20 + [5] * 7)[
+        torch.randperm(30, generator=torch.Generator().manual_seed(0))
+    ]
     order = data.stratified_order(y, seed=3)
     assert torch.equal(order.sort().values, torch.arange(30))
     assert_prefixes_balanced(y, order)
-    assert y[order[-13:]].tolist() == [2] * 13  # once the small classes run out, the big one fills the tail
+    assert (
+        y[order[-13:]].tolist() == [2] * 13
+    )  # once the small classes run out, the big one fills the tail
 
 
 def test_halves():
@@ -265,7 +315,7 @@ def test_subset_errors():
 def _truncated_copy(src: Path, dst: Path, keep: float = 0.5) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     raw = src.read_bytes()
-    dst.write_bytes(raw[:int(len(raw) * keep)])
+    dst.write_bytes(raw[: int(len(raw) * keep)])
     return dst
 
 
@@ -291,25 +341,37 @@ def test_truncated_idx_files_are_named(tmp_path):
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         (tmp_path / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
         (tmp_path / "MNIST" / "raw" / name).write_bytes((raw / name).read_bytes())
-    _truncated_copy(raw / "t10k-images-idx3-ubyte.gz", tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz")
-    with pytest.raises(data.DatasetCorrupt, match="t10k-images-idx3-ubyte.gz: sha256 .* is not the published"):
+    _truncated_copy(
+        raw / "t10k-images-idx3-ubyte.gz", tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
+    )
+    with pytest.raises(
+        data.DatasetCorrupt, match="t10k-images-idx3-ubyte.gz: sha256 .* is not the published"
+    ):
         data.load("mnist", "test", root=tmp_path)
-    # Fashion-MNIST has no published digest of its Debian gzips: gzip's own check catches the truncation
+    # Fashion-MNIST has no published digest of its Debian gzips: gzip's own check catches the
+    # truncation
     folder = tmp_path / "FashionMNIST" / "raw"
     folder.mkdir(parents=True)
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         _truncated_copy(raw / name, folder / name, keep=1.0 if "labels" in name else 0.5)
-    with pytest.raises(data.DatasetCorrupt, match="t10k-images-idx3-ubyte.gz: not a valid gzip file.*copy it again"):
+    with pytest.raises(
+        data.DatasetCorrupt, match="t10k-images-idx3-ubyte.gz: not a valid gzip file.*copy it again"
+    ):
         data.load("fashion_mnist", "test", root=tmp_path)
     # an uncompressed IDX file shorter than its header says
     (folder / "t10k-images-idx3-ubyte.gz").unlink()
-    (folder / "t10k-images-idx3-ubyte").write_bytes(gzip.decompress((raw / "t10k-images-idx3-ubyte.gz").read_bytes())[:-7])
-    with pytest.raises(data.DatasetCorrupt, match="not an IDX file of unsigned bytes of the size its header gives"):
+    (folder / "t10k-images-idx3-ubyte").write_bytes(
+        gzip.decompress((raw / "t10k-images-idx3-ubyte.gz").read_bytes())[:-7]
+    )
+    with pytest.raises(
+        data.DatasetCorrupt, match="not an IDX file of unsigned bytes of the size its header gives"
+    ):
         data.load("fashion_mnist", "test", root=tmp_path)
 
 
 def test_a_relative_data_root_means_the_repository_root_from_any_directory(monkeypatch, tmp_path):
     from kdrepro.paths import REPO
+
     monkeypatch.setenv("KDREPRO_DATA", "../shared/data")
     here = data_root()
     monkeypatch.chdir(REPO / "book")  # where papermill and nbval run a chapter

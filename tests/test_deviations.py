@@ -1,5 +1,5 @@
-"""The deviations chapter (Nagarajan et al., 2023): exact gaps, the late switch, and rules that decide
-both ways on synthetic tables."""
+"""The deviations chapter (Nagarajan et al., 2023): exact gaps, the late switch, and rules that
+decide both ways on synthetic tables."""
 
 import math
 
@@ -11,8 +11,17 @@ from kdrepro.chapters import deviations as dev
 from kdrepro.config import StudentConfig, TeacherConfig
 from kdrepro.errors import ConfigError
 
-TINY = dict(dataset="mnist", model="lenet5", train_size=200, epochs=3, batch_size=50, lr=0.05,
-            augment="crop", crop_pad=2, evals=1)
+TINY = dict(
+    dataset="mnist",
+    model="lenet5",
+    train_size=200,
+    epochs=3,
+    batch_size=50,
+    lr=0.05,
+    augment="crop",
+    crop_pad=2,
+    evals=1,
+)
 
 
 def student(**kw) -> StudentConfig:
@@ -20,20 +29,32 @@ def student(**kw) -> StudentConfig:
 
 
 def record(low_gap: float, high_gap: float, unsure: int = 4) -> dict:
-    """A deviation record of 10 bins: `unsure` images in bin 3 (p in [0.3, 0.4)), 100 in the top bin;
-    the student's probability differs from the teacher's by the given gaps there."""
+    """A deviation record of 10 bins: `unsure` images in bin 3 (p in [0.3, 0.4)), 100 in the top
+    bin; the student's probability differs from the teacher's by the given gaps there."""
     count = [0, 0, 0, unsure, 0, 0, 0, 0, 0, 100]
     teacher = [None, None, None, 0.35, None, None, None, None, None, 0.97]
-    student = [None if t is None else t + (low_gap if b == 3 else high_gap)
-               for b, t in enumerate(teacher)]
-    split = {"count": count, "labelled": count, "teacher_top": teacher, "student_top": student,
-             "teacher_true": teacher, "student_true": student}
+    student = [
+        None if t is None else t + (low_gap if b == 3 else high_gap) for b, t in enumerate(teacher)
+    ]
+    split = {
+        "count": count,
+        "labelled": count,
+        "teacher_top": teacher,
+        "student_top": student,
+        "teacher_true": teacher,
+        "student_true": student,
+    }
     return {"train": split, "test": split}
 
 
 def test_a_gap_is_the_count_weighted_mean_over_the_bins_of_a_region():
-    r = {"train": {"count": [0, 2, 6, 0, 1], "teacher_top": [None, 0.3, 0.35, None, 0.9],
-                   "student_top": [None, 0.1, 0.25, None, 0.95]}}
+    r = {
+        "train": {
+            "count": [0, 2, 6, 0, 1],
+            "teacher_top": [None, 0.3, 0.35, None, 0.9],
+            "student_top": [None, 0.1, 0.25, None, 0.95],
+        }
+    }
     # five bins of width 0.2: [0, 0.6) holds bins 0-2, [0.8, 1] bin 4
     assert dev.gap(r, "train", 0.0, 0.6) == pytest.approx((2 * -0.2 + 6 * -0.1) / 8)
     assert dev.gap(r, "train", 0.8, 1.0) == pytest.approx(0.05)
@@ -43,14 +64,28 @@ def test_a_gap_is_the_count_weighted_mean_over_the_bins_of_a_region():
 def table(low: list[float], high: list[float], acc: dict[str, list[float]]) -> pd.DataFrame:
     """Teachers that fit, chapter 3's m = 1 students with the given gaps and accuracies, and F2's
     two arms, one trial per list entry."""
-    rows = [{"role": "teacher", "clean_train_accuracy": 1.0, "run_id": f"t{i}"}
-            for i in range(len(low))]
+    rows = [
+        {"role": "teacher", "clean_train_accuracy": 1.0, "run_id": f"t{i}"} for i in range(len(low))
+    ]
     for i, (lo, hi) in enumerate(zip(low, high)):
-        for arm, source in (("distill", "self_vs_ensemble"), ("onehot", "switch"),
-                            ("late", "switch")):
-            rows.append({"role": "student", "source": source, "arm": arm, "m": 1, "tau": 1.0,
-                         "trial": i, "run_id": f"{arm}{i}", "accuracy": acc[arm][i],
-                         "deviations": record(lo, hi)})
+        for arm, source in (
+            ("distill", "self_vs_ensemble"),
+            ("onehot", "switch"),
+            ("late", "switch"),
+        ):
+            rows.append(
+                {
+                    "role": "student",
+                    "source": source,
+                    "arm": arm,
+                    "m": 1,
+                    "tau": 1.0,
+                    "trial": i,
+                    "run_id": f"{arm}{i}",
+                    "accuracy": acc[arm][i],
+                    "deviations": record(lo, hi),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -59,15 +94,26 @@ GAIN = {"onehot": [0.50, 0.51, 0.50, 0.49, 0.50], "distill": [0.54, 0.55, 0.55, 
 
 def test_f1_holds_when_the_student_falls_short_where_the_teacher_is_unsure_and_fails_otherwise():
     late = [0.53, 0.54, 0.54, 0.52, 0.53]
-    f1, _ = dev.findings(table([-0.10, -0.12, -0.08, -0.11, -0.09], [0.0, 0.01, -0.01, 0.0, 0.0],
-                               {**GAIN, "late": late}))
+    f1, _ = dev.findings(
+        table(
+            [-0.10, -0.12, -0.08, -0.11, -0.09],
+            [0.0, 0.01, -0.01, 0.0, 0.0],
+            {**GAIN, "late": late},
+        )
+    )
     assert f1.status == "reproduced"
     # a uniform shift (the same shortfall everywhere) is not an exaggeration
-    f1, _ = dev.findings(table([-0.10, -0.12, -0.08, -0.11, -0.09], [-0.10, -0.12, -0.08, -0.11, -0.09],
-                               {**GAIN, "late": late}))
+    f1, _ = dev.findings(
+        table(
+            [-0.10, -0.12, -0.08, -0.11, -0.09],
+            [-0.10, -0.12, -0.08, -0.11, -0.09],
+            {**GAIN, "late": late},
+        )
+    )
     assert [c.outcome for c in f1.checks if c.core] == [v.HOLDS, v.INCONCLUSIVE]
-    f1, _ = dev.findings(table([0.10, 0.12, 0.08, 0.11, 0.09], [0.0, 0.0, 0.0, 0.0, 0.0],
-                               {**GAIN, "late": late}))
+    f1, _ = dev.findings(
+        table([0.10, 0.12, 0.08, 0.11, 0.09], [0.0, 0.0, 0.0, 0.0, 0.0], {**GAIN, "late": late})
+    )
     assert f1.status == "not reproduced"
 
 
@@ -97,8 +143,11 @@ def test_the_plan_adds_two_arms_beside_each_self_distilled_student_with_its_step
     p = dev.plan("budget")
     arms = {}
     for labels, cfg in p.rows:
-        if labels["role"] == "student" and labels["source"] in ("self_vs_ensemble", "switch") \
-                and labels["m"] == 1:
+        if (
+            labels["role"] == "student"
+            and labels["source"] in ("self_vs_ensemble", "switch")
+            and labels["m"] == 1
+        ):
             arms.setdefault(labels["trial"], {})[labels["arm"]] = cfg
     assert len(arms) == 5
     for trial in arms.values():
@@ -112,6 +161,7 @@ def test_the_plan_adds_two_arms_beside_each_self_distilled_student_with_its_step
 
 def test_the_loop_trains_on_the_true_labels_until_the_switch(tmp_store, monkeypatch):
     from kdrepro import runs, train
+
     alphas, real = [], train.kd_loss
 
     def spy(out, target, tau, alpha=0.0, targets=None):

@@ -1,4 +1,5 @@
-"""The experiment engine: config validation and hashing, the result store, resume, teacher labelling, init."""
+"""The experiment engine: config validation and hashing, the result store, resume, teacher
+labelling, init."""
 
 import hashlib
 import itertools
@@ -14,8 +15,17 @@ from kdrepro import chapters, data, files, plan, runs, store, train
 from kdrepro.config import StudentConfig, TeacherConfig
 from kdrepro.errors import ConfigError
 
-TINY = dict(dataset="mnist", model="lenet5", train_size=200, epochs=3, batch_size=50, lr=0.05, augment="crop",
-            crop_pad=2, evals=1)
+TINY = dict(
+    dataset="mnist",
+    model="lenet5",
+    train_size=200,
+    epochs=3,
+    batch_size=50,
+    lr=0.05,
+    augment="crop",
+    crop_pad=2,
+    evals=1,
+)
 
 
 def teacher(**kw) -> TeacherConfig:
@@ -26,26 +36,29 @@ def student(**kw) -> StudentConfig:
     return StudentConfig(**{**TINY, "teachers": (teacher(),), "temperature": 1.0, **kw})
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("temperature", 0.0, "temperature=0.0: must be > 0"),
-    ("temperature", -1.0, "temperature=-1.0: must be > 0"),
-    ("alpha", 1.5, r"alpha=1.5: must be in \[0, 1\]"),
-    ("init_lambda", -0.1, r"init_lambda=-0.1: must be in \[0, 1\]"),
-    ("dataset", "imagenet", "dataset='imagenet': expected one of"),
-    ("model", "resnet18", "model='resnet18'"),
-    ("optimizer", "lbfgs", "optimizer='lbfgs': expected one of"),
-    ("augment", "cutout", "augment='cutout': expected one of"),
-    ("epochs", 0, "epochs=0: must be an integer >= 1"),
-    ("train_part", "D2", "train_part='D2'"),
-    ("seed", -1, "seed=-1: must be an integer >= 0"),
-    ("subset_seed", 1.5, "subset_seed=1.5: must be an integer >= 0"),
-    ("epochs", True, "epochs=True: must be an integer >= 1"),
-    ("train_size", 0, "train_size=0: must be None or an integer >= 1"),
-    ("train_size", 70_000, "train_size=70000: must be at most 60000"),
-    ("test_size", 20_000, "test_size=20000: must be at most 10000"),
-    ("evals", 100, r"evals=100: must be at most the number of steps \(12\)"),
-    ("ood_size", -5, "ood_size=-5: must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("temperature", 0.0, "temperature=0.0: must be > 0"),
+        ("temperature", -1.0, "temperature=-1.0: must be > 0"),
+        ("alpha", 1.5, r"alpha=1.5: must be in \[0, 1\]"),
+        ("init_lambda", -0.1, r"init_lambda=-0.1: must be in \[0, 1\]"),
+        ("dataset", "imagenet", "dataset='imagenet': expected one of"),
+        ("model", "resnet18", "model='resnet18'"),
+        ("optimizer", "lbfgs", "optimizer='lbfgs': expected one of"),
+        ("augment", "cutout", "augment='cutout': expected one of"),
+        ("epochs", 0, "epochs=0: must be an integer >= 1"),
+        ("train_part", "D2", "train_part='D2'"),
+        ("seed", -1, "seed=-1: must be an integer >= 0"),
+        ("subset_seed", 1.5, "subset_seed=1.5: must be an integer >= 0"),
+        ("epochs", True, "epochs=True: must be an integer >= 1"),
+        ("train_size", 0, "train_size=0: must be None or an integer >= 1"),
+        ("train_size", 70_000, "train_size=70000: must be at most 60000"),
+        ("test_size", 20_000, "test_size=20000: must be at most 10000"),
+        ("evals", 100, r"evals=100: must be at most the number of steps \(12\)"),
+        ("ood_size", -5, "ood_size=-5: must be an integer >= 0"),
+    ],
+)
 def test_invalid_configs_raise_one_line(field, value, message):
     with pytest.raises(ConfigError, match=message) as e:
         student(**{field: value})
@@ -57,7 +70,9 @@ def test_other_invalid_combinations():
         StudentConfig(**TINY)
     with pytest.raises(ValueError, match="mixup"):
         teacher(augment="mixup")
-    with pytest.raises(ValueError, match="starting from a teacher's weights needs exactly one teacher"):
+    with pytest.raises(
+        ValueError, match="starting from a teacher's weights needs exactly one teacher"
+    ):
         student(teachers=(teacher(), teacher(seed=1)), init="interpolate")
     with pytest.raises(ValueError, match="profile='huge'"):
         chapters.plan("lenet_mnist", "huge")
@@ -65,12 +80,17 @@ def test_other_invalid_combinations():
         chapters.plan("lenet_mnist", "smoke", seeds=(0, -2))
     with pytest.raises(ConfigError, match="each trial needs its own seed"):
         chapters.plan("lenet_mnist", "smoke", seeds=(1, 1))
-    with pytest.raises(ConfigError, match=r"train_size=40000: must be at most 30000, the size of mnist/D0\+D1 per half"):
+    with pytest.raises(
+        ConfigError,
+        match=r"train_size=40000: must be at most 30000, the size of mnist/D0\+D1 per half",
+    ):
         student(train_part="D0+D1", train_size=40_000)
 
 
 def test_a_control_sharing_a_teacher_is_refused_at_plan_time():
-    with pytest.raises(ConfigError, match="control=.*shares these teachers with the student's own") as e:
+    with pytest.raises(
+        ConfigError, match="control=.*shares these teachers with the student's own"
+    ) as e:
         student(teachers=(teacher(), teacher(seed=1)), control=(teacher(seed=1), teacher(seed=2)))
     assert "\n" not in str(e.value)
     student(teachers=(teacher(),), control=(teacher(seed=1),))  # disjoint: fine
@@ -102,7 +122,9 @@ def test_store_round_trip_atomic_and_corrupt(tmp_store):
     assert store.get(cfg) is None
     store.put(cfg, {"run_id": cfg.run_id, "final": {"accuracy": 0.5}})
     assert store.get(cfg)["final"]["accuracy"] == 0.5
-    assert [p.name for p in store.result_path(cfg).parent.iterdir()] == [f"{cfg.run_id}.json"]  # no temp files
+    assert [p.name for p in store.result_path(cfg).parent.iterdir()] == [
+        f"{cfg.run_id}.json"
+    ]  # no temp files
     store.result_path(cfg).write_text("{truncated")
     with pytest.raises(store.CorruptResult, match=cfg.run_id):
         store.get(cfg)
@@ -117,6 +139,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
 
     def boom(fd):
         raise OSError("disk full")
+
     monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError):
         files.atomic_write(path, b"new contents")
@@ -134,7 +157,7 @@ def test_tensor_files_carry_and_check_their_digest(tmp_store):
     obj, read_digest = files.load_tensors(path)
     assert torch.equal(obj["w"], torch.ones(3)) and read_digest == digest and len(digest) == 64
     raw = path.read_bytes()
-    for broken in (raw[:len(raw) // 2], raw[:-1] + bytes([raw[-1] ^ 1]), b"not ours" + raw[8:]):
+    for broken in (raw[: len(raw) // 2], raw[:-1] + bytes([raw[-1] ^ 1]), b"not ours" + raw[8:]):
         path.write_bytes(broken)
         with pytest.raises(files.CorruptFile, match="do not match the digest"):
             files.load_tensors(path)
@@ -146,13 +169,25 @@ def test_teacher_then_student_end_to_end(tmp_store):
     assert store.get(s) == res
     assert store.get(teacher()) is not None and store.get(teacher(seed=1)) is not None
     f = res["final"]
-    for key in ("accuracy", "nll", "ece", "agreement", "kl", "control_agreement", "train_agreement",
-                "top_class_share", "eval_train_agreement"):
+    for key in (
+        "accuracy",
+        "nll",
+        "ece",
+        "agreement",
+        "kl",
+        "control_agreement",
+        "train_agreement",
+        "top_class_share",
+        "eval_train_agreement",
+    ):
         assert key in f
     assert 0 < f["eval_train_agreement"] <= 1
     assert 0 < store.get(teacher())["final"]["clean_train_accuracy"] <= 1
     for split, n in (("test", 10_000), ("train", 200)):  # deviations on every image, in fixed bins
-        assert sum(res["deviations"][split]["count"]) == n and len(res["deviations"][split]["count"]) == 10
+        assert (
+            sum(res["deviations"][split]["count"]) == n
+            and len(res["deviations"][split]["count"]) == 10
+        )
     assert res["provenance"]["wall_seconds"] > 0 and res["fingerprint"] == train.fingerprint()
     assert res["steps"] == s.steps == 12 and res["curves"][-1]["step"] == 12
     assert runs.run(s, store_only=True) == res  # now served from the store
@@ -163,10 +198,14 @@ def test_the_fresh_pass_is_eval_mode_and_leaves_training_alone(tmp_store):
     cpu = torch.device("cpu")
     t = runs.ensemble((teacher(),), cpu, progress=False)
     x, _ = train.training_set(student())
-    assert train.fresh_pass_agreement(student(), t, t, x, cpu) == 1.0  # a student that is its teacher
+    assert (
+        train.fresh_pass_agreement(student(), t, t, x, cpu) == 1.0
+    )  # a student that is its teacher
     other = runs.network(teacher(), train.new_model(teacher(seed=5)).state_dict(), cpu)
     first = train.fresh_pass_agreement(student(), other, t, x, cpu)
-    assert first < 1.0 and train.fresh_pass_agreement(student(), other, t, x, cpu) == first  # its own seed
+    assert (
+        first < 1.0 and train.fresh_pass_agreement(student(), other, t, x, cpu) == first
+    )  # its own seed
     assert not other.training and not t.training
 
 
@@ -174,7 +213,10 @@ def test_stale_runs_are_refused_and_other_stacks_flagged(tmp_store):
     t = teacher()
     res = runs.run(t, progress=False)
     store.put(t, {**res, "fingerprint": {**res["fingerprint"], "numerics": train.NUMERICS - 1}})
-    with pytest.raises(runs.StaleRun, match=f"made with training numerics {train.NUMERICS - 1}.*delete it and rerun"):
+    with pytest.raises(
+        runs.StaleRun,
+        match=f"made with training numerics {train.NUMERICS - 1}.*delete it and rerun",
+    ):
         runs.run(t, store_only=True)
     assert runs.stack_note([res]) == ""
     other = {**res, "fingerprint": {**res["fingerprint"], "torch": "2.11.0"}}
@@ -182,15 +224,25 @@ def test_stale_runs_are_refused_and_other_stacks_flagged(tmp_store):
 
 
 def test_teacher_labels_the_exact_augmented_batch(tmp_store, monkeypatch):
-    """The teacher sees every batch the student sees, each step anew (nothing cached across steps)."""
+    """The teacher sees every batch the student sees, each step anew (no cache across steps)."""
     seen_student, seen_teacher = [], []
     t = runs.ensemble((teacher(),), torch.device("cpu"), progress=False)
     real_forward = type(t).forward
-    monkeypatch.setattr(type(t), "forward", lambda self, x: (seen_teacher.append(x.clone()), real_forward(self, x))[1])
+    monkeypatch.setattr(
+        type(t),
+        "forward",
+        lambda self, x: (seen_teacher.append(x.clone()), real_forward(self, x))[1],
+    )
     model_cls = type(train.new_model(student()))
     real_student = model_cls.forward
-    monkeypatch.setattr(model_cls, "forward", lambda self, x: (seen_student.append(x.clone()) if self.training
-                                                               else None, real_student(self, x))[1])
+    monkeypatch.setattr(
+        model_cls,
+        "forward",
+        lambda self, x: (
+            seen_student.append(x.clone()) if self.training else None,
+            real_student(self, x),
+        )[1],
+    )
     cfg = student(epochs=2, augment="crop")
     train.fit(cfg, torch.device("cpu"), t, progress=False)
     steps = cfg.steps  # 2 epochs of 200 images, batch 50
@@ -199,7 +251,8 @@ def test_teacher_labels_the_exact_augmented_batch(tmp_store, monkeypatch):
     assert len(seen_student) == steps and len(teacher_train) == steps
     for a, b in zip(seen_student, teacher_train):
         assert torch.equal(a, b)
-    # Each image is cropped anew each epoch: line up its two views (a repeat has odds 1/25 with 2-pixel padding).
+    # Each image is cropped anew each epoch: line up its two views (a repeat has odds 1/25 with
+    # 2-pixel padding).
     order = torch.cat(list(itertools.islice(train.run_indices(cfg, 200), steps)))
     views = torch.cat(seen_student)
     first, second = views[:200][order[:200].argsort()], views[200:][order[200:].argsort()]
@@ -207,8 +260,17 @@ def test_teacher_labels_the_exact_augmented_batch(tmp_store, monkeypatch):
 
 
 def test_interpolation_endpoints_layernorm(tmp_store):
-    net_cfg = dict(dataset="mnist", model="preresnet8", norm="layer", train_size=100, epochs=1, batch_size=50,
-                   augment="crop", crop_pad=2, evals=1)
+    net_cfg = dict(
+        dataset="mnist",
+        model="preresnet8",
+        norm="layer",
+        train_size=100,
+        epochs=1,
+        batch_size=50,
+        augment="crop",
+        crop_pad=2,
+        evals=1,
+    )
     t = TeacherConfig(**net_cfg)
     teacher_net = runs.ensemble((t,), torch.device("cpu"), progress=False)
     x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
@@ -252,8 +314,15 @@ def test_batches_are_full_and_each_epoch_is_a_permutation():
 
 
 def test_the_union_student_takes_half_of_each_batch_from_each_half():
-    cfg = StudentConfig(dataset="mnist", model="lenet5", train_part="D0+D1", train_size=6, batch_size=4, evals=1,
-                        teachers=(TeacherConfig(dataset="mnist", model="lenet5"),))
+    cfg = StudentConfig(
+        dataset="mnist",
+        model="lenet5",
+        train_part="D0+D1",
+        train_size=6,
+        batch_size=4,
+        evals=1,
+        teachers=(TeacherConfig(dataset="mnist", model="lenet5"),),
+    )
     stream = train.run_indices(cfg, 12)
     first = [next(stream) for _ in range(6)]  # 12 indices from each half: two epochs of each
     assert all((b[:2] < 6).all() and (b[2:] >= 6).all() for b in first)
@@ -262,8 +331,15 @@ def test_the_union_student_takes_half_of_each_batch_from_each_half():
     resumed = train.run_indices(cfg, 12, start=4)
     assert torch.equal(next(resumed), first[4])
     with pytest.raises(ConfigError, match="batch_size=5: must be even with train_part='D0\\+D1'"):
-        StudentConfig(dataset="mnist", model="lenet5", train_part="D0+D1", train_size=6, batch_size=5, evals=1,
-                      teachers=(TeacherConfig(dataset="mnist", model="lenet5"),))
+        StudentConfig(
+            dataset="mnist",
+            model="lenet5",
+            train_part="D0+D1",
+            train_size=6,
+            batch_size=5,
+            evals=1,
+            teachers=(TeacherConfig(dataset="mnist", model="lenet5"),),
+        )
 
 
 def test_cosine_schedule_is_per_step():
@@ -286,20 +362,32 @@ def test_a_corrupt_checkpoint_is_discarded_and_the_run_still_finishes(tmp_store,
     assert files.load_tensors(path)[0]["step"] == cfg.steps
 
 
-def test_a_run_resumes_at_its_saved_step_and_only_under_the_same_numerics(tmp_store, monkeypatch, capsys):
+def test_a_run_resumes_at_its_saved_step_and_only_under_the_same_numerics(
+    tmp_store, monkeypatch, capsys
+):
     cfg = teacher(epochs=4)
-    reference = train.fit(cfg, torch.device("cpu"), progress=False)  # leaves its checkpoint at the last step
+    reference = train.fit(
+        cfg, torch.device("cpu"), progress=False
+    )  # leaves its checkpoint at the last step
     steps = []
     real_step = torch.optim.SGD.step
-    monkeypatch.setattr(torch.optim.SGD, "step", lambda self, *a, **k: (steps.append(1), real_step(self, *a, **k)))
+    monkeypatch.setattr(
+        torch.optim.SGD, "step", lambda self, *a, **k: (steps.append(1), real_step(self, *a, **k))
+    )
     again = train.fit(cfg, torch.device("cpu"), progress=False)
-    assert steps == [] and again.final == reference.final  # resumed at the end: not one step retaken
+    assert (
+        steps == [] and again.final == reference.final
+    )  # resumed at the end: not one step retaken
     monkeypatch.setattr(train, "NUMERICS", train.NUMERICS + 1)
     train.fit(cfg, torch.device("cpu"), progress=False)
-    assert "not by this code" in capsys.readouterr().out and len(steps) == cfg.steps  # another numerics: restarted
+    assert (
+        "not by this code" in capsys.readouterr().out and len(steps) == cfg.steps
+    )  # another numerics: restarted
 
 
-@pytest.mark.parametrize("name,profile", [(n, p) for n in sorted(chapters.CHAPTERS) for p in chapters.profiles(n)])
+@pytest.mark.parametrize(
+    "name,profile", [(n, p) for n in sorted(chapters.CHAPTERS) for p in chapters.profiles(n)]
+)
 def test_plans_are_well_formed(name, profile):
     p = chapters.plan(name, profile)
     roles = [labels["role"] for labels, _ in p.rows]
@@ -310,14 +398,15 @@ def test_plans_are_well_formed(name, profile):
     for cfg in students:
         assert all(t in p.configs for t in cfg.teachers + cfg.control)
         assert not set(cfg.teachers) & set(cfg.control)  # controls are independent
-    # every student of a chapter's comparisons takes exactly the same number of optimizer steps (chapter 6 compares
-    # within each chapter it reads from, its `source`; chapter 7 varies training length, its `duration`, on purpose,
-    # and a length control's 2x arm, its `length`)
+    # every student of a chapter's comparisons takes exactly the same number of optimizer steps
+    # (chapter 6 compares within each chapter it reads from, its `source`; chapter 7 varies training
+    # length, its `duration`, on purpose, and a length control's 2x arm, its `length`)
     steps = {}
     for labels, cfg in p.rows:
         if labels["role"] == "student":
-            steps.setdefault((labels.get("source"), labels.get("duration"), labels.get("length")), set()).add(
-                cfg.steps)
+            steps.setdefault(
+                (labels.get("source"), labels.get("duration"), labels.get("length")), set()
+            ).add(cfg.steps)
     assert all(len(s) == 1 for s in steps.values())
     # the trials of one condition never share a teacher, so their spread is not understated
     by_condition = {}
@@ -328,16 +417,19 @@ def test_plans_are_well_formed(name, profile):
     for members in by_condition.values():
         assert len(members) == len(set(members))
     # every "random" student starts apart from its teachers' initial weights
-    assert not [c.describe() for c in students
-                if c.init != "shared" and plan.starts_at_teacher_init(c)]
+    assert not [
+        c.describe() for c in students if c.init != "shared" and plan.starts_at_teacher_init(c)
+    ]
 
 
 def test_lenet_plan_distillation_sets_contain_teacher_set():
     s = plan.students_of(chapters.plan("lenet_mnist", "budget"))
-    assert {c.steps for c in s} == {600_000 // 128}
+    assert {c.steps for c in s} == {600_000 // 128, 2 * 600_000 // 128}  # with the length control
     _, labels = data.load("mnist", "train")
     for c in s:
-        t_idx = set(data.subset(labels, c.teachers[0].train_size, "all", c.teachers[0].subset_seed).tolist())
+        t_idx = set(
+            data.subset(labels, c.teachers[0].train_size, "all", c.teachers[0].subset_seed).tolist()
+        )
         s_idx = set(data.subset(labels, c.train_size, "all", c.subset_seed).tolist())
         assert t_idx <= s_idx
 
@@ -361,18 +453,23 @@ def test_later_options_are_hashed_only_when_set():
 
 def test_augmentation_plan_shares_chapter_3_runs_and_adds_stand_ins():
     from kdrepro.chapters import augmentation, self_vs_ensemble
+
     aug, sve = chapters.plan("augmentation", "gpu"), chapters.plan("self_vs_ensemble", "gpu")
     shared = {c.run_id for c in aug.configs} & {c.run_id for c in sve.configs}
     assert {c.run_id for c in self_vs_ensemble.teacher_pool("gpu")} <= shared
     # the stand-ins, at smoke (the budget recipe cuts them)
-    by_policy = {labels["policy"]: c for labels, c in chapters.plan("augmentation", "smoke").rows
-                 if labels.get("trial") == 0 and labels.get("length") == 1}
+    by_policy = {
+        labels["policy"]: c
+        for labels, c in chapters.plan("augmentation", "smoke").rows
+        if labels.get("trial") == 0 and labels.get("length") == 1
+    }
     assert set(by_policy) == set(augmentation.POLICIES)
     assert by_policy["extra_t4"].train_size == 2_000 and by_policy["extra_t4"].temperature == 4.0
     assert (by_policy["ood"].ood_dataset, by_policy["ood"].examples) == ("fashion_mnist", 2_000)
     assert by_policy["mixup_t4"].augment == "mixup" and by_policy["noise"].augment == "noise"
     assert all(len(c.teachers) == 2 for c in by_policy.values())
-    # at paper scale there are no unseen real images (teachers use all 50k): the stand-in policy is dropped
+    # at paper scale there are no unseen real images (teachers use all 50k): the stand-in policy is
+    # dropped
     paper = chapters.plan("augmentation", "paper")
     assert "extra_t4" not in {labels.get("policy") for labels, _ in paper.rows}
     assert {labels["arch"] for labels, _ in paper.rows} == {"preresnet56", "vgg16"}
@@ -385,16 +482,22 @@ def test_augmentation_budget_plan_is_chapter_3s_converged_recipe_with_a_length_c
     their steps from init seeds of their own, 5 trials of disjoint 3-teacher ensembles, Baseline
     students that are chapter 3's m = 3 students, and Baseline at 2x paired with each trial's 1x."""
     from kdrepro.chapters import self_vs_ensemble
+
     aug, sve = chapters.plan("augmentation", "budget"), chapters.plan("self_vs_ensemble", "budget")
     teachers = [c for c in aug.configs if c.kind == "teacher"]
     pool = self_vs_ensemble.teacher_pool("budget")
     assert {c.run_id for c in teachers} == {c.run_id for c in pool}
     assert {(c.train_size, c.epochs, c.batch_size, c.steps) for c in teachers} == {
-        (2_000, 200, 256, 1_562)}
+        (2_000, 200, 256, 1_562)
+    }
     students = [(labels, c) for labels, c in aug.rows if labels["role"] == "student"]
     main = [(labels, c) for labels, c in students if labels["length"] == 1]
-    assert {labels["policy"] for labels, _ in main} == {"baseline", "baseline_t4", "mixup",
-                                                         "mixup_t4"}
+    assert {labels["policy"] for labels, _ in main} == {
+        "baseline",
+        "baseline_t4",
+        "mixup",
+        "mixup_t4",
+    }
     assert {(c.steps, c.batch_size) for _, c in main} == {(4_687, 128)}  # 600k images of steps
     assert {round(c.steps / c.teachers[0].steps, 2) for _, c in main} == {3.0}  # whole batches
     assert {labels["trial"] for labels, _ in main} == set(range(5))
@@ -411,21 +514,32 @@ def test_augmentation_budget_plan_is_chapter_3s_converged_recipe_with_a_length_c
 
 
 def test_a_fresh_init_is_apart_from_the_teacher_and_shared_is_the_teachers():
-    """With the trial's own seed a student would start from its same-seed teacher's initial weights; `init_seed`
-    (plan.fresh_init) keeps them apart, colliding with a teacher's seed is refused, and init='shared' is exact."""
+    """With the trial's own seed a student would start from its same-seed teacher's initial weights;
+    `init_seed` (plan.fresh_init) keeps them apart, colliding with a teacher's seed is refused, and
+    init='shared' is exact."""
+
     def first(cfg):
         return next(iter(train.new_model(cfg).state_dict().values()))
 
     t = teacher()
-    assert torch.equal(first(student()), first(t))  # the stored runs of chapters 2-4: the same seed, the same start
-    assert plan.starts_at_teacher_init(student()) and not plan.starts_at_teacher_init(student(seed=1))
-    assert plan.starts_at_teacher_init(student(seed=1, control=(teacher(seed=1),)))  # its control's start
+    assert torch.equal(
+        first(student()), first(t)
+    )  # the stored runs of chapters 2-4: the same seed, the same start
+    assert plan.starts_at_teacher_init(student()) and not plan.starts_at_teacher_init(
+        student(seed=1)
+    )
+    assert plan.starts_at_teacher_init(
+        student(seed=1, control=(teacher(seed=1),))
+    )  # its control's start
     fresh = student(init_seed=plan.fresh_init(0))
     assert fresh.init_seed_used == plan.FRESH_INIT and not torch.equal(first(fresh), first(t))
     shared = student(seed=7, init="shared")
     assert shared.init_seed_used == t.seed and torch.equal(first(shared), first(t))
     assert plan.starts_at_teacher_init(shared) and not plan.starts_at_teacher_init(fresh)
-    with pytest.raises(ConfigError, match=r"init_seed=0: equals a same-architecture teacher.s \(or control.s\) seed"):
+    with pytest.raises(
+        ConfigError,
+        match=r"init_seed=0: equals a same-architecture teacher.s \(or control.s\) seed",
+    ):
         student(init_seed=0)
     with pytest.raises(ConfigError, match="init_seed=3: must be None with init='shared'"):
         student(init="shared", init_seed=3)
@@ -434,86 +548,112 @@ def test_a_fresh_init_is_apart_from_the_teacher_and_shared_is_the_teachers():
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
 def test_a_student_stuck_at_the_uniform_output_fails_loudly(alpha):
-    """The uniform output's loss is alpha ln K + (1 - alpha) tau^2 ln K; a student sitting there learned nothing."""
+    """The uniform output's loss is alpha ln K + (1 - alpha) tau^2 ln K; a student sitting there
+    learned nothing."""
     cfg = student(temperature=4.0, alpha=alpha)
     stuck = (alpha + (1 - alpha) * 16) * math.log(10)
-    with pytest.raises(train.TrainingFailed, match=f"loss stayed at {stuck:.2f}, a uniform output's; lower lr"):
+    with pytest.raises(
+        train.TrainingFailed, match=f"loss stayed at {stuck:.2f}, a uniform output's; lower lr"
+    ):
         train._check_learned(cfg, {"train_loss": stuck, "agreement": 0.1})
-    train._check_learned(cfg, {"train_loss": stuck * 0.9, "agreement": 0.1})  # moving: no verdict yet
-    train._check_learned(cfg, {"train_loss": stuck, "agreement": 0.5})        # agrees: learned something
+    train._check_learned(
+        cfg, {"train_loss": stuck * 0.9, "agreement": 0.1}
+    )  # moving: no verdict yet
+    train._check_learned(cfg, {"train_loss": stuck, "agreement": 0.5})  # agrees: learned something
 
 
 def test_chapter_5s_budget_plan_teachers_fit_students_take_3x_and_a_length_control():
     p = chapters.plan("recycling", "budget")
     teachers = [c for c in p.configs if c.kind == "teacher"]
     assert {(c.train_part, c.train_size, c.epochs, c.batch_size) for c in teachers} == {
-        ("D0", 2_000, 200, 256)} and len(teachers) == 9
+        ("D0", 2_000, 200, 256)
+    } and len(teachers) == 9
     students = [(labels, c) for labels, c in p.rows if labels["role"] == "student"]
     short = [c for labels, c in students if labels["length"] == 1]
     # 3x the teachers' steps (4,687 against 1,562, whole batches), the same for every split: s0∪1
     # distills on twice the images, so it takes half the epochs
-    assert {c.steps for c in short} == {4_687} and {c.steps / c.teachers[0].steps for c in short} == {
-        4_687 / 1_562}
+    assert {c.steps for c in short} == {4_687} and {
+        c.steps / c.teachers[0].steps for c in short
+    } == {4_687 / 1_562}
     assert {(c.train_part, c.epochs) for c in short} == {("D0", 300), ("D1", 300), ("D0+D1", 150)}
     # the length control: s0 at m = 3, tau = 4, at 2x the steps, in every trial, beside its 1x twin
     long = [(labels, c) for labels, c in students if labels["length"] != 1]
-    assert {(labels["split"], labels["m"], labels["tau"], labels["length"]) for labels, _ in long} == {
-        ("s0", 3, 4.0, 2)}
+    assert {
+        (labels["split"], labels["m"], labels["tau"], labels["length"]) for labels, _ in long
+    } == {("s0", 3, 4.0, 2)}
     assert sorted(labels["trial"] for labels, _ in long) == list(p.settings["seeds"]) == [0, 1, 2]
     for _, c in long:
         twin = replace(c, epochs=c.epochs // 2)
         assert twin in short and c.steps - 2 * twin.steps in (0, 1)
     # chapter 6 reads the 1x students only
-    read = [labels for labels, _ in chapters.plan("train_agreement", "budget").rows
-            if labels.get("source") == "split" and labels["role"] == "student"]
+    read = [
+        labels
+        for labels, _ in chapters.plan("train_agreement", "budget").rows
+        if labels.get("source") == "split" and labels["role"] == "student"
+    ]
     assert len(read) == len(short) and {labels["length"] for labels in read} == {1}
 
 
-@pytest.mark.parametrize("name", [n for n in sorted(chapters.CHAPTERS)
-                                  if n != "train_agreement"])  # chapter 6 has no runs of its own
+@pytest.mark.parametrize(
+    "name", [n for n in sorted(chapters.CHAPTERS) if n != "train_agreement"]
+)  # chapter 6 has no runs of its own
 def test_budget_recipes_keep_the_papers_relative_lengths(name):
-    """At budget, teachers train the paper's 200 epochs at batch 256 on 2k images (chapter 7's LayerNorm teachers,
-    which fit 500 images but not 2k, as many steps; chapter 2's LeNet-5 teachers the paper's 100 epochs on 200
-    images); students of the comparisons take 3x their teachers' optimizer steps (the paper: 300 epochs at batch 128
-    against 200 at 256; chapter 2's students, whose length the paper does not state, 600k images on every set);
-    the key condition also runs at 2x."""
+    """At budget, teachers train the paper's 200 epochs at batch 256 on 2k images (chapter 7's
+    LayerNorm teachers, which fit 500 images but not 2k, as many steps; chapter 2's LeNet-5 teachers
+    the paper's 100 epochs on 200 images); students of the comparisons take 3x their teachers'
+    optimizer steps (the paper: 300 epochs at batch 128 against 200 at 256; chapter 2's students,
+    whose length the paper does not state, 600k images on every set); the key condition also runs at
+    2x."""
     p = chapters.plan(name, "budget")
     teachers = [c for c in p.configs if c.kind == "teacher"]
     if name == "lenet_mnist":
-        assert {(c.train_size, c.epochs, c.batch_size, c.steps) for c in teachers} == {(200, 100, 64, 312)}
+        assert {(c.train_size, c.epochs, c.batch_size, c.steps) for c in teachers} == {
+            (200, 100, 64, 312)
+        }
     elif name == "optimization":
         assert {(c.norm, c.train_size, c.epochs, c.batch_size, c.steps) for c in teachers} == {
-            ("layer", 500, 400, 128, 1562)}
+            ("layer", 500, 400, 128, 1562)
+        }
     else:
         assert {(c.epochs, c.batch_size, c.steps) for c in teachers} == {(200, 256, 1562)}
     ratios, doubled = set(), []
     for labels, cfg in p.rows:
-        if labels["role"] != "student" or labels.get("duration", 1) != 1:  # chapter 7's Fig. 6a: length varies
+        if (
+            labels["role"] != "student" or labels.get("duration", 1) != 1
+        ):  # chapter 7's Fig. 6a: length varies
             continue
         if labels.get("length", 1) == 2:
             doubled.append(cfg)
         else:
             ratios.add(round(cfg.steps / cfg.teachers[0].steps, 2))
     assert ratios == ({15.02} if name == "lenet_mnist" else {3.0})
-    if name == "deviations":  # its late-switch arms run at 1x only (their cost; the chapter says so)
+    if (
+        name == "deviations"
+    ):  # its late-switch arms run at 1x only (their cost; the chapter says so)
         return
     assert doubled
-    # each 2x student has its 1x twin: the same config (trial, teachers, set) at half the epochs (chapter 7's
-    # twin also draws a loss plane)
+    # each 2x student has its 1x twin: the same config (trial, teachers, set) at half the epochs
+    # (chapter 7's twin also draws a loss plane)
     configs = {replace(c, surface=0).run_id: c for c in p.configs if c.kind == "student"}
     for c in doubled:
-        assert abs(c.steps - 2 * configs[replace(c, epochs=c.epochs // 2).run_id].steps) <= 1  # whole batches
+        assert (
+            abs(c.steps - 2 * configs[replace(c, epochs=c.epochs // 2).run_id].steps) <= 1
+        )  # whole batches
 
 
 def test_chapter_3s_replication_draws_another_subset_other_teachers_and_other_students():
     from kdrepro.chapters import self_vs_ensemble as sve
+
     main, rep = sve.plans("budget")
     teachers = {c.run_id for c in rep.configs if c.kind == "teacher"}
     assert teachers.isdisjoint(c.run_id for c in main.configs)
-    assert {(c.subset_seed, c.train_size) for c in rep.configs} == {(1, 2_000)}  # students on their teachers' set
+    assert {(c.subset_seed, c.train_size) for c in rep.configs} == {
+        (1, 2_000)
+    }  # students on their teachers' set
     students = [(labels, c) for labels, c in rep.rows if labels["role"] == "student"]
     assert sorted((labels["m"], labels["trial"]) for labels, _ in students) == [
-        (m, t) for m in (1, 3) for t in (100, 101, 102)]
+        (m, t) for m in (1, 3) for t in (100, 101, 102)
+    ]
     for _, c in students:
         assert not {t.run_id for t in c.teachers} & {t.run_id for t in c.control}
         assert round(c.steps / c.teachers[0].steps, 2) == 3.0  # whole batches

@@ -1,10 +1,12 @@
-"""Crash-proof resume: a run killed with SIGKILL at any instant resumes and ends with the same numbers.
+"""Crash-proof resume: a run killed with SIGKILL at any instant resumes and ends with the same
+numbers.
 
-A child process trains a teacher and then its student with a checkpoint after every step, and kills itself at its
-k-th fault point: an optimizer step, an augmented view (in training batches and in the teacher-logit cache's
-build, which the student reads), or a write, fsync or rename inside an atomic file write (every `os.write` is cut
-in half first, so a kill can land in the middle of a checkpoint, the logit cache, a weights file or a result). The
-test then resumes the sweep in this process and compares everything that is stored with an uninterrupted sweep.
+A child process trains a teacher and then its student with a checkpoint after every step, and kills
+itself at its k-th fault point: an optimizer step, an augmented view (in training batches and in the
+teacher-logit cache's build, which the student reads), or a write, fsync or rename inside an atomic
+file write (every `os.write` is cut in half first, so a kill can land in the middle of a checkpoint,
+the logit cache, a weights file or a result). The test then resumes the sweep in this process and
+compares everything that is stored with an uninterrupted sweep.
 """
 
 import os
@@ -18,8 +20,18 @@ import torch
 from kdrepro import data, files, runs, store
 from kdrepro.config import StudentConfig, TeacherConfig
 
-TINY = dict(dataset="mnist", model="lenet5", train_size=100, epochs=2, batch_size=25, lr=0.05, augment="crop",
-            crop_pad=2, evals=2, test_size=500)
+TINY = dict(
+    dataset="mnist",
+    model="lenet5",
+    train_size=100,
+    epochs=2,
+    batch_size=25,
+    lr=0.05,
+    augment="crop",
+    crop_pad=2,
+    evals=2,
+    test_size=500,
+)
 
 CHILD = """
 import os, signal, sys
@@ -72,14 +84,25 @@ def sweep() -> list:
 
 
 def _child(k: int, env: dict, setup: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", CHILD.replace("{setup}", setup), str(k)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", CHILD.replace("{setup}", setup), str(k)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _stored(cfgs) -> list:
     """What a run leaves that must not depend on kills: metrics, curves, steps, weights digest."""
-    return [{k: store.get(c)[k] for k in ("final", "curves", "steps", "teacher_test", "weights_sha256")
-             if k in store.get(c)} for c in cfgs]
+    return [
+        {
+            k: store.get(c)[k]
+            for k in ("final", "curves", "steps", "teacher_test", "weights_sha256")
+            if k in store.get(c)
+        }
+        for c in cfgs
+    ]
 
 
 def _use(monkeypatch, root):
@@ -88,25 +111,36 @@ def _use(monkeypatch, root):
 
 
 def test_kills_at_25_moments_never_change_the_result(tmp_path, monkeypatch):
-    monkeypatch.setenv("KDREPRO_CKPT_SECONDS", "0")  # a checkpoint after every step: many writes to land in
+    monkeypatch.setenv(
+        "KDREPRO_CKPT_SECONDS", "0"
+    )  # a checkpoint after every step: many writes to land in
     _use(monkeypatch, tmp_path / "reference")
     runs.run_all(sweep(), progress=False)
     reference = _stored(sweep())
     assert store.get(sweep()[1])["provenance"]["cached_teacher"] is True
     setup = SWEEP.format(tiny=repr(TINY), student=repr(STUDENT))
-    env = {**os.environ, "KDREPRO_RESULTS": str(tmp_path / "count" / "results"),
-           "KDREPRO_CACHE": str(tmp_path / "count" / "cache")}
+    env = {
+        **os.environ,
+        "KDREPRO_RESULTS": str(tmp_path / "count" / "results"),
+        "KDREPRO_CACHE": str(tmp_path / "count" / "cache"),
+    }
     out = _child(0, env, setup).stdout
     total = int(out.split("fault points:")[1])
     start, end = map(int, out.split("cache build:")[1].split()[:2])
     assert total > 100 and end - start == 25  # one view id per view of the cache
-    # 25 evenly spaced moments, and the cache's: inside its build, and in the write of its file just after
-    moments = sorted({int(k) for k in np.linspace(1, total, 25)} | {start + 1, (start + end) // 2, end + 1, end + 2})
+    # 25 evenly spaced moments, and the cache's: inside its build, and in the write of its file just
+    # after
+    moments = sorted(
+        {int(k) for k in np.linspace(1, total, 25)}
+        | {start + 1, (start + end) // 2, end + 1, end + 2}
+    )
     for k in moments:
         root = tmp_path / f"k{k}"
         env.update(KDREPRO_RESULTS=str(root / "results"), KDREPRO_CACHE=str(root / "cache"))
         killed = _child(k, env, setup)
-        assert killed.returncode == -9, f"fault point {k} of {total}: the child was not killed ({killed.stderr})"
+        assert killed.returncode == -9, (
+            f"fault point {k} of {total}: the child was not killed ({killed.stderr})"
+        )
         _use(monkeypatch, root)
         runs.run_all(sweep(), progress=False)  # resume whatever the kill left
         assert _stored(sweep()) == reference, f"killed at fault point {k} of {total}"

@@ -8,10 +8,14 @@ from kdrepro.losses import ensemble_logits, kd_loss
 
 
 def _logits(*shape: int, seed: int = 0) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2
+    return (
+        torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2
+    )
 
 
-def _unscaled_cross_entropy(student: torch.Tensor, teacher: torch.Tensor, tau: float) -> torch.Tensor:
+def _unscaled_cross_entropy(
+    student: torch.Tensor, teacher: torch.Tensor, tau: float
+) -> torch.Tensor:
     """mean_b −Σ_j softmax(z_t/τ)_j log_softmax(z_s/τ)_j, without the τ² factor."""
     return -(F.softmax(teacher / tau, -1) * F.log_softmax(student / tau, -1)).sum(-1).mean()
 
@@ -41,7 +45,12 @@ def test_tau_1_gradient_is_kl_gradient_and_gap_is_teacher_entropy():
     student = _logits(6, 10, seed=2).requires_grad_()
     loss = kd_loss(student, teacher, 1.0)
     (grad_loss,) = torch.autograd.grad(loss, student)
-    kl = F.kl_div(F.log_softmax(student, -1), F.log_softmax(teacher, -1), reduction="batchmean", log_target=True)
+    kl = F.kl_div(
+        F.log_softmax(student, -1),
+        F.log_softmax(teacher, -1),
+        reduction="batchmean",
+        log_target=True,
+    )
     (grad_kl,) = torch.autograd.grad(kl, student)
     assert torch.allclose(grad_loss, grad_kl, atol=1e-12)
     assert (loss - kl).item() == pytest.approx(_entropy(teacher).item(), abs=1e-12)
@@ -53,7 +62,9 @@ def test_soft_term_is_tau_squared_times_cross_entropy(tau: float):
     targets = torch.tensor([0, 1, 2, 3, 4, 0, 1, 2])
     loss = kd_loss(student, teacher, tau, alpha=0.3, targets=targets)
     soft = (loss - 0.3 * F.cross_entropy(student, targets)) / 0.7
-    assert soft.item() == pytest.approx(tau**2 * _unscaled_cross_entropy(student, teacher, tau).item(), rel=1e-12)
+    assert soft.item() == pytest.approx(
+        tau**2 * _unscaled_cross_entropy(student, teacher, tau).item(), rel=1e-12
+    )
 
 
 def test_trap_tau_squared_kept_when_alpha_is_zero():
@@ -69,7 +80,9 @@ def test_trap_kl_div_reduction_batchmean_not_mean():
     kl_gap = kd_loss(student, teacher, tau).item() - tau**2 * _entropy(teacher / tau).item()
     log_p_s, p_t = F.log_softmax(student / tau, -1), F.softmax(teacher / tau, -1)
     batchmean = tau**2 * F.kl_div(log_p_s, p_t, reduction="batchmean").item()
-    with pytest.warns(UserWarning):  # torch itself warns that "mean" divides by B·K, a factor K too small
+    with pytest.warns(
+        UserWarning
+    ):  # torch itself warns that "mean" divides by B·K, a factor K too small
         mean = tau**2 * F.kl_div(log_p_s, p_t, reduction="mean").item()
     assert kl_gap == pytest.approx(batchmean, rel=1e-10)
     assert abs(kl_gap - mean) > 0.5 * kl_gap
@@ -84,7 +97,9 @@ def test_ensemble_of_identical_members_is_the_member():
 
 def test_ensemble_averages_member_probabilities():
     members = _logits(3, 5, 4, seed=8)
-    assert torch.allclose(ensemble_logits(members).exp(), F.softmax(members, -1).mean(0), atol=1e-12)
+    assert torch.allclose(
+        ensemble_logits(members).exp(), F.softmax(members, -1).mean(0), atol=1e-12
+    )
 
 
 def test_ensemble_teacher_is_reduced_before_tempering():
@@ -93,7 +108,9 @@ def test_ensemble_teacher_is_reduced_before_tempering():
     loss = kd_loss(student, members, tau).item()
     assert loss == pytest.approx(kd_loss(student, reduced, tau).item(), rel=1e-12)
     tempered_members = F.softmax(members / tau, -1).mean(0)
-    tempered_first = -(tau**2) * (tempered_members * F.log_softmax(student / tau, -1)).sum(-1).mean()
+    tempered_first = (
+        -(tau**2) * (tempered_members * F.log_softmax(student / tau, -1)).sum(-1).mean()
+    )
     assert loss != pytest.approx(tempered_first.item(), rel=1e-3)
 
 
@@ -103,17 +120,26 @@ def test_alpha_1_is_cross_entropy_on_the_real_rows_only():
     loss = kd_loss(student, teacher, 4.0, alpha=1.0, targets=targets).item()
     assert loss == pytest.approx(F.cross_entropy(student[:5], targets).item(), rel=1e-12)
     synthetic_changed = torch.cat([student[:5], _logits(3, 5, seed=13)])
-    assert kd_loss(synthetic_changed, teacher, 4.0, alpha=1.0, targets=targets).item() == pytest.approx(loss, rel=1e-12)
+    assert kd_loss(
+        synthetic_changed, teacher, 4.0, alpha=1.0, targets=targets
+    ).item() == pytest.approx(loss, rel=1e-12)
 
 
 def test_alpha_0_ignores_targets():
     teacher, student = _logits(8, 5, seed=11), _logits(8, 5, seed=12)
     targets = torch.tensor([4, 3, 2])
-    assert kd_loss(student, teacher, 2.0, targets=targets).item() == kd_loss(student, teacher, 2.0).item()
+    assert (
+        kd_loss(student, teacher, 2.0, targets=targets).item()
+        == kd_loss(student, teacher, 2.0).item()
+    )
 
 
 def test_alpha_mixes_hard_and_soft_terms():
-    teacher, student, targets = _logits(8, 5, seed=14), _logits(8, 5, seed=15), torch.tensor([1, 1, 0])
+    teacher, student, targets = (
+        _logits(8, 5, seed=14),
+        _logits(8, 5, seed=15),
+        torch.tensor([1, 1, 0]),
+    )
     hard = kd_loss(student, teacher, 2.0, alpha=1.0, targets=targets).item()
     soft = kd_loss(student, teacher, 2.0).item()
     mixed = kd_loss(student, teacher, 2.0, alpha=0.25, targets=targets).item()
@@ -132,7 +158,9 @@ def test_per_example_temperature_changes_only_its_row():
     tau = torch.tensor([4.0, 4.0, 1.0, 4.0, 4.0, 4.0])  # row 2 is, say, a synthetic example at τ=1
     rows = [kd_loss(student[b : b + 1], teacher[b : b + 1], tau[b].item()).item() for b in range(6)]
     assert kd_loss(student, teacher, tau).item() == pytest.approx(sum(rows) / 6, rel=1e-12)
-    assert kd_loss(student, teacher, tau).item() != pytest.approx(kd_loss(student, teacher, 4.0).item(), rel=1e-3)
+    assert kd_loss(student, teacher, tau).item() != pytest.approx(
+        kd_loss(student, teacher, 4.0).item(), rel=1e-3
+    )
 
 
 def test_teacher_receives_no_gradient():

@@ -28,7 +28,9 @@ def test_nll_is_cross_entropy():
 
 def test_trap_nll_is_not_the_papers_bxb_indexing():
     logits, labels = _randn(5, 5, seed=3), torch.tensor([3, 0, 4, 1, 2])
-    buggy = -F.log_softmax(logits, -1)[..., labels].mean().item()  # a 5×5 matrix: every example × every label
+    buggy = (
+        -F.log_softmax(logits, -1)[..., labels].mean().item()
+    )  # a 5×5 matrix: every example × every label
     assert abs(nll(logits, labels) - buggy) > 1e-3
 
 
@@ -51,7 +53,10 @@ def test_predictive_kl_matches_torch_distributions():
 
 
 def test_predictive_kl_direction_is_teacher_to_student():
-    teacher, student = _two_class_logits([0.5]), _two_class_logits([0.1])  # p_t = [½, ½], p_s = [0.9, 0.1]
+    teacher, student = (
+        _two_class_logits([0.5]),
+        _two_class_logits([0.1]),
+    )  # p_t = [½, ½], p_s = [0.9, 0.1]
     forward = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)  # = ln(5/3) ≈ 0.511
     reverse = 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)  # ≈ 0.368
     assert predictive_kl(teacher, student) == pytest.approx(forward, rel=1e-12)
@@ -64,18 +69,23 @@ ECE_LABELS = torch.tensor([1, 0, 1, 1, 0])
 
 
 def test_ece_hand_example_with_a_bin_edge():
-    # Bin (0.5,0.6]: {0.55 ✓}            n=1, acc 1,   conf 0.55  → 1/5·|1 − 0.55|    = 0.09
-    # Bin (0.6,0.7]: {0.65 ✗, 0.7 ✓}     n=2, acc 0.5, conf 0.675 → 2/5·|0.5 − 0.675| = 0.07
-    # Bin (0.9,1.0]: {0.95 ✓, 0.92 ✗}    n=2, acc 0.5, conf 0.935 → 2/5·|0.5 − 0.935| = 0.174
-    # ECE = 0.09 + 0.07 + 0.174 = 0.334. With 0.7 in (0.7,0.8] it would be 0.09 + 0.13 + 0.06 + 0.174 = 0.454.
+    # Bin (0.5,0.6]: {0.55 ✓}            n=1, acc 1,   conf 0.55  → 1/5·|1 − 0.55|    = 0.09 Bin
+    # (0.6,0.7]: {0.65 ✗, 0.7 ✓}     n=2, acc 0.5, conf 0.675 → 2/5·|0.5 − 0.675| = 0.07 Bin
+    # (0.9,1.0]: {0.95 ✓, 0.92 ✗}    n=2, acc 0.5, conf 0.935 → 2/5·|0.5 − 0.935| = 0.174 ECE = 0.09
+    # + 0.07 + 0.174 = 0.334. With 0.7 in (0.7,0.8] it would be 0.09 + 0.13 + 0.06 + 0.174 = 0.454.
     assert ece(_two_class_logits(ECE_CONFIDENCES), ECE_LABELS) == pytest.approx(0.334, abs=1e-12)
 
 
 def test_trap_ece_bin_count_matters_and_default_is_10():
     logits = _two_class_logits(ECE_CONFIDENCES)
-    # With 15 bins every example sits alone in its bin: (0.45 + 0.65 + 0.3 + 0.05 + 0.92) / 5 = 0.474.
+    # With 15 bins every example sits alone in its bin: (0.45 + 0.65 + 0.3 + 0.05 + 0.92) / 5 =
+    # 0.474.
     assert ece(logits, ECE_LABELS, bins=15) == pytest.approx(0.474, abs=1e-12)
-    assert ece(logits, ECE_LABELS) == ece(logits, ECE_LABELS, bins=10) != ece(logits, ECE_LABELS, bins=15)
+    assert (
+        ece(logits, ECE_LABELS)
+        == ece(logits, ECE_LABELS, bins=10)
+        != ece(logits, ECE_LABELS, bins=15)
+    )
 
 
 def test_ece_low_confidences_share_the_first_bin():
@@ -146,7 +156,8 @@ def test_bad_input_raises(call):
 
 
 def _related_features(n: int = 60) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two representations that share structure but are not equal, so CKA is strictly between 0 and 1."""
+    """Two representations that share structure but are not equal, so CKA is strictly between 0 and
+    1."""
     x = _randn(n, 8, seed=40)
     y = torch.tanh(x[:, :5] @ _randn(5, 6, seed=41)) + 0.3 * _randn(n, 6, seed=42)
     return x, y
@@ -175,15 +186,17 @@ def _kornblith_rbf_cka(x: torch.Tensor, y: torch.Tensor) -> float:
         dot_products = z @ z.T
         sq_norms = dot_products.diag()
         sq_distances = -2 * dot_products + sq_norms[:, None] + sq_norms[None, :]
-        return torch.exp(-sq_distances / (2 * torch.quantile(sq_distances, 0.5)))  # quantile 0.5 = np.median
+        return torch.exp(
+            -sq_distances / (2 * torch.quantile(sq_distances, 0.5))
+        )  # quantile 0.5 = np.median
 
     def center_gram(gram: torch.Tensor) -> torch.Tensor:
         means = gram.mean(0)
         means = means - means.mean() / 2
         return gram - means[:, None] - means[None, :]
 
-    k, l = center_gram(gram_rbf(x)), center_gram(gram_rbf(y))
-    return (k.flatten() @ l.flatten() / (k.norm() * l.norm())).item()
+    k, g = center_gram(gram_rbf(x)), center_gram(gram_rbf(y))
+    return (k.flatten() @ g.flatten() / (k.norm() * g.norm())).item()
 
 
 def test_cka_rbf_matches_kornblith_reference():
@@ -195,7 +208,9 @@ def test_cka_averages_4d_maps_over_height_and_width():
     x4, y4 = _randn(30, 4, 3, 5, seed=44), _randn(30, 6, 3, 5, seed=45)
     value = cka(x4, y4)
     assert value == pytest.approx(cka(x4.mean(dim=(2, 3)), y4.mean(dim=(2, 3))), rel=1e-12)
-    assert value != pytest.approx(cka(x4.mean(dim=(1, 2)), y4.mean(dim=(1, 2))), rel=1e-3)  # the paper code's axes
+    assert value != pytest.approx(
+        cka(x4.mean(dim=(1, 2)), y4.mean(dim=(1, 2))), rel=1e-3
+    )  # the paper code's axes
 
 
 def test_cka_low_for_independent_features():
@@ -204,36 +219,62 @@ def test_cka_low_for_independent_features():
 
 def test_metrics_accept_float32_and_return_floats():
     logits, labels = _randn(9, 3, seed=48).float(), _labels(9, 3, seed=49)
-    values = [accuracy(logits, labels), nll(logits, labels), ece(logits, labels), cka(logits, logits, "rbf")]
+    values = [
+        accuracy(logits, labels),
+        nll(logits, labels),
+        ece(logits, labels),
+        cka(logits, logits, "rbf"),
+    ]
     assert all(type(v) is float for v in values)
 
 
 def test_reliability_bins_match_ece():
-    # Max probabilities 0.65 (right), 0.65 (wrong), 0.55 (right), 0.55 (wrong): bins (0.6, 0.7] and (0.5, 0.6].
+    # Max probabilities 0.65 (right), 0.65 (wrong), 0.55 (right), 0.55 (wrong): bins (0.6, 0.7] and
+    # (0.5, 0.6].
     probs = torch.tensor([[0.65, 0.35], [0.65, 0.35], [0.45, 0.55], [0.55, 0.45]])
     labels = torch.tensor([0, 1, 1, 1])
     r = reliability(probs.log(), labels)
     assert r["count"].tolist() == [0, 0, 0, 0, 0, 2, 2, 0, 0, 0]
-    assert r["accuracy"][5].item() == pytest.approx(0.5) and r["confidence"][6].item() == pytest.approx(0.65)
+    assert r["accuracy"][5].item() == pytest.approx(0.5) and r["confidence"][
+        6
+    ].item() == pytest.approx(0.65)
     assert torch.isnan(r["accuracy"][0])
     # ECE = (2/4)|0.5 - 0.55| + (2/4)|0.5 - 0.65| = 0.025 + 0.075
     assert ece(probs.log(), labels) == pytest.approx(0.1)
     filled = r["count"] > 0
-    by_hand = (r["count"][filled] * (r["accuracy"][filled] - r["confidence"][filled]).abs()).sum() / 4
+    by_hand = (
+        r["count"][filled] * (r["accuracy"][filled] - r["confidence"][filled]).abs()
+    ).sum() / 4
     assert by_hand.item() == pytest.approx(0.1)
 
 
 def test_deviations_by_hand():
     from kdrepro.metrics import deviations
+
     probs = lambda rows: torch.tensor(rows, dtype=torch.float64).log()  # noqa: E731
     teacher = probs([[0.85, 0.15], [0.35, 0.65], [0.85, 0.15]])
     student = probs([[0.6, 0.4], [0.5, 0.5], [0.9, 0.1]])
     d = deviations(teacher, student, torch.tensor([0, 0, -1]))  # the third image has no label (OOD)
-    assert d["count"] == [0, 0, 0, 0, 0, 0, 1, 0, 2, 0] and d["labelled"] == [0, 0, 0, 0, 0, 0, 1, 0, 1, 0]
+    assert d["count"] == [0, 0, 0, 0, 0, 0, 1, 0, 2, 0] and d["labelled"] == [
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0,
+        1,
+        0,
+    ]
     assert d["teacher_top"][8] == pytest.approx(0.85) and d["student_top"][8] == pytest.approx(0.75)
-    assert d["teacher_true"][8] == pytest.approx(0.85) and d["student_true"][8] == pytest.approx(0.6)
+    assert d["teacher_true"][8] == pytest.approx(0.85) and d["student_true"][8] == pytest.approx(
+        0.6
+    )
     assert d["teacher_top"][6] == pytest.approx(0.65) and d["student_top"][6] == pytest.approx(0.5)
-    assert d["teacher_true"][6] == pytest.approx(0.35) and d["student_true"][6] == pytest.approx(0.5)
+    assert d["teacher_true"][6] == pytest.approx(0.35) and d["student_true"][6] == pytest.approx(
+        0.5
+    )
     assert d["student_top"][0] is None and d["teacher_true"][9] is None
     with pytest.raises(ValueError, match="does not match"):
         deviations(teacher, student[:2], torch.tensor([0, 0, 1]))

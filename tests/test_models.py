@@ -1,4 +1,5 @@
-"""Architectures: parameter counts from the paper's App. A.2 and the official code, normalization choice, ensembles."""
+"""Architectures: parameter counts from the paper's App. A.2 and the official code, normalization
+choice, ensembles."""
 
 import math
 
@@ -9,12 +10,15 @@ from torch import nn
 from kdrepro import models
 
 
-@pytest.mark.parametrize("name, classes, expected", [
-    ("preresnet20", 100, 278_132),    # the paper: 0.278M
-    ("preresnet56", 100, 613_556),    # bottleneck, the paper: 0.614M
-    ("preresnet110", 100, 1_169_972),  # the paper: 1.17M
-    ("vgg16", 100, 15_291_300),       # the paper: about 15.3M
-])
+@pytest.mark.parametrize(
+    "name, classes, expected",
+    [
+        ("preresnet20", 100, 278_132),  # the paper: 0.278M
+        ("preresnet56", 100, 613_556),  # bottleneck, the paper: 0.614M
+        ("preresnet110", 100, 1_169_972),  # the paper: 1.17M
+        ("vgg16", 100, 15_291_300),  # the paper: about 15.3M
+    ],
+)
 def test_parameter_counts(name, classes, expected):
     assert models.num_params(models.build(name, classes)) == expected
 

@@ -1,4 +1,5 @@
-"""Packing G networks into one (kdrepro.packed) changes nothing but the order of floating-point sums."""
+"""Packing G networks into one (kdrepro.packed) changes nothing but the order of floating-point
+sums."""
 
 from dataclasses import replace
 
@@ -35,7 +36,9 @@ def test_packed_forward_equals_each_member(name, norm, channels, size):
 
 def test_pack_then_unpack_gives_back_every_tensor_exactly():
     nets = members("preresnet8", "batch", 3, 32)
-    assert sum(p.numel() for p in Packed(nets).parameters()) == sum(p.numel() for n in nets for p in n.parameters())
+    assert sum(p.numel() for p in Packed(nets).parameters()) == sum(
+        p.numel() for n in nets for p in n.parameters()
+    )
     nets[1].layer1[0].bn1.running_mean.fill_(0.5)  # buffers travel too
     for g, state in enumerate(Packed(nets).unpack()):
         assert state.keys() == nets[g].state_dict().keys()
@@ -54,7 +57,9 @@ def test_training_packed_is_training_each_member(name, norm, channels, size):
     for _ in range(3):
         x = torch.randn(3, 16, channels, size, size, generator=gen)
         y = torch.randint(0, 10, (3, 16), generator=gen)
-        loss = sum(F.cross_entropy(out, t) for out, t in zip(packed(x), y))  # the sum: each member its own gradient
+        loss = sum(
+            F.cross_entropy(out, t) for out, t in zip(packed(x), y)
+        )  # the sum: each member its own gradient
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -63,11 +68,14 @@ def test_training_packed_is_training_each_member(name, norm, channels, size):
             o.zero_grad()
             F.cross_entropy(net(xb), yb).backward()
             o.step()
-    # Grouped kernels sum in another order (differences of 1e-7 in one forward pass); three steps through
-    # train-mode BatchNorm amplify them to about 4e-5 on weights of order 0.1-1: bound them at 1e-4.
+    # Grouped kernels sum in another order (differences of 1e-7 in one forward pass); three steps
+    # through train-mode BatchNorm amplify them to about 4e-5 on weights of order 0.1-1: bound them
+    # at 1e-4.
     for g, state in enumerate(packed.unpack()):
         for key, value in nets[g].state_dict().items():
-            torch.testing.assert_close(state[key], value, rtol=1e-3, atol=1e-4, msg=lambda m: f"{key}: {m}")
+            torch.testing.assert_close(
+                state[key], value, rtol=1e-3, atol=1e-4, msg=lambda m: f"{key}: {m}"
+            )
 
 
 def test_a_layer_it_cannot_pack_is_a_one_line_error():
@@ -76,8 +84,11 @@ def test_a_layer_it_cannot_pack_is_a_one_line_error():
             super().__init__()
             self.emb = nn.Embedding(4, 2)
 
-    with pytest.raises(TypeError, match=r"^cannot pack a Embedding layer: only Conv2d, BatchNorm2d, GroupNorm and "
-                                        r"Linear carry parameters in a packable network$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^cannot pack a Embedding layer: only Conv2d, BatchNorm2d, GroupNorm and "
+        r"Linear carry parameters in a packable network$",
+    ):
         Packed([Odd(), Odd()])
 
 
@@ -87,22 +98,35 @@ def test_batches_for_the_wrong_number_of_networks_are_refused():
 
 
 def test_a_packed_pool_trains_each_teacher_as_its_own_run(tmp_store):
-    """Three teachers of one recipe trained as one packed network end where three plain runs end (the same data
-    order, augmentations and init; only the order of sums inside grouped kernels differs), and are stored as runs.
-    Early training amplifies rounding about tenfold per step (an init perturbed by 4e-7 moves a plain run's weights
-    by 4e-4 within 4 steps), so the bound is checked over 2 steps: 1e-4 absolute."""
+    """Three teachers of one recipe trained as one packed network end where three plain runs end
+    (the same data order, augmentations and init; only the order of sums inside grouped kernels
+    differs), and are stored as runs. Early training amplifies rounding about tenfold per step (an
+    init perturbed by 4e-7 moves a plain run's weights by 4e-4 within 4 steps), so the bound is
+    checked over 2 steps: 1e-4 absolute."""
     from kdrepro import runs, store, train
     from kdrepro.config import TeacherConfig
     from kdrepro.errors import ConfigError
     from kdrepro.packed import fit_pack
 
-    recipe = dict(dataset="mnist", model="preresnet8", train_size=200, epochs=1, batch_size=100, lr=0.05,
-                  augment="crop", crop_pad=2, evals=2, test_size=500)
+    recipe = dict(
+        dataset="mnist",
+        model="preresnet8",
+        train_size=200,
+        epochs=1,
+        batch_size=100,
+        lr=0.05,
+        augment="crop",
+        crop_pad=2,
+        evals=2,
+        test_size=500,
+    )
     cfgs = [TeacherConfig(**recipe, seed=s, subset_seed=s) for s in range(3)]
     cpu = torch.device("cpu")
     for cfg, got in zip(cfgs, fit_pack(cfgs, cpu, progress=False)):
         want = train.fit(cfg, cpu, progress=False)
-        assert got.packed == 3 and [r["step"] for r in got.curves] == [r["step"] for r in want.curves]
+        assert got.packed == 3 and [r["step"] for r in got.curves] == [
+            r["step"] for r in want.curves
+        ]
         for a, b in zip(got.curves, want.curves):
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
             assert a["nll"] == pytest.approx(b["nll"], rel=1e-3)
@@ -118,21 +142,34 @@ def test_a_packed_pool_trains_each_teacher_as_its_own_run(tmp_store):
     assert all(store.get(c) is not None and runs.weights_path(c).exists() for c in cfgs)
 
 
-STUDENT = dict(dataset="mnist", model="preresnet8", epochs=1, lr=0.05, augment="crop", crop_pad=2, evals=2,
-               test_size=500)
+STUDENT = dict(
+    dataset="mnist",
+    model="preresnet8",
+    epochs=1,
+    lr=0.05,
+    augment="crop",
+    crop_pad=2,
+    evals=2,
+    test_size=500,
+)
 
 
 def pool(n: int = 9) -> list:
     from kdrepro.config import TeacherConfig
-    return [TeacherConfig(**STUDENT, train_size=100, batch_size=50, seed=s, subset_seed=s) for s in range(n)]
+
+    return [
+        TeacherConfig(**STUDENT, train_size=100, batch_size=50, seed=s, subset_seed=s)
+        for s in range(n)
+    ]
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
 def test_a_packed_pool_of_students_distills_each_as_its_own_run(tmp_store, monkeypatch, alpha):
-    """Three students, each from its own ensemble of 2 teachers (packed into one labelling network of 6) and with
-    its own control, end where three plain distillation runs end over 2 steps (within 2e-4: the students' larger
-    BatchNorm variances carry the reordered sums further than the teachers' test sees), with the same curves and
-    final metrics; with alpha > 0 each also learns its own true labels."""
+    """Three students, each from its own ensemble of 2 teachers (packed into one labelling network
+    of 6) and with its own control, end where three plain distillation runs end over 2 steps (within
+    2e-4: the students' larger BatchNorm variances carry the reordered sums further than the
+    teachers' test sees), with the same curves and final metrics; with alpha > 0 each also learns
+    its own true labels."""
     from kdrepro import runs, train
     from kdrepro.config import StudentConfig
     from kdrepro.errors import ConfigError
@@ -140,22 +177,35 @@ def test_a_packed_pool_of_students_distills_each_as_its_own_run(tmp_store, monke
     from kdrepro.packed import fit_pack
 
     cpu, teachers_ = torch.device("cpu"), pool()
-    # After 2 steps a student is still near the uniform output that `_check_learned` refuses; both paths call it
-    # the same way (`finish_student`), and what is compared here is the arithmetic.
+    # After 2 steps a student is still near the uniform output that `_check_learned` refuses; both
+    # paths call it the same way (`finish_student`), and what is compared here is the arithmetic.
     monkeypatch.setattr(train, "_check_learned", lambda cfg, final: None)
 
     def untrained(t) -> torch.nn.Module:
-        """An untrained teacher whose head is scaled up, so that its tempered outputs are far from uniform."""
+        """An untrained teacher whose head is scaled up, so that its tempered outputs are far from
+        uniform."""
         net = runs.network(t, train.new_model(t).state_dict(), cpu)
         with torch.no_grad():
             [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1].weight.mul_(10)
         return net
 
-    teachers = [Ensemble([untrained(t) for t in teachers_[2 * k:2 * k + 2]]) for k in range(3)]
+    teachers = [Ensemble([untrained(t) for t in teachers_[2 * k : 2 * k + 2]]) for k in range(3)]
     controls = [Ensemble([untrained(teachers_[6 + k])]) for k in range(3)]
-    cfgs = [StudentConfig(**STUDENT, train_size=200, batch_size=100, seed=s, subset_seed=s, init_seed=100 + s,
-                          temperature=4.0, alpha=alpha, teachers=tuple(teachers_[2 * s:2 * s + 2]),
-                          control=(teachers_[6 + s],)) for s in range(3)]
+    cfgs = [
+        StudentConfig(
+            **STUDENT,
+            train_size=200,
+            batch_size=100,
+            seed=s,
+            subset_seed=s,
+            init_seed=100 + s,
+            temperature=4.0,
+            alpha=alpha,
+            teachers=tuple(teachers_[2 * s : 2 * s + 2]),
+            control=(teachers_[6 + s],),
+        )
+        for s in range(3)
+    ]
     got = fit_pack(cfgs, cpu, teachers, controls, progress=False)
     for cfg, teacher, control, have in zip(cfgs, teachers, controls, got):
         want = train.fit(cfg, cpu, teacher, control, progress=False)
@@ -164,27 +214,51 @@ def test_a_packed_pool_of_students_distills_each_as_its_own_run(tmp_store, monke
             assert a.keys() == b.keys()
             for key, value in b.items():
                 assert a[key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
-        # measured: up to 9e-5 on weights and 2.3e-4 on BatchNorm running variances (~1.8) with 2 threads, 3e-5
-        # with 1; a mislabelled batch or a wrong teacher moves them by 1e-2 or more
+        # measured: up to 9e-5 on weights and 2.3e-4 on BatchNorm running variances (~1.8) with 2
+        # threads, 3e-5 with 1; a mislabelled batch or a wrong teacher moves them by 1e-2 or more
         for key, value in want.weights.items():
             torch.testing.assert_close(have.weights[key], value, rtol=2e-4, atol=2e-4)
     with pytest.raises(ConfigError, match="a pack trains students from a random init"):
-        fit_pack([replace(c, teachers=c.teachers[:1], init="shared", init_seed=None) for c in cfgs], cpu, teachers,
-                 progress=False)
+        fit_pack(
+            [replace(c, teachers=c.teachers[:1], init="shared", init_seed=None) for c in cfgs],
+            cpu,
+            teachers,
+            progress=False,
+        )
     with pytest.raises(ConfigError, match="a pack needs runs of one recipe"):
-        fit_pack([cfgs[0], replace(cfgs[1], teachers=tuple(teachers_[2:3]))], cpu, teachers, progress=False)
+        fit_pack(
+            [cfgs[0], replace(cfgs[1], teachers=tuple(teachers_[2:3]))],
+            cpu,
+            teachers,
+            progress=False,
+        )
 
 
 def test_a_sweep_packs_the_students_a_pack_can_take(tmp_store, monkeypatch):
-    """Through `run_all --pack`, students of one recipe train packed (with stage CKA and train KL like a plain
-    run), and a student a pack cannot take (the teacher's initial weights) trains alone."""
+    """Through `run_all --pack`, students of one recipe train packed (with stage CKA and train KL
+    like a plain run), and a student a pack cannot take (the teacher's initial weights) trains
+    alone."""
     from kdrepro import runs, store, train
     from kdrepro.config import StudentConfig
 
-    monkeypatch.setattr(train, "_check_learned", lambda cfg, final: None)  # 2-step teachers label near-uniformly
+    monkeypatch.setattr(
+        train, "_check_learned", lambda cfg, final: None
+    )  # 2-step teachers label near-uniformly
     trained = pool(3)
-    one = [StudentConfig(**STUDENT, train_size=200, batch_size=100, seed=s, subset_seed=s, init_seed=100 + s,
-                         temperature=1.0, teachers=(trained[s],), control=(trained[2],)) for s in range(2)]
+    one = [
+        StudentConfig(
+            **STUDENT,
+            train_size=200,
+            batch_size=100,
+            seed=s,
+            subset_seed=s,
+            init_seed=100 + s,
+            temperature=1.0,
+            teachers=(trained[s],),
+            control=(trained[2],),
+        )
+        for s in range(2)
+    ]
     shared = replace(one[0], init="shared", init_seed=None)
     results = runs.run_all([*trained, *one, shared], "cpu", progress=False, pack=3)
     assert [r["provenance"].get("packed", 1) for r in results] == [3, 3, 3, 2, 2, 1]
@@ -193,8 +267,8 @@ def test_a_sweep_packs_the_students_a_pack_can_take(tmp_store, monkeypatch):
 
 
 def test_a_member_that_fails_in_a_pack_costs_the_others_nothing(tmp_store, monkeypatch):
-    """A diverging member is returned as its failure; its pack-mates are stored, and the plain loop then retrains
-    it and reports the failure with its own one-line error."""
+    """A diverging member is returned as its failure; its pack-mates are stored, and the plain loop
+    then retrains it and reports the failure with its own one-line error."""
     from kdrepro import runs, store, train
 
     evaluation = train.evaluation

@@ -1,4 +1,5 @@
-"""Verdicts are computed, not typed: the chapters' checks and the summary helpers on hand-made tables."""
+"""Verdicts are computed, not typed: the chapters' checks and the summary helpers on hand-made
+tables."""
 
 import math
 
@@ -14,29 +15,53 @@ def test_mean_std_uses_sample_std_and_zero_for_one_trial():
     table = pd.DataFrame({"g": [1, 1, 1, 2], "v": [0.1, 0.2, 0.3, 0.5]})
     out = report.mean_std(table, ["g"], ["v"])
     assert out.v_mean.tolist() == pytest.approx([0.2, 0.5])
-    assert out.v_std.tolist() == pytest.approx([0.1, 0.0])  # sqrt(((0.1)^2 + 0 + (0.1)^2) / 2) = 0.1
+    assert out.v_std.tolist() == pytest.approx(
+        [0.1, 0.0]
+    )  # sqrt(((0.1)^2 + 0 + (0.1)^2) / 2) = 0.1
     assert out.n.tolist() == [3, 1]
     assert report.std([0.5]) == 0.0 and math.isclose(report.std([1.0, 3.0]), math.sqrt(2))
     assert report.pm(0.87345, 0.0042) == "87.3 ± 0.4"
 
 
-def lenet_table(agreement_small, agreement_large, student_acc, teacher_acc, large=60_000, long=None):
-    """Chapter 2's table; `long`: (agreement shift, accuracy shift) of the largest set at 2x the steps."""
-    rows = [{"role": "teacher", "trial": t, "accuracy": a, "train_accuracy": 1.0, "late_change": 0.0,
-             "steps": 312} for t, a in enumerate(teacher_acc)]
+def lenet_table(
+    agreement_small, agreement_large, student_acc, teacher_acc, large=60_000, long=None
+):
+    """Chapter 2's table; `long`: (agreement shift, accuracy shift) of the largest set at 2x the
+    steps."""
+    rows = [
+        {
+            "role": "teacher",
+            "trial": t,
+            "accuracy": a,
+            "train_accuracy": 1.0,
+            "late_change": 0.0,
+            "steps": 312,
+        }
+        for t, a in enumerate(teacher_acc)
+    ]
     arms = [(200, agreement_small, 1, (0, 0)), (large, agreement_large, 1, (0, 0))]
     arms += [(large, agreement_large, 2, long)] if long else []
     for size, agr, length, (d_agr, d_acc) in arms:
-        rows += [{"role": "student", "trial": t, "distill_size": size, "agreement": a + d_agr + t / 1e4,
-                  "accuracy": s + d_acc + t / 1e4, "control_agreement": a - 0.1 - t / 100, "late_change": 0.001,
-                  "length": length, "steps": 4687 * length}
-                 for t, (a, s) in enumerate(zip(agr, student_acc))]
+        rows += [
+            {
+                "role": "student",
+                "trial": t,
+                "distill_size": size,
+                "agreement": a + d_agr + t / 1e4,
+                "accuracy": s + d_acc + t / 1e4,
+                "control_agreement": a - 0.1 - t / 100,
+                "late_change": 0.001,
+                "length": length,
+                "steps": 4687 * length,
+            }
+            for t, (a, s) in enumerate(zip(agr, student_acc))
+        ]
     return pd.DataFrame(rows)
 
 
 def noise(seed: int = 0, sd: float = 0.0005):
-    """Independent per-row jitter, so that paired differences vary across trials (a constant difference would
-    give a zero-width interval and never test one)."""
+    """Independent per-row jitter, so that paired differences vary across trials (a constant
+    difference would give a zero-width interval and never test one)."""
     rng = np.random.default_rng(seed)
     return lambda: float(rng.normal(0, sd))
 
@@ -48,21 +73,41 @@ def outcomes(finding):
 def test_h1_rules():
     teachers = [0.88, 0.90, 0.89, 0.91, 0.87]
     students = [t + d for t, d in zip(teachers, (0.002, -0.003, 0.001, 0.0, 0.002))]
-    (h1,) = lenet_mnist.findings(lenet_table([0.93, 0.92, 0.94, 0.93, 0.95], [0.993, 0.992, 0.994, 0.991, 0.995],
-                                             students, teachers))
-    # the paper's "> 99 %" needs EMNIST-sized sets: at 60k MNIST it is not testable, whatever the number
-    assert outcomes(h1) == ["holds", "inconclusive", "holds", "holds"] and h1.status == "partly reproduced"
+    (h1,) = lenet_mnist.findings(
+        lenet_table(
+            [0.93, 0.92, 0.94, 0.93, 0.95], [0.993, 0.992, 0.994, 0.991, 0.995], students, teachers
+        )
+    )
+    # the paper's "> 99 %" needs EMNIST-sized sets: at 60k MNIST it is not testable, whatever the
+    # number
+    assert (
+        outcomes(h1) == ["holds", "inconclusive", "holds", "holds"]
+        and h1.status == "partly reproduced"
+    )
     assert not h1.checks[3].core and "not testable without EMNIST-sized sets" in h1.checks[1].here
     # at an EMNIST-sized set it is compared as stated, with no tolerance: 98.5 % fails, 99.3 % holds
-    (h1,) = lenet_mnist.findings(lenet_table([0.93] * 5, [0.985, 0.984, 0.986, 0.985, 0.983], students, teachers,
-                                             large=175_000))
+    (h1,) = lenet_mnist.findings(
+        lenet_table(
+            [0.93] * 5, [0.985, 0.984, 0.986, 0.985, 0.983], students, teachers, large=175_000
+        )
+    )
     assert outcomes(h1)[1] == "fails" and h1.status == "not reproduced"
-    (h1,) = lenet_mnist.findings(lenet_table([0.93, 0.92, 0.94, 0.93, 0.95], [0.993, 0.992, 0.994, 0.991, 0.995],
-                                             students, teachers, large=175_000))
+    (h1,) = lenet_mnist.findings(
+        lenet_table(
+            [0.93, 0.92, 0.94, 0.93, 0.95],
+            [0.993, 0.992, 0.994, 0.991, 0.995],
+            students,
+            teachers,
+            large=175_000,
+        )
+    )
     assert outcomes(h1) == ["holds"] * 4 and h1.status == "reproduced"
     # no rise: per-trial changes of both signs
-    (h1,) = lenet_mnist.findings(lenet_table([0.98, 0.99, 0.985, 0.975, 0.99], [0.99, 0.98, 0.99, 0.985, 0.98],
-                                             students, teachers))
+    (h1,) = lenet_mnist.findings(
+        lenet_table(
+            [0.98, 0.99, 0.985, 0.975, 0.99], [0.99, 0.98, 0.99, 0.985, 0.98], students, teachers
+        )
+    )
     assert outcomes(h1)[0] == "inconclusive" and h1.status == "partly reproduced"
     assert "students take 15× the teachers' steps" in h1.checks[2].here
 
@@ -75,7 +120,8 @@ def test_h1_core_checks_are_withdrawn_when_doubling_the_steps_moves_more_than_th
     (h1,) = lenet_mnist.findings(lenet_table(*args, long=(0.01, 0.001)))
     assert outcomes(h1) == ["holds", "inconclusive", "holds", "holds"]
     assert "less than the effect" in h1.checks[0].note
-    # doubling moves accuracy 2 pt, more than the 1.4-pt room inside the ±1.5 pt margin: accuracy undecided
+    # doubling moves accuracy 2 pt, more than the 1.4-pt room inside the ±1.5 pt margin: accuracy
+    # undecided
     (h1,) = lenet_mnist.findings(lenet_table(*args, long=(0.01, 0.02)))
     assert outcomes(h1)[2] == "inconclusive" and "at least the effect" in h1.checks[2].note
     # doubling moves agreement by more than the rise: the rise is withdrawn
@@ -85,54 +131,103 @@ def test_h1_core_checks_are_withdrawn_when_doubling_the_steps_moves_more_than_th
 
 def test_unconverged_runs_make_a_finding_inconclusive_whatever_its_checks():
     teachers = [0.88, 0.90, 0.89, 0.91, 0.87]
-    good = lenet_table([0.93, 0.92, 0.94, 0.93, 0.95], [0.993, 0.992, 0.994, 0.991, 0.995], teachers, teachers,
-                       large=175_000)
+    good = lenet_table(
+        [0.93, 0.92, 0.94, 0.93, 0.95],
+        [0.993, 0.992, 0.994, 0.991, 0.995],
+        teachers,
+        teachers,
+        large=175_000,
+    )
     assert lenet_mnist.findings(good)[0].status == "reproduced"
     slow = good.copy()
     slow.loc[slow.role == "teacher", ["train_accuracy", "late_change"]] = [0.79, 0.08]
     (h1,) = lenet_mnist.findings(slow)
     assert outcomes(h1) == ["holds"] * 4 and h1.status == "inconclusive"
-    assert h1.reason == ("runs not converged at this scale (5 of 5 teachers neither fit their training set (train "
-                         "accuracy 79%–79%) nor plateaued (up to 8.0 pt over the last quarter))")
+    assert h1.reason == (
+        "runs not converged at this scale (5 of 5 teachers neither fit their training set (train "
+        "accuracy 79%–79%) nor plateaued (up to 8.0 pt over the last quarter))"
+    )
     fit = slow.copy()
     fit.loc[fit.role == "teacher", "train_accuracy"] = 0.99  # fits its data: still moving is fine
     assert lenet_mnist.findings(fit)[0].status == "reproduced"
     moving = good.copy()
     moving.loc[moving.distill_size == 175_000, "late_change"] = -0.006
-    assert "5 of 10 students' train agreement moved by up to 0.6 pt" in lenet_mnist.findings(moving)[0].reason
+    assert (
+        "5 of 10 students' train agreement moved by up to 0.6 pt"
+        in lenet_mnist.findings(moving)[0].reason
+    )
 
 
 def ensemble_table(cells, trials, long=None):
-    """cells: (m, extra) -> (agreement, accuracy, teacher accuracy, control agreement), the same in each trial
-    up to a small per-trial wobble; `long`: the same for the length control (m = 1, no extra data, 2x steps)."""
-    rows = [{"role": "teacher", "member": k, "accuracy": 0.65, "train_accuracy": 0.99, "clean_train_accuracy": 0.995,
-             "late_change": 0.0, "steps": 300} for k in range(3)]
+    """cells: (m, extra) -> (agreement, accuracy, teacher accuracy, control agreement), the same in
+    each trial up to a small per-trial wobble; `long`: the same for the length control (m = 1, no
+    extra data, 2x steps)."""
+    rows = [
+        {
+            "role": "teacher",
+            "member": k,
+            "accuracy": 0.65,
+            "train_accuracy": 0.99,
+            "clean_train_accuracy": 0.995,
+            "late_change": 0.0,
+            "steps": 300,
+        }
+        for k in range(3)
+    ]
     e = noise()
     arms = [(key, values, 1) for key, values in cells.items()]
     arms += [((1, 0), long, 2)] if long else []
     for (m, extra), (agr, acc, tacc, ctrl), length in arms:
         for t in range(trials[m]):
             w = (t - 2) * 0.002
-            rows.append({"role": "student", "trial": t, "m": m, "extra": extra, "length": length,
-                         "agreement": agr + w + e(), "accuracy": acc + w + e(), "teacher_accuracy": tacc + w / 2,
-                         "control_agreement": ctrl + w + e(), "late_change": 0.0, "steps": 900 * length})
+            rows.append(
+                {
+                    "role": "student",
+                    "trial": t,
+                    "m": m,
+                    "extra": extra,
+                    "length": length,
+                    "agreement": agr + w + e(),
+                    "accuracy": acc + w + e(),
+                    "teacher_accuracy": tacc + w / 2,
+                    "control_agreement": ctrl + w + e(),
+                    "late_change": 0.0,
+                    "steps": 900 * length,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def test_ensemble_rules():
-    cells = {(1, 0): (0.80, 0.66, 0.65, 0.75), (1, 4000): (0.83, 0.64, 0.65, 0.76),
-             (3, 0): (0.85, 0.68, 0.72, 0.80), (3, 4000): (0.87, 0.69, 0.72, 0.81), (5, 0): (0.87, 0.69, 0.73, 0.81)}
+    cells = {
+        (1, 0): (0.80, 0.66, 0.65, 0.75),
+        (1, 4000): (0.83, 0.64, 0.65, 0.76),
+        (3, 0): (0.85, 0.68, 0.72, 0.80),
+        (3, 4000): (0.87, 0.69, 0.72, 0.81),
+        (5, 0): (0.87, 0.69, 0.73, 0.81),
+    }
     h2, h3, h10 = self_vs_ensemble.findings(ensemble_table(cells, {1: 5, 3: 5, 5: 3}))
     assert h2.status == "reproduced" and h3.status == "reproduced" and h10.status == "reproduced"
-    assert [c.core for c in h3.checks] == [True, True, True, False, False]  # control margin, teacher lead: context
-    assert h2.checks[1].here.endswith("half-width 0.2 pt (5 trials); students train 3.00× the teachers' steps")
+    assert [c.core for c in h3.checks] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]  # control margin, teacher lead: context
+    assert h2.checks[1].here.endswith(
+        "half-width 0.2 pt (5 trials); students train 3.00× the teachers' steps"
+    )
     margin = [c for c in h10.checks if "independent control" in c.what]
-    assert [c.core for c in margin] == [False, False] and margin[1].outcome == "holds"  # +1 pt from m = 3 to 5
+    assert [c.core for c in margin] == [False, False] and margin[
+        1
+    ].outcome == "holds"  # +1 pt from m = 3 to 5
     # students far less accurate than their single teacher: H2's accuracy check fails
     cells[(1, 0)] = (0.80, 0.60, 0.65, 0.75)
     h2, _, _ = self_vs_ensemble.findings(ensemble_table(cells, {1: 5, 3: 5, 5: 3}))
     assert outcomes(h2)[1] == "fails" and h2.status == "not reproduced"
-    # agreement flat in m (equal means, wobble only): inconclusive, while the context checks still hold
+    # agreement flat in m (equal means, wobble only): inconclusive, while the context checks still
+    # hold
     cells[(3, 0)] = (0.80, 0.68, 0.72, 0.75)
     cells[(5, 0)] = (0.80, 0.69, 0.73, 0.75)
     *_, h10 = self_vs_ensemble.findings(ensemble_table(cells, {1: 5, 3: 5, 5: 3}))
@@ -141,23 +236,43 @@ def test_ensemble_rules():
 
 
 def test_the_length_control_withdraws_only_effects_that_doubling_matches():
-    cells = {(1, 0): (0.80, 0.66, 0.65, 0.75), (1, 4000): (0.83, 0.64, 0.65, 0.76),
-             (3, 0): (0.85, 0.68, 0.72, 0.80), (5, 0): (0.87, 0.69, 0.73, 0.81)}
+    cells = {
+        (1, 0): (0.80, 0.66, 0.65, 0.75),
+        (1, 4000): (0.83, 0.64, 0.65, 0.76),
+        (3, 0): (0.85, 0.68, 0.72, 0.80),
+        (5, 0): (0.87, 0.69, 0.73, 0.81),
+    }
     trials = {1: 5, 3: 5, 5: 3}
-    # doubling moves agreement by +0.5 pt: the +3 pt extra-data rise and the +5 pt m = 1 -> 3 rise stay decided
-    h2, _, h10 = self_vs_ensemble.findings(ensemble_table(cells, trials, long=(0.805, 0.66, 0.65, 0.75)))
+    # doubling moves agreement by +0.5 pt: the +3 pt extra-data rise and the +5 pt m = 1 -> 3 rise
+    # stay decided
+    h2, _, h10 = self_vs_ensemble.findings(
+        ensemble_table(cells, trials, long=(0.805, 0.66, 0.65, 0.75))
+    )
     extra = next(c for c in h2.checks if c.what.startswith("extra distillation data"))
-    assert extra.outcome == "holds" and extra.note.startswith("doubling the student steps moved it +0.5 pt")
+    assert extra.outcome == "holds" and extra.note.startswith(
+        "doubling the student steps moved it +0.5 pt"
+    )
     assert extra.note.endswith("less than the effect") and h10.checks[0].outcome == "holds"
-    # doubling moves agreement by +4 pt: the +3 pt rise is withdrawn, the +5 pt one (m = 1 -> 3) is not
-    h2, _, h10 = self_vs_ensemble.findings(ensemble_table(cells, trials, long=(0.84, 0.66, 0.65, 0.75)))
+    # doubling moves agreement by +4 pt: the +3 pt rise is withdrawn, the +5 pt one (m = 1 -> 3) is
+    # not
+    h2, _, h10 = self_vs_ensemble.findings(
+        ensemble_table(cells, trials, long=(0.84, 0.66, 0.65, 0.75))
+    )
     extra = next(c for c in h2.checks if c.what.startswith("extra distillation data"))
-    assert extra.outcome == "inconclusive" and "so the check was holds only at this length" in extra.note
-    assert h10.checks[0].outcome == "holds" and h10.checks[1].outcome == "inconclusive"  # m = 3 -> 5: +2 pt
+    assert (
+        extra.outcome == "inconclusive"
+        and "so the check was holds only at this length" in extra.note
+    )
+    assert (
+        h10.checks[0].outcome == "holds" and h10.checks[1].outcome == "inconclusive"
+    )  # m = 3 -> 5: +2 pt
     assert h2.status == "partly reproduced"
-    # a failing check is withdrawn the same way: doubling makes the student 6 pt more accurate than at 1x
+    # a failing check is withdrawn the same way: doubling makes the student 6 pt more accurate than
+    # at 1x
     cells[(1, 0)] = (0.80, 0.60, 0.65, 0.75)
-    h2, _, _ = self_vs_ensemble.findings(ensemble_table(cells, trials, long=(0.80, 0.66, 0.65, 0.75)))
+    h2, _, _ = self_vs_ensemble.findings(
+        ensemble_table(cells, trials, long=(0.80, 0.66, 0.65, 0.75))
+    )
     assert h2.checks[1].outcome == "inconclusive" and h2.status != "not reproduced"
 
 
@@ -168,23 +283,41 @@ def test_teachers_that_do_not_fit_make_the_chapter_inconclusive():
     table.loc[0, "clean_train_accuracy"] = 0.985
     h2, h3, h10 = self_vs_ensemble.findings(table)
     assert {h2.status, h3.status, h10.status} == {"inconclusive"}
-    assert h2.unconverged == ("1 of 3 teachers do not fit their training set (eval-mode train accuracy "
-                              "98.5%–98.5%, below 99%)")
+    assert h2.unconverged == (
+        "1 of 3 teachers do not fit their training set (eval-mode train accuracy "
+        "98.5%–98.5%, below 99%)"
+    )
 
 
 def test_a_teacher_at_chance_or_constant_is_refused(tmp_store):
     p = lenet_mnist.plan("smoke", seeds=(0,))
-    fake = {"steps": 10, "curves": [{"step": 10, "train_accuracy": 0.5}], "train_examples": 200,
-            "provenance": {"wall_seconds": 1.0, "device_name": "cpu", "git_commit": "x", "git_dirty": False}}
+    fake = {
+        "steps": 10,
+        "curves": [{"step": 10, "train_accuracy": 0.5}],
+        "train_examples": 200,
+        "provenance": {
+            "wall_seconds": 1.0,
+            "device_name": "cpu",
+            "git_commit": "x",
+            "git_dirty": False,
+        },
+    }
     good = {"accuracy": 0.85, "top_class_share": 0.12, "agreement": 0.9}
     results = [{**fake, "final": good} for _ in p.configs]
     assert len(p.table(results)) == len(p.configs)
-    results[-1] = {**fake, "final": {**good, "agreement": 0.15}}  # e.g. a sign error in the distillation loss
-    with pytest.raises(plan.LearnedNothing, match="agrees with its teacher on 15.0% of test images"):
+    results[-1] = {
+        **fake,
+        "final": {**good, "agreement": 0.15},
+    }  # e.g. a sign error in the distillation loss
+    with pytest.raises(
+        plan.LearnedNothing, match="agrees with its teacher on 15.0% of test images"
+    ):
         p.table(results)
     results[-1] = {**fake, "final": good}
-    for final, reason in (({"accuracy": 0.15, "top_class_share": 0.12}, "ended at 15.0% test accuracy"),
-                          ({"accuracy": 0.35, "top_class_share": 0.9}, "with 90% of its predictions in one class")):
+    for final, reason in (
+        ({"accuracy": 0.15, "top_class_share": 0.12}, "ended at 15.0% test accuracy"),
+        ({"accuracy": 0.35, "top_class_share": 0.9}, "with 90% of its predictions in one class"),
+    ):
         results[0] = {**fake, "final": final}
         with pytest.raises(plan.LearnedNothing, match=reason):
             p.table(results)
@@ -194,44 +327,75 @@ def policy_table(cells, trials=5, m=3, long=None):
     """cells: policy -> (agreement, accuracy, ece, control agreement) of the policies run, the same
     in every trial up to a small per-trial wobble; `long`: Baseline at 2x the steps, (agreement,
     accuracy, ece). Teachers fit their images."""
-    rows = [{"role": "teacher", "member": k, "arch": "preresnet8", "accuracy": 0.6,
-             "train_accuracy": 0.99, "clean_train_accuracy": 0.995, "late_change": 0.0}
-            for k in range(3)]
+    rows = [
+        {
+            "role": "teacher",
+            "member": k,
+            "arch": "preresnet8",
+            "accuracy": 0.6,
+            "train_accuracy": 0.99,
+            "clean_train_accuracy": 0.995,
+            "late_change": 0.0,
+        }
+        for k in range(3)
+    ]
     e = noise()
     arms = [(policy, values, 1) for policy, values in cells.items()]
     arms += [("baseline", (*long, cells["baseline"][3]), 2)] if long else []
     for policy, (agr, acc, ece, ctrl), length in arms:
         for t in range(trials):
             w = (t - 1) * 0.002
-            rows.append({"role": "student", "arch": "preresnet8", "trial": t, "m": m,
-                         "policy": policy, "length": length, "agreement": agr + w + e(),
-                         "accuracy": acc + w + e(),
-                         "ece": ece + w / 10 + e() / 10, "control_agreement": ctrl + w + e(),
-                         "late_change": 0.0})
+            rows.append(
+                {
+                    "role": "student",
+                    "arch": "preresnet8",
+                    "trial": t,
+                    "m": m,
+                    "policy": policy,
+                    "length": length,
+                    "agreement": agr + w + e(),
+                    "accuracy": acc + w + e(),
+                    "ece": ece + w / 10 + e() / 10,
+                    "control_agreement": ctrl + w + e(),
+                    "late_change": 0.0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 # (agreement, accuracy, ece, control agreement): Fig. 3's pattern, MixUp (tau=4) on top and best
 # calibrated
-PAPER_LIKE = {"baseline": (0.79, 0.725, 0.05, 0.77), "baseline_t4": (0.845, 0.745, 0.04, 0.81),
-              "mixup": (0.835, 0.75, 0.03, 0.81), "mixup_t4": (0.86, 0.745, 0.02, 0.83)}
+PAPER_LIKE = {
+    "baseline": (0.79, 0.725, 0.05, 0.77),
+    "baseline_t4": (0.845, 0.745, 0.04, 0.81),
+    "mixup": (0.835, 0.75, 0.03, 0.81),
+    "mixup_t4": (0.86, 0.745, 0.02, 0.83),
+}
 
 
 def test_h4_and_h15_rules():
     from kdrepro.chapters import augmentation
+
     bad = {"noise": (0.785, 0.715, 0.06, 0.77), "ood": (0.78, 0.72, 0.06, 0.77)}
     h4, h15 = augmentation.findings(policy_table({**PAPER_LIKE, **bad}))
     assert outcomes(h4) == ["holds"] * 10 and h4.status == "reproduced"
-    assert [c.core for c in h4.checks] == [True] * 9 + [False]  # the control threshold is ours: context
+    assert [c.core for c in h4.checks] == [True] * 9 + [
+        False
+    ]  # the control threshold is ours: context
     assert h4.checks[0].here.startswith("the closest rival, Baseline (τ=4) − MixUp (τ=4): −1.5 pt")
     assert all("half-width" in c.here for f in (h4, h15) for c in f.checks if c.core)
     assert outcomes(h15) == ["holds"] and h15.status == "reproduced"
     # the budget recipe's four policies: no noise or OOD checks
     h4, _ = augmentation.findings(policy_table(PAPER_LIKE))
     assert outcomes(h4) == ["holds"] * 6 and h4.status == "reproduced"
-    # MixUp (tau=4) clearly below another policy; tempering does nothing; MixUp gains nothing from tempering
-    flat = {**PAPER_LIKE, "baseline_t4": (0.79, 0.725, 0.05, 0.77),
-            "mixup_t4": (0.80, 0.72, 0.05, 0.78), "combined": (0.90, 0.80, 0.01, 0.85)}
+    # MixUp (tau=4) clearly below another policy; tempering does nothing; MixUp gains nothing from
+    # tempering
+    flat = {
+        **PAPER_LIKE,
+        "baseline_t4": (0.79, 0.725, 0.05, 0.77),
+        "mixup_t4": (0.80, 0.72, 0.05, 0.78),
+        "combined": (0.90, 0.80, 0.01, 0.85),
+    }
     h4, h15 = augmentation.findings(policy_table(flat))
     assert outcomes(h4)[:3] == ["fails", "inconclusive", "fails"] and h4.status == "not reproduced"
     assert outcomes(h4)[3] == "fails"  # MixUp (tau=4) agrees less than MixUp (tau=1)
@@ -242,8 +406,9 @@ def test_h4_and_h15_rules():
 
 
 def test_h4_margins_are_smaller_than_figure_3s_gaps():
-    """"Near the top" allows 0.75 pt and "not more accurate" 0.25 pt, half of Fig. 3's gaps: a rival
-    1 pt ahead of MixUp (tau=4), or MixUp (tau=4) 0.5 pt more accurate than at tau=1, fails."""
+    """'Near the top' allows 0.75 pt and 'not more accurate' 0.25 pt, half of Fig. 3's gaps: a
+    rival 1 pt ahead of MixUp (tau=4), or MixUp (tau=4) 0.5 pt more accurate than at tau=1,
+    fails."""
     from kdrepro.chapters import augmentation
 
     def h4(**cells):
@@ -262,15 +427,21 @@ def test_h15_can_fail_without_a_clear_leader():
     """The candidates for the most faithful are the policies no other is significantly ahead of; H15
     fails when each has a significantly better-calibrated rival, whether or not one leads."""
     from kdrepro.chapters import augmentation
+
     # one policy clearly ahead in agreement, and clearly worse calibrated than another
     miscalibrated = {**PAPER_LIKE, "mixup_t4": (0.86, 0.745, 0.09, 0.83)}
     h15 = augmentation.findings(policy_table(miscalibrated))[1]
     assert outcomes(h15) == ["fails"] and h15.status == "not reproduced"
-    assert h15.checks[0].here.startswith("MixUp (τ=4) is the most faithful (MixUp (τ=4) − Baseline "
-                                         "(τ=4): +1.5 pt")
+    assert h15.checks[0].here.startswith(
+        "MixUp (τ=4) is the most faithful (MixUp (τ=4) − Baseline (τ=4): +1.5 pt"
+    )
     # the three most faithful cannot be told apart, and have the three worst ECEs
-    tied = {"baseline": (0.79, 0.725, 0.02, 0.77), "baseline_t4": (0.85, 0.745, 0.05, 0.81),
-            "mixup": (0.85, 0.75, 0.06, 0.81), "mixup_t4": (0.85, 0.745, 0.07, 0.83)}
+    tied = {
+        "baseline": (0.79, 0.725, 0.02, 0.77),
+        "baseline_t4": (0.85, 0.745, 0.05, 0.81),
+        "mixup": (0.85, 0.75, 0.06, 0.81),
+        "mixup_t4": (0.85, 0.745, 0.07, 0.83),
+    }
     h15 = augmentation.findings(policy_table(tied))[1]
     assert outcomes(h15) == ["fails"]
     assert "cannot be told apart in agreement" in h15.checks[0].here
@@ -284,6 +455,7 @@ def test_the_length_control_guards_h4_and_h15():
     margin (+4 pt) stay decided; MixUp (tau=4) near the top (2.25 pt inside the margin), its +2.5 pt
     over tau=1 and H15's 1.5-pt lead are withdrawn. A +0.5 pt move withdraws nothing."""
     from kdrepro.chapters import augmentation
+
     h4, h15 = augmentation.findings(policy_table(PAPER_LIKE, long=(0.82, 0.725, 0.05)))
     assert outcomes(h4) == ["inconclusive", "holds", "holds", "inconclusive", "holds", "holds"]
     assert h4.checks[1].note.startswith("agreement: doubling the student steps moved it +3.0 pt")
@@ -300,6 +472,7 @@ def test_the_length_control_guards_h4_and_h15():
 
 def test_h4_and_h15_need_fitted_teachers_and_no_nan_trial():
     from kdrepro.chapters import augmentation
+
     table = policy_table(PAPER_LIKE)
     table.loc[0, "clean_train_accuracy"] = 0.985
     assert [f.status for f in augmentation.findings(table)] == ["inconclusive", "inconclusive"]
@@ -311,21 +484,28 @@ def test_h4_and_h15_need_fitted_teachers_and_no_nan_trial():
 
 def test_every_finding_has_exactly_one_home():
     from kdrepro import chapters
+
     judged = [key for chapter in chapters.CHAPTERS.values() for key in chapter.FINDINGS]
     assert len(judged) == len(set(judged)) and not set(judged) & set(report.NOT_RUN)
     # the paper's 15 findings, and the follow-up's two (Nagarajan et al., 2023)
-    assert sorted(judged + list(report.NOT_RUN)) == sorted([f"H{i}" for i in range(1, 16)] + ["F1", "F2"])
+    assert sorted(judged + list(report.NOT_RUN)) == sorted(
+        [f"H{i}" for i in range(1, 16)] + ["F1", "F2"]
+    )
 
 
 # Chapter 5's budget cells, (split, m, tau) -> (accuracy, agreement, kl, ece), in the pattern of
 # Figs. 4 and 9: s1 less accurate, more faithful and better calibrated than s0, s0∪1 above both
 # midpoints; tau = 4 ahead of tau = 1 by 2-4 pt and of tau = 8 by 0.5 pt; agreement rising from
 # m = 1 to 3 at every tau.
-SPLIT_CELLS = {("s0", 1, 1.0): (0.580, 0.66, 0.30, 0.05), ("s0", 1, 4.0): (0.600, 0.70, 0.28, 0.05),
-               ("s0", 3, 1.0): (0.583, 0.69, 0.27, 0.05), ("s0", 3, 4.0): (0.620, 0.74, 0.25, 0.05),
-               ("s0", 3, 8.0): (0.615, 0.735, 0.25, 0.05),
-               ("s1", 3, 4.0): (0.600, 0.76, 0.20, 0.03),
-               ("s01", 3, 4.0): (0.615, 0.755, 0.21, 0.035)}
+SPLIT_CELLS = {
+    ("s0", 1, 1.0): (0.580, 0.66, 0.30, 0.05),
+    ("s0", 1, 4.0): (0.600, 0.70, 0.28, 0.05),
+    ("s0", 3, 1.0): (0.583, 0.69, 0.27, 0.05),
+    ("s0", 3, 4.0): (0.620, 0.74, 0.25, 0.05),
+    ("s0", 3, 8.0): (0.615, 0.735, 0.25, 0.05),
+    ("s1", 3, 4.0): (0.600, 0.76, 0.20, 0.03),
+    ("s01", 3, 4.0): (0.615, 0.755, 0.21, 0.035),
+}
 STILL = (0.001, 0.002, -0.002, -0.001)  # doubling the key cell's steps moved it 0.1-0.2 pt
 
 
@@ -334,8 +514,18 @@ def split_table(cells=SPLIT_CELLS, long=None, fit=0.995):
     control's (s0, m = 3, tau = 4 at 2x the steps) are that cell's plus `long` (the control is left
     out when None); each row jittered; teachers at eval-mode train accuracy `fit`."""
     from kdrepro.chapters import recycling
-    rows = [{"role": "teacher", "member": k, "accuracy": 0.6, "train_accuracy": 0.99,
-             "clean_train_accuracy": fit, "late_change": 0.0} for k in range(9)]
+
+    rows = [
+        {
+            "role": "teacher",
+            "member": k,
+            "accuracy": 0.6,
+            "train_accuracy": 0.99,
+            "clean_train_accuracy": fit,
+            "late_change": 0.0,
+        }
+        for k in range(9)
+    ]
     e = noise()
     for labels, _ in recycling.plan("budget").rows:
         if labels["role"] != "student" or (labels["length"] > 1 and long is None):
@@ -345,14 +535,22 @@ def split_table(cells=SPLIT_CELLS, long=None, fit=0.995):
             values = [x + dx for x, dx in zip(values, long)]
         acc, agr, kl, ece = values
         w = (labels["trial"] - 1) * 0.002
-        rows.append({**labels, "accuracy": acc + w + e(), "agreement": agr + w + e(),
-                     "kl": kl + w / 10 + e() / 10, "ece": ece + w / 10 + e() / 10,
-                     "late_change": 0.0})
+        rows.append(
+            {
+                **labels,
+                "accuracy": acc + w + e(),
+                "agreement": agr + w + e(),
+                "kl": kl + w / 10 + e() / 10,
+                "ece": ece + w / 10 + e() / 10,
+                "late_change": 0.0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def test_h5_and_h11_rules():
     from kdrepro.chapters import recycling
+
     h5, h11 = recycling.findings(split_table(long=STILL))
     assert outcomes(h5) == ["holds"] * 6 and h5.status == "reproduced"
     # tau = 4 against 1 at m = 1, against 1 and 8 at m = 3; agreement from m = 1 to 3 at tau = 1
@@ -374,10 +572,16 @@ def test_h5_and_h11_rules():
 def test_h5_and_h11_fail_where_the_papers_pattern_is_reversed():
     """Every core check can fail: the opposite of each claim, clearly beyond its margin."""
     from kdrepro.chapters import recycling
-    reverse = {("s0", 1, 1.0): (0.62, 0.70, 0.30, 0.05), ("s0", 1, 4.0): (0.60, 0.70, 0.28, 0.05),
-               ("s0", 3, 1.0): (0.64, 0.66, 0.27, 0.05), ("s0", 3, 4.0): (0.60, 0.68, 0.20, 0.03),
-               ("s0", 3, 8.0): (0.62, 0.66, 0.25, 0.05), ("s1", 3, 4.0): (0.62, 0.66, 0.25, 0.05),
-               ("s01", 3, 4.0): (0.60, 0.66, 0.21, 0.035)}
+
+    reverse = {
+        ("s0", 1, 1.0): (0.62, 0.70, 0.30, 0.05),
+        ("s0", 1, 4.0): (0.60, 0.70, 0.28, 0.05),
+        ("s0", 3, 1.0): (0.64, 0.66, 0.27, 0.05),
+        ("s0", 3, 4.0): (0.60, 0.68, 0.20, 0.03),
+        ("s0", 3, 8.0): (0.62, 0.66, 0.25, 0.05),
+        ("s1", 3, 4.0): (0.62, 0.66, 0.25, 0.05),
+        ("s01", 3, 4.0): (0.60, 0.66, 0.21, 0.035),
+    }
     h5, h11 = recycling.findings(split_table(reverse, long=STILL))
     assert outcomes(h5) == ["fails"] * 6 and h5.status == "not reproduced"
     assert [c.outcome for c in h11.checks if c.core] == ["fails"] * 5
@@ -386,10 +590,14 @@ def test_h5_and_h11_fail_where_the_papers_pattern_is_reversed():
 
 def test_the_tolerances_are_smaller_than_the_effects_they_test():
     from kdrepro.chapters import recycling
+
     # s0∪1 as accurate as the worse split (s1), 1 pt below s0: the old ±1.5 pt "best of both"
     # held; the midpoint fails
-    like_s1 = {**SPLIT_CELLS, ("s1", 3, 4.0): (0.610, 0.76, 0.20, 0.03),
-               ("s01", 3, 4.0): (0.610, 0.755, 0.21, 0.035)}
+    like_s1 = {
+        **SPLIT_CELLS,
+        ("s1", 3, 4.0): (0.610, 0.76, 0.20, 0.03),
+        ("s01", 3, 4.0): (0.610, 0.755, 0.21, 0.035),
+    }
     assert recycling.findings(split_table(like_s1))[0].checks[4].outcome == "fails"
     # ... while 0.3 pt below s0 (nearer it than s1) holds
     near = {**SPLIT_CELLS, ("s01", 3, 4.0): (0.617, 0.755, 0.21, 0.035)}
@@ -405,6 +613,7 @@ def test_the_tolerances_are_smaller_than_the_effects_they_test():
 
 def test_chapter_5s_length_control_withdraws_what_doubling_matches():
     from kdrepro.chapters import recycling
+
     # doubling s0 (m = 3, tau = 4) adds 1 pt of agreement and takes 0.06 nats off its KL: H5's
     # 0.5-pt agreement effect (s0∪1 above the midpoint) and 0.05-nat KL effect are no larger, so
     # no longer decided; its 2-pt agreement effect (s1 over s0) and H11's 3-4 pt rises in m are
@@ -425,6 +634,7 @@ def test_chapter_5s_length_control_withdraws_what_doubling_matches():
 
 def test_chapter_5_needs_teachers_that_fit_and_refuses_nan_trials():
     from kdrepro.chapters import recycling
+
     h5, h11 = recycling.findings(split_table(fit=0.98))
     assert {h5.status, h11.status} == {"inconclusive"}
     assert "9 of 9 teachers do not fit" in h5.unconverged
@@ -435,96 +645,231 @@ def test_chapter_5_needs_teachers_that_fit_and_refuses_nan_trials():
 
 
 def train_agreement_table(policies, extra=(0.99, 0.96), trials=3):
-    """policies: policy -> (train agreement, test agreement); extra: train agreement at +0 and +4000 images (m = 1)."""
-    rows = [{"role": "teacher", "member": k, "accuracy": 0.6, "train_accuracy": 0.99, "late_change": 0.0}
-            for k in range(3)]
+    """policies: policy -> (train agreement, test agreement); extra: train agreement at +0 and +4000
+    images (m = 1)."""
+    rows = [
+        {
+            "role": "teacher",
+            "member": k,
+            "accuracy": 0.6,
+            "train_accuracy": 0.99,
+            "late_change": 0.0,
+        }
+        for k in range(3)
+    ]
     e = noise()
     for t in range(trials):
         w = (t - 1) * 0.002
         for policy, (train_agr, agr) in policies.items():
-            rows.append({"role": "student", "source": "policy", "m": 5, "policy": policy, "trial": t,
-                         "train_agreement": train_agr + w + e(), "agreement": agr + w + e(), "late_change": 0.0})
+            rows.append(
+                {
+                    "role": "student",
+                    "source": "policy",
+                    "m": 5,
+                    "policy": policy,
+                    "trial": t,
+                    "train_agreement": train_agr + w + e(),
+                    "agreement": agr + w + e(),
+                    "late_change": 0.0,
+                }
+            )
         for size, train_agr in zip((0, 4000), extra):
-            rows.append({"role": "student", "source": "extra", "m": 1, "extra": size, "trial": t,
-                         "train_agreement": train_agr + w + e(), "agreement": 0.8 + w + e(), "late_change": 0.0})
+            rows.append(
+                {
+                    "role": "student",
+                    "source": "extra",
+                    "m": 1,
+                    "extra": size,
+                    "trial": t,
+                    "train_agreement": train_agr + w + e(),
+                    "agreement": 0.8 + w + e(),
+                    "late_change": 0.0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def test_h6_rules():
     from kdrepro.chapters import train_agreement
-    paper_like = {"baseline": (0.995, 0.80), "rotation": (0.85, 0.81), "vflip": (0.86, 0.79),
-                  "color_jitter": (0.88, 0.80), "combined": (0.62, 0.805)}
+
+    paper_like = {
+        "baseline": (0.995, 0.80),
+        "rotation": (0.85, 0.81),
+        "vflip": (0.86, 0.79),
+        "color_jitter": (0.88, 0.80),
+        "combined": (0.62, 0.805),
+    }
     (h6,) = train_agreement.findings(train_agreement_table(paper_like))
     assert outcomes(h6) == ["holds"] * 10 and h6.status == "reproduced"
-    assert [c.core for c in h6.checks] == [True] * 6 + [False] * 4  # levels the paper states are context
-    assert h6.checks[4].here.startswith("test agreement, Combined − mean of Rotation, Vertical flip, ColorJitter +0.5")
-    # augmentation does not lower train agreement; Combined fits best and is the least faithful on the test set
-    flat = {"baseline": (0.80, 0.80), "rotation": (0.80, 0.81), "vflip": (0.80, 0.79),
-            "color_jitter": (0.80, 0.80), "combined": (0.85, 0.70)}
+    assert [c.core for c in h6.checks] == [True] * 6 + [
+        False
+    ] * 4  # levels the paper states are context
+    assert h6.checks[4].here.startswith(
+        "test agreement, Combined − mean of Rotation, Vertical flip, ColorJitter +0.5"
+    )
+    # augmentation does not lower train agreement; Combined fits best and is the least faithful on
+    # the test set
+    flat = {
+        "baseline": (0.80, 0.80),
+        "rotation": (0.80, 0.81),
+        "vflip": (0.80, 0.79),
+        "color_jitter": (0.80, 0.80),
+        "combined": (0.85, 0.70),
+    }
     (h6,) = train_agreement.findings(train_agreement_table(flat, extra=(0.90, 0.95)))
-    # (equal means: never the paper's direction; with noise, one in twenty such checks comes out on the other side)
-    assert "holds" not in outcomes(h6)[:3] and outcomes(h6)[3:6] == ["fails"] * 3 and h6.status == "not reproduced"
+    # (equal means: never the paper's direction; with noise, one in twenty such checks comes out on
+    # the other side)
+    assert (
+        "holds" not in outcomes(h6)[:3]
+        and outcomes(h6)[3:6] == ["fails"] * 3
+        and h6.status == "not reproduced"
+    )
     # chapter 4's budget recipe cuts the augmentations: no policy students, Fig. 5 right left out
     (h6,) = train_agreement.findings(train_agreement_table({}))
     assert len(h6.checks) == 1 and "extra distillation data" in h6.checks[0].what
 
 
-
 def test_h6_reads_the_eval_mode_fresh_pass_where_every_student_has_it():
-    """Fig. 5 (right) re-evaluates students in eval mode on a fresh augmented pass; the running value is
-    only the fallback for runs that predate it, and each check says which it read."""
+    """Fig. 5 (right) re-evaluates students in eval mode on a fresh augmented pass; the running
+    value is only the fallback for runs that predate it, and each check says which it read."""
     from kdrepro.chapters import train_agreement
-    paper_like = {"baseline": (0.995, 0.80), "rotation": (0.85, 0.81), "vflip": (0.86, 0.79),
-                  "color_jitter": (0.88, 0.80), "combined": (0.62, 0.805)}
+
+    paper_like = {
+        "baseline": (0.995, 0.80),
+        "rotation": (0.85, 0.81),
+        "vflip": (0.86, 0.79),
+        "color_jitter": (0.88, 0.80),
+        "combined": (0.62, 0.805),
+    }
     table = train_agreement_table(paper_like)
     students = table.role == "student"
     table.loc[students, "eval_train_agreement"] = table.loc[students, "train_agreement"]
     table.loc[students, "train_agreement"] = 0.5  # the running value: flat, it would decide nothing
     (h6,) = train_agreement.findings(table)
-    assert h6.status == "reproduced" and h6.checks[0].here.endswith("(eval mode, one fresh augmented pass)")
-    table.loc[table.index[-1], "eval_train_agreement"] = float("nan")  # one student predates the pass
+    assert h6.status == "reproduced" and h6.checks[0].here.endswith(
+        "(eval mode, one fresh augmented pass)"
+    )
+    table.loc[table.index[-1], "eval_train_agreement"] = float(
+        "nan"
+    )  # one student predates the pass
     (h6,) = train_agreement.findings(table)
     assert h6.status != "reproduced" and "running, train mode" in h6.checks[0].here
 
-LAMS = {0.25: 0.804, 0.375: 0.975, 0.5: 0.998, 0.75: 0.996, 0.875: 0.999, 1.0: 1.0}  # Fig. 6b's pattern
+
+LAMS = {
+    0.25: 0.804,
+    0.375: 0.975,
+    0.5: 0.998,
+    0.75: 0.996,
+    0.875: 0.999,
+    1.0: 1.0,
+}  # Fig. 6b's pattern
 
 
-def optimization_table(default=0.79, sgd=(0.813, 0.834), adam=(0.805, 0.829), lams=None, trials=3, late=0.0,
-                       barriers=(0.5, 0.3, 0.0, 0.0), shared=(0.0, 0.0, 0.01), long=None):
-    """Fig. 6's pattern by default: train agreement per run (durations 3 and 9; lambda -> train agreement), loss
-    barriers of the lambda = 0, 0.25, 0.375 and 0.5 students, and Table 1's students over 5 trials (shared init:
-    `shared` = its agreement, relative KL and CKA offsets). Each row has its own jitter, so paired differences vary."""
+def optimization_table(
+    default=0.79,
+    sgd=(0.813, 0.834),
+    adam=(0.805, 0.829),
+    lams=None,
+    trials=3,
+    late=0.0,
+    barriers=(0.5, 0.3, 0.0, 0.0),
+    shared=(0.0, 0.0, 0.01),
+    long=None,
+):
+    """Fig. 6's pattern by default: train agreement per run (durations 3 and 9; lambda -> train
+    agreement), loss barriers of the lambda = 0, 0.25, 0.375 and 0.5 students, and Table 1's
+    students over 5 trials (shared init: `shared` = its agreement, relative KL and CKA offsets).
+    Each row has its own jitter, so paired differences vary."""
     from kdrepro.chapters import optimization
+
     lams = lams or LAMS
     jitter = iter(np.random.default_rng(0).normal(0, 0.001, 10_000))
-    rows = [{"role": "teacher", "trial": t, "train_accuracy": 0.99, "late_change": 0.0} for t in range(5)]
+    rows = [
+        {"role": "teacher", "trial": t, "train_accuracy": 0.99, "late_change": 0.0}
+        for t in range(5)
+    ]
     for t in range(5):
         w = (t - 1) * 0.001
         cka = {f"cka_stage{k}": 0.9 + next(jitter) for k in (1, 2, 3)}
-        base = {"role": "student", "trial": t, "optimizer": "sgd", "duration": 1.0, "agreement": 0.77 + next(jitter),
-                "kl": 0.8 + next(jitter)}
-        rows.append({**base, "init": "random", "lam": 0.0, "train_agreement": default + w + next(jitter),
-                     "late_change": late, "loss_barrier": barriers[0] + abs(next(jitter)) if t < trials else None,
-                     **cka})
-        rows.append({**base, "init": "shared", "lam": None, "train_agreement": default + w, "late_change": 0.0,
-                     "agreement": base["agreement"] + shared[0] + next(jitter),
-                     "kl": base["kl"] * (1 + shared[1]) + next(jitter),
-                     **{k: x + shared[2] + next(jitter) / 5 for k, x in cka.items()}})
+        base = {
+            "role": "student",
+            "trial": t,
+            "optimizer": "sgd",
+            "duration": 1.0,
+            "agreement": 0.77 + next(jitter),
+            "kl": 0.8 + next(jitter),
+        }
+        rows.append(
+            {
+                **base,
+                "init": "random",
+                "lam": 0.0,
+                "train_agreement": default + w + next(jitter),
+                "late_change": late,
+                "loss_barrier": barriers[0] + abs(next(jitter)) if t < trials else None,
+                **cka,
+            }
+        )
+        rows.append(
+            {
+                **base,
+                "init": "shared",
+                "lam": None,
+                "train_agreement": default + w,
+                "late_change": 0.0,
+                "agreement": base["agreement"] + shared[0] + next(jitter),
+                "kl": base["kl"] * (1 + shared[1]) + next(jitter),
+                **{k: x + shared[2] + next(jitter) / 5 for k, x in cka.items()},
+            }
+        )
         if t >= trials:
             continue
-        if long is not None:  # the length control: the default student at 2x, moved by `long` (train, test)
-            rows.append({**base, "init": "random", "lam": None, "length": 2, "late_change": 0.0,
-                         "train_agreement": default + long[0] + w + next(jitter),
-                         "agreement": base["agreement"] + long[1] + next(jitter)})
+        if (
+            long is not None
+        ):  # the length control: the default student at 2x, moved by `long` (train, test)
+            rows.append(
+                {
+                    **base,
+                    "init": "random",
+                    "lam": None,
+                    "length": 2,
+                    "late_change": 0.0,
+                    "train_agreement": default + long[0] + w + next(jitter),
+                    "agreement": base["agreement"] + long[1] + next(jitter),
+                }
+            )
         for opt, values in (("sgd", sgd), ("adam", adam)):
             for k, a in zip((3.0, 9.0), values):
-                rows.append({"role": "student", "trial": t, "init": "random", "optimizer": opt, "duration": k,
-                             "lam": None, "train_agreement": a + w + next(jitter), "late_change": late})
+                rows.append(
+                    {
+                        "role": "student",
+                        "trial": t,
+                        "init": "random",
+                        "optimizer": opt,
+                        "duration": k,
+                        "lam": None,
+                        "train_agreement": a + w + next(jitter),
+                        "late_change": late,
+                    }
+                )
         for lam in optimization.LAMBDAS[1:]:
             barrier = dict(zip((0.25, 0.375, 0.5), barriers[1:])).get(lam)
-            rows.append({"role": "student", "trial": t, "init": "interpolate", "optimizer": "sgd", "duration": 1.0,
-                         "lam": lam, "train_agreement": min(1.0, lams[lam] + w + next(jitter)), "late_change": 0.0,
-                         "loss_barrier": None if barrier is None else barrier + (abs(next(jitter)) if barrier else 0)})
+            rows.append(
+                {
+                    "role": "student",
+                    "trial": t,
+                    "init": "interpolate",
+                    "optimizer": "sgd",
+                    "duration": 1.0,
+                    "lam": lam,
+                    "train_agreement": min(1.0, lams[lam] + w + next(jitter)),
+                    "late_change": 0.0,
+                    "loss_barrier": None
+                    if barrier is None
+                    else barrier + (abs(next(jitter)) if barrier else 0),
+                }
+            )
     table = pd.DataFrame(rows)
     table["lam"] = table.lam.astype(float)
     table["loss_barrier"] = table.loss_barrier.astype(float)
@@ -534,6 +879,7 @@ def optimization_table(default=0.79, sgd=(0.813, 0.834), adam=(0.805, 0.829), la
 
 def test_steepness_finds_the_papers_threshold():
     from kdrepro.chapters import optimization
+
     ratio, where = optimization.steepness(pd.DataFrame([optimization.PAPER_6B]))
     assert where.iloc[0] == (0.25, 0.375)  # (97.55 - 80.39) / 0.125 over (100 - 78.96) / 1
     assert ratio.iloc[0] == pytest.approx((97.55 - 80.39) / 0.125 / (100 - 78.96))
@@ -541,62 +887,86 @@ def test_steepness_finds_the_papers_threshold():
 
 def test_h7_and_h8_rules():
     from kdrepro.chapters import optimization
+
     h7, h8, h9 = optimization.findings(optimization_table())
     assert outcomes(h7) == ["holds"] * 4 and h7.status == "reproduced"
     assert outcomes(h8) == ["holds"] * 6 and h8.status == "reproduced"
     assert "at λ 0.25 → 0.375 (3 trials)" in h8.checks[-1].here and not h8.checks[-1].core
     assert [c.what.split(":")[0] for c in h8.checks[2:4]] == ["λ = 0", "λ = 0.5"]
     # longer training gains 15 points, Adam beats SGD, no threshold in lambda
-    h7, h8, _ = optimization.findings(optimization_table(sgd=(0.85, 0.94), adam=(0.87, 0.96),
-                                                      lams={0.25: 0.85, 0.375: 0.87, 0.5: 0.90, 0.75: 0.95,
-                                                            0.875: 0.98, 1.0: 1.0}))
+    h7, h8, _ = optimization.findings(
+        optimization_table(
+            sgd=(0.85, 0.94),
+            adam=(0.87, 0.96),
+            lams={0.25: 0.85, 0.375: 0.87, 0.5: 0.90, 0.75: 0.95, 0.875: 0.98, 1.0: 1.0},
+        )
+    )
     assert outcomes(h7) == ["holds", "fails", "fails", "fails"] and h7.status == "not reproduced"
     assert outcomes(h8)[:2] == ["fails", "fails"] and h8.status == "not reproduced"
     assert outcomes(h8)[-1] == "fails"  # no step steeper than 3x the average: no threshold anywhere
     # the lambda = 0.5 student still behind a barrier: it did not reach the teacher's basin
     _, h8, _ = optimization.findings(optimization_table(barriers=(0.5, 0.3, 0.3, 0.3)))
     assert outcomes(h8)[2:4] == ["holds", "fails"]
-    assert h8.checks[3].here.startswith("barrier above 5% of the student's excess loss in 3 of 3 trials (median 30")
-    # a barrier is never negative: a ridge of 4 % at lambda = 0 is no basin of its own, whatever its t interval
+    assert h8.checks[3].here.startswith(
+        "barrier above 5% of the student's excess loss in 3 of 3 trials (median 30"
+    )
+    # a barrier is never negative: a ridge of 4 % at lambda = 0 is no basin of its own, whatever its
+    # t interval
     _, h8, _ = optimization.findings(optimization_table(barriers=(0.04, 0.03, 0.0, 0.0)))
     assert outcomes(h8)[2:4] == ["fails", "holds"]
-    # the default run still moving does not gate H7 (training length is its variable); the longest runs do
+    # the default run still moving does not gate H7 (training length is its variable); the longest
+    # runs do
     h7, _, _ = optimization.findings(optimization_table(late=0.03))
     assert h7.status == "inconclusive" and "students' train agreement moved" in h7.reason
 
 
 def test_chapter_7s_length_control_withdraws_what_doubling_matches():
     from kdrepro.chapters import optimization
+
     h7, h8, h9 = optimization.findings(optimization_table(long=(0.01, 0.002)))
     assert outcomes(h8)[:2] == ["holds", "holds"] and "less than the effect" in h8.checks[0].note
     assert outcomes(h9)[0] == "holds" and h7.status == "reproduced"
-    # doubling the default student adds 20 points of train agreement, more than the threshold's +17 pt curvature,
-    # and 3 points of test agreement, more than Table 1's margin: those checks are no longer decided
+    # doubling the default student adds 20 points of train agreement, more than the threshold's +17
+    # pt curvature, and 3 points of test agreement, more than Table 1's margin: those checks are no
+    # longer decided
     h7, h8, h9 = optimization.findings(optimization_table(long=(0.20, 0.03)))
     assert outcomes(h8)[:2] == ["inconclusive", "holds"] and outcomes(h9)[0] == "inconclusive"
-    assert h8.checks[1].note.endswith("away from the threshold")  # a level moving up cannot fall below 99.5 %
-    # ... while a level that fails is withdrawn when doubling moves it toward its threshold by more than it missed
+    assert h8.checks[1].note.endswith(
+        "away from the threshold"
+    )  # a level moving up cannot fall below 99.5 %
+    # ... while a level that fails is withdrawn when doubling moves it toward its threshold by more
+    # than it missed
     _, h8, _ = optimization.findings(optimization_table(long=(0.05, 0.0), lams={**LAMS, 0.5: 0.97}))
     assert outcomes(h8)[1] == "inconclusive" and "so the check was fails only" in h8.checks[1].note
-    _, h8, _ = optimization.findings(optimization_table(long=(-0.05, 0.0), lams={**LAMS, 0.5: 0.97}))
+    _, h8, _ = optimization.findings(
+        optimization_table(long=(-0.05, 0.0), lams={**LAMS, 0.5: 0.97})
+    )
     assert outcomes(h8)[1] == "fails"
     assert h7.status == "reproduced"  # H7 varies the length itself: no guard
 
 
 def test_h9_rules():
     from kdrepro.chapters import optimization
+
     _, _, h9 = optimization.findings(optimization_table())
-    assert outcomes(h9) == ["holds"] * 5 and h9.status == "reproduced" and h9.checks[0].here.count("[") == 1
+    assert (
+        outcomes(h9) == ["holds"] * 5
+        and h9.status == "reproduced"
+        and h9.checks[0].here.count("[") == 1
+    )
     assert [c.core for c in h9.checks] == [True, True, False, False, False]
-    # the teacher's initial weights buy 3 points of agreement and 20 % less KL: a functional difference
+    # the teacher's initial weights buy 3 points of agreement and 20 % less KL: a functional
+    # difference
     _, _, h9 = optimization.findings(optimization_table(shared=(0.03, -0.2, 0.0)))
     assert outcomes(h9)[:2] == ["fails", "fails"] and h9.status == "not reproduced"
 
 
 def test_the_init_effect_sentence_without_chapter_7_in_the_store(tmp_store):
     from kdrepro import report
-    assert report.init_effect("smoke") == ("Chapter 7's Table 1 measures what that does (its runs are not in this "
-                                           "result store yet)")
+
+    assert report.init_effect("smoke") == (
+        "Chapter 7's Table 1 measures what that does (its runs are not in this result store yet)"
+    )
 
 
 def test_a_chapter_at_another_scale_shows_its_verdicts_once_every_run_is_stored():
@@ -605,16 +975,23 @@ def test_a_chapter_at_another_scale_shows_its_verdicts_once_every_run_is_stored(
     assert report.at_scale("lenet_mnist", "budget") == lenet_mnist.findings(table, scope)[0].text()
     done, total = report.progress("self_vs_ensemble", "gpu")
     assert report.at_scale("self_vs_ensemble", "gpu") == (
-        f"The `gpu` profile has not been run: {done} of its {total} runs are stored.")
+        f"The `gpu` profile has not been run: {done} of its {total} runs are stored."
+    )
     assert report.at_scale("lenet_mnist", "gpu") == "This chapter has no `gpu` profile."
 
 
 def test_chapter_3_pairs_each_first_run_with_its_rerun():
     first = self_vs_ensemble.first_runs(plan.Plan("self_vs_ensemble", "budget", [], {}))
     assert first.empty  # nothing to pair
-    assert self_vs_ensemble.first_runs(chapters.plan("self_vs_ensemble", "budget")).empty  # converged: none
+    assert self_vs_ensemble.first_runs(
+        chapters.plan("self_vs_ensemble", "budget")
+    ).empty  # converged: none
     first = self_vs_ensemble.first_runs(self_vs_ensemble.plan("budget", converged=False))
-    # the first runs' init seed was their trial's: trial 0 (and every m = 1 trial) is a teacher's, trial 1 a control
-    # member's at m = 3 and 5, the rest a fresh random init
-    assert first.groupby("start").size().to_dict() == {"own teacher": 13, "control member": 3, "random": 7}
+    # the first runs' init seed was their trial's: trial 0 (and every m = 1 trial) is a teacher's,
+    # trial 1 a control member's at m = 3 and 5, the rest a fresh random init
+    assert first.groupby("start").size().to_dict() == {
+        "own teacher": 13,
+        "control member": 3,
+        "random": 7,
+    }
     assert set(first[first.m == 1].start) == {"own teacher"}

@@ -1,4 +1,5 @@
-"""The verdict rules on synthetic per-trial tables: paired t intervals, three outcomes, core vs context."""
+"""The verdict rules on synthetic per-trial tables: paired t intervals, three outcomes, core vs
+context."""
 
 import math
 
@@ -24,7 +25,9 @@ def test_t_quantiles_are_exact_in_the_table_and_close_beyond():
 def test_interval_by_hand():
     iv = v.interval([0.0, 0.02, 0.04])  # mean 0.02, sd 0.02, se 0.02 / sqrt(3)
     half = 4.303 * 0.02 / math.sqrt(3)
-    assert iv.mean == pytest.approx(0.02) and (iv.lo, iv.hi) == pytest.approx((0.02 - half, 0.02 + half))
+    assert iv.mean == pytest.approx(0.02) and (iv.lo, iv.hi) == pytest.approx(
+        (0.02 - half, 0.02 + half)
+    )
     assert iv.n == 3 and v.interval([0.5]).lo == -math.inf
 
 
@@ -58,11 +61,17 @@ def test_pairing_uses_only_trials_present_in_both_conditions():
 
 
 def test_an_under_specified_condition_is_refused_not_cross_paired():
-    table = pd.concat([two_conditions([0.5, 0.6], [0.6, 0.7]).assign(m=1),
-                       two_conditions([0.5, 0.6], [0.6, 0.8]).assign(m=3)])
+    table = pd.concat(
+        [
+            two_conditions([0.5, 0.6], [0.6, 0.7]).assign(m=1),
+            two_conditions([0.5, 0.6], [0.6, 0.8]).assign(m=3),
+        ]
+    )
     with pytest.raises(ValueError, match=r"several rows per trial; name the condition fully"):
         v.paired(table, {"cond": 0}, {"cond": 1}, "agreement")
-    assert v.paired(table, {"cond": 0, "m": 3}, {"cond": 1, "m": 3}, "agreement").mean == pytest.approx(0.15)
+    assert v.paired(
+        table, {"cond": 0, "m": 3}, {"cond": 1, "m": 3}, "agreement"
+    ).mean == pytest.approx(0.15)
 
 
 def test_threshold_and_equivalence_outcomes():
@@ -89,11 +98,20 @@ def test_status_rules():
     assert f(check(v.INCONCLUSIVE), check(v.HOLDS, core=False)) == "inconclusive"
     with pytest.raises(ValueError, match="at least one core check"):
         f(check(v.HOLDS, core=False))
-    finding = v.Finding("H0", "claim", [check(v.HOLDS), v.Check("b rises", "Fig. 1", "p", "h", v.INCONCLUSIVE)])
+    finding = v.Finding(
+        "H0", "claim", [check(v.HOLDS), v.Check("b rises", "Fig. 1", "p", "h", v.INCONCLUSIVE)]
+    )
     assert finding.reason == "b rises: inconclusive"
     assert finding.text().splitlines() == [
-        "H0: claim", "verdict: PARTLY REPRODUCED", "- c: holds", "    paper (Fig. 0): p", "    here: h",
-        "- b rises: inconclusive", "    paper (Fig. 1): p", "    here: h"]
+        "H0: claim",
+        "verdict: PARTLY REPRODUCED",
+        "- c: holds",
+        "    paper (Fig. 0): p",
+        "    here: h",
+        "- b rises: inconclusive",
+        "    paper (Fig. 1): p",
+        "    here: h",
+    ]
 
 
 def test_interval_text():
@@ -103,7 +121,10 @@ def test_interval_text():
 
 def test_late_change_and_its_sampling_error_by_hand():
     from kdrepro.plan import late_change
-    curves = [{"step": s, "train_agreement": a} for s, a in ((25, 0.5), (50, 0.6), (75, 0.7), (100, 0.8))]
+
+    curves = [
+        {"step": s, "train_agreement": a} for s, a in ((25, 0.5), (50, 0.6), (75, 0.7), (100, 0.8))
+    ]
     change, se = late_change(curves, batch_size=4)  # windows of 25 steps x 4 examples
     assert change == pytest.approx(0.1)
     assert se == pytest.approx(math.sqrt(0.8 * 0.2 / 100 + 0.7 * 0.3 / 100))
@@ -111,11 +132,26 @@ def test_late_change_and_its_sampling_error_by_hand():
 
 def test_a_move_within_sampling_noise_is_not_unconverged():
     def table(late_se):
-        return pd.DataFrame([{"role": "teacher", "train_accuracy": 0.99, "late_change": 0.0, "late_se": 0.001},
-                             {"role": "student", "train_accuracy": None, "late_change": 0.01, "late_se": late_se}])
+        return pd.DataFrame(
+            [
+                {"role": "teacher", "train_accuracy": 0.99, "late_change": 0.0, "late_se": 0.001},
+                {
+                    "role": "student",
+                    "train_accuracy": None,
+                    "late_change": 0.01,
+                    "late_se": late_se,
+                },
+            ]
+        )
+
     assert v.convergence(table(0.006)) == ""  # 1 pt < 2 x 0.6 pt
-    assert v.convergence(table(0.001)) == "1 of 1 students' train agreement moved by up to 1.0 pt over the last quarter"
-    assert v.convergence(table(0.001).drop(columns="late_se")) != ""  # without errors: the plain 0.5-pt rule
+    assert (
+        v.convergence(table(0.001))
+        == "1 of 1 students' train agreement moved by up to 1.0 pt over the last quarter"
+    )
+    assert (
+        v.convergence(table(0.001).drop(columns="late_se")) != ""
+    )  # without errors: the plain 0.5-pt rule
 
 
 def test_a_nan_trial_is_an_error_and_missing_trials_are_counted():
@@ -128,44 +164,71 @@ def test_a_nan_trial_is_an_error_and_missing_trials_are_counted():
 
 
 def test_teachers_are_judged_by_fit_and_students_not_by_their_slope():
-    table = pd.DataFrame([{"role": "teacher", "clean_train_accuracy": 0.995, "late_change": 0.05},
-                          {"role": "teacher", "clean_train_accuracy": 0.97, "late_change": 0.0},
-                          {"role": "student", "clean_train_accuracy": None, "late_change": 0.05}])
-    assert v.convergence(table) == ("1 of 2 teachers do not fit their training set (eval-mode train accuracy "
-                                    "97.0%–97.0%, below 99%)")
-    assert v.convergence(table.iloc[[0, 2]]) == ""  # a student still moving is the length control's business
+    table = pd.DataFrame(
+        [
+            {"role": "teacher", "clean_train_accuracy": 0.995, "late_change": 0.05},
+            {"role": "teacher", "clean_train_accuracy": 0.97, "late_change": 0.0},
+            {"role": "student", "clean_train_accuracy": None, "late_change": 0.05},
+        ]
+    )
+    assert v.convergence(table) == (
+        "1 of 2 teachers do not fit their training set (eval-mode train accuracy "
+        "97.0%–97.0%, below 99%)"
+    )
+    assert (
+        v.convergence(table.iloc[[0, 2]]) == ""
+    )  # a student still moving is the length control's business
     missing = table.assign(clean_train_accuracy=[0.995, float("nan"), None])
-    assert v.convergence(missing).startswith("1 of 2 teachers")  # a teacher without the measurement does not fit
+    assert v.convergence(missing).startswith(
+        "1 of 2 teachers"
+    )  # a teacher without the measurement does not fit
 
 
 def length_table(short, long):
     rows = [{"trial": t, "length": 1, "agreement": x} for t, x in enumerate(short)]
-    return pd.DataFrame(rows + [{"trial": t, "length": 2, "agreement": x} for t, x in enumerate(long)])
+    return pd.DataFrame(
+        rows + [{"trial": t, "length": 2, "agreement": x} for t, x in enumerate(long)]
+    )
 
 
 def test_the_length_control_withdraws_an_effect_no_larger_than_what_doubling_moved():
-    moved = v.length_moves(length_table([0.70, 0.71, 0.72], [0.73, 0.74, 0.75]), {"length": 1}, {"length": 2},
-                           ["agreement"])["agreement"]
+    moved = v.length_moves(
+        length_table([0.70, 0.71, 0.72], [0.73, 0.74, 0.75]),
+        {"length": 1},
+        {"length": 2},
+        ["agreement"],
+    )["agreement"]
     assert moved.mean == pytest.approx(0.03) and moved.n == 3
     rise = v.Check("agreement rises", "Fig. 10", "rises", "h", v.HOLDS)
     kept = v.guarded(rise, 0.05, moved)
     assert kept.outcome == v.HOLDS
-    assert kept.note == "doubling the student steps moved it +3.0 pt [+3.0, +3.0], less than the effect"
+    assert (
+        kept.note
+        == "doubling the student steps moved it +3.0 pt [+3.0, +3.0], less than the effect"
+    )
     withdrawn = v.guarded(rise, 0.02, moved)
     assert withdrawn.outcome == v.INCONCLUSIVE and "at least the effect (+2.0 pt)" in withdrawn.note
     assert "was holds only at this length" in withdrawn.note
     failed = v.guarded(v.Check("student ≥ teacher", "§4.1", "p", "h", v.FAILS), -0.025, moved)
-    assert failed.outcome == v.INCONCLUSIVE  # a failure is withdrawn too: the rule leans to neither side
+    assert (
+        failed.outcome == v.INCONCLUSIVE
+    )  # a failure is withdrawn too: the rule leans to neither side
     assert v.guarded(v.Check("c", "s", "p", "h", v.FAILS), -0.04, moved).outcome == v.FAILS
-    assert v.guarded(rise, 0.0, None) is rise  # no length control at this profile: the check as it is
-    assert v.guarded(v.Check("c", "s", "p", "h", v.HOLDS, core=False), 0.0, moved).outcome == v.HOLDS
+    assert (
+        v.guarded(rise, 0.0, None) is rise
+    )  # no length control at this profile: the check as it is
+    assert (
+        v.guarded(v.Check("c", "s", "p", "h", v.HOLDS, core=False), 0.0, moved).outcome == v.HOLDS
+    )
     text = v.Finding("H0", "claim", [withdrawn]).text().splitlines()
     assert text[-1].startswith("    length control: doubling the student steps moved it +3.0 pt")
 
 
 def test_a_non_negative_quantity_is_judged_by_counting_trials():
     assert v.every_trial([0.2, 0.07, 0.4], above=0.05) == v.HOLDS
-    assert v.every_trial([0.0, 0.01, 0.05], above=0.05) == v.FAILS  # at the threshold is not above it
+    assert (
+        v.every_trial([0.0, 0.01, 0.05], above=0.05) == v.FAILS
+    )  # at the threshold is not above it
     assert v.every_trial([0.0, 0.3, 0.4], above=0.05) == v.INCONCLUSIVE
     with pytest.raises(ValueError, match="1 of 3 trials are NaN"):
         v.every_trial([0.2, float("nan"), 0.4], above=0.05)

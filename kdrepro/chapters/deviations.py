@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import verdict as v
-from ..plan import Plan, check_profile
+from ..plan import Plan, check_profile, teachers_of
 from . import recycling as rec
 from . import self_vs_ensemble as sve
 
@@ -35,8 +35,10 @@ from . import self_vs_ensemble as sve
 # follow-up switches "in the middle of training").
 RECIPE = {profile: dict(switch=0.5) for profile in ("smoke", "budget", "gpu", "paper")}
 FINDINGS = ("F1", "F2")
-SCOPE = ("PreResNet-8, CIFAR-10 (JPEG q75), the students of chapters 3 and 5 and chapter 3's "
-         "recipe for F2's arms, budget scale")
+SCOPE = (
+    "PreResNet-8, CIFAR-10 (JPEG q75), the students of chapters 3 and 5 and chapter 3's "
+    "recipe for F2's arms, budget scale"
+)
 
 # Rules fixed before the converged students they judge were run (one record, chapter 3's first
 # m = 1 student, had been seen). Confidence is the teacher's probability on its top class. The
@@ -49,34 +51,48 @@ LOW, HIGH = 0.5, 0.9
 CORE_SPLIT = "train"
 
 
-def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None,
-         dataset: str | None = None) -> Plan:
-    """F1's students (chapters 3 and 5, by config) and F2's arms beside chapter 3's m = 1 students."""
+def plan(
+    profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None
+) -> Plan:
+    """F1's students (chapters 3 and 5, by config), F2's arms beside chapter 3's m = 1 students."""
     check_profile(profile, RECIPE)
     kw = dict(seeds=seeds, dataset=dataset)
     sources = {"self_vs_ensemble": sve.plan(profile, **kw), "recycling": rec.plan(profile, **kw)}
-    keep = {"self_vs_ensemble": lambda labels: labels["extra"] == 0 and labels["length"] == 1,
-            "recycling": lambda labels: labels["split"] == rec.HEAT and labels["length"] == 1}
-    students = [({"role": "student", "source": source, "arm": "distill", "m": labels["m"],
-                  "tau": cfg.temperature, "trial": labels["trial"]}, cfg)
-                for source, p in sources.items() for labels, cfg in p.rows
-                if labels["role"] == "student" and keep[source](labels)]
+    keep = {
+        "self_vs_ensemble": lambda labels: labels["extra"] == 0 and labels["length"] == 1,
+        "recycling": lambda labels: labels["split"] == rec.HEAT and labels["length"] == 1,
+    }
+    students = [
+        (
+            {
+                "role": "student",
+                "source": source,
+                "arm": "distill",
+                "m": labels["m"],
+                "tau": cfg.temperature,
+                "trial": labels["trial"],
+            },
+            cfg,
+        )
+        for source, p in sources.items()
+        for labels, cfg in p.rows
+        if labels["role"] == "student" and keep[source](labels)
+    ]
     arms = {"onehot": dict(alpha=1.0), "late": dict(switch=RECIPE[profile]["switch"])}
-    students += [({**labels, "source": "switch", "arm": arm}, replace(cfg, **change))
-                 for labels, cfg in list(students)
-                 if labels["source"] == "self_vs_ensemble" and labels["m"] == 1
-                 for arm, change in arms.items()]
-    needed = {t.run_id for _, cfg in students for t in cfg.teachers + cfg.control}
-    teachers, seen = [], set()
-    for source, p in sources.items():
-        for labels, cfg in p.rows:
-            if labels["role"] == "teacher" and cfg.run_id in needed - seen:
-                seen.add(cfg.run_id)
-                teachers.append(({**labels, "source": source}, cfg))
+    students += [
+        ({**labels, "source": "switch", "arm": arm}, replace(cfg, **change))
+        for labels, cfg in list(students)
+        if labels["source"] == "self_vs_ensemble" and labels["m"] == 1
+        for arm, change in arms.items()
+    ]
+    teachers = teachers_of(students, sources)
     settings = {name: p.settings for name, p in sources.items()}
-    return Plan("deviations", profile, teachers + students,
-                {**RECIPE[profile], "dataset": sources["self_vs_ensemble"].settings["dataset"],
-                 **settings})
+    return Plan(
+        "deviations",
+        profile,
+        teachers + students,
+        {**RECIPE[profile], "dataset": sources["self_vs_ensemble"].settings["dataset"], **settings},
+    )
 
 
 def plans(profile: str = "budget") -> list[Plan]:
@@ -90,8 +106,11 @@ def gap(record: dict, split: str, low: float, high: float) -> float:
     no example."""
     d = record[split]
     bins = len(d["count"])
-    inside = [b for b in range(bins) if low <= b / bins and (b + 1) / bins <= high + 1e-9
-              and d["count"][b]]
+    inside = [
+        b
+        for b in range(bins)
+        if low <= b / bins and (b + 1) / bins <= high + 1e-9 and d["count"][b]
+    ]
     if not inside:
         return math.nan
     weights = np.array([d["count"][b] for b in inside], dtype=float)
@@ -106,8 +125,11 @@ def gaps(students: pd.DataFrame, split: str) -> pd.DataFrame:
     rows = []
     for r in students.itertuples():
         low, high = gap(r.deviations, split, 0.0, LOW), gap(r.deviations, split, HIGH, 1.0)
-        unsure = sum(c for b, c in enumerate(r.deviations[split]["count"])
-                     if (b + 1) / len(r.deviations[split]["count"]) <= LOW)
+        unsure = sum(
+            c
+            for b, c in enumerate(r.deviations[split]["count"])
+            if (b + 1) / len(r.deviations[split]["count"]) <= LOW
+        )
         rows.append({"low": low, "high": high, "spread": high - low, "unsure": unsure})
     return pd.DataFrame(rows, index=students.index)
 
@@ -119,11 +141,21 @@ def bins(students: pd.DataFrame, split: str) -> pd.DataFrame:
     for r in students.itertuples():
         d = r.deviations[split]
         edges = len(d["count"])
-        rows += [{"run_id": r.run_id, "m": r.m, "tau": r.tau, "trial": r.trial,
-                  "confidence": (b + 0.5) / edges, "count": d["count"][b],
-                  "teacher": d["teacher_top"][b], "student": d["student_top"][b],
-                  "gap": d["student_top"][b] - d["teacher_top"][b]}
-                 for b in range(edges) if d["count"][b]]
+        rows += [
+            {
+                "run_id": r.run_id,
+                "m": r.m,
+                "tau": r.tau,
+                "trial": r.trial,
+                "confidence": (b + 0.5) / edges,
+                "count": d["count"][b],
+                "teacher": d["teacher_top"][b],
+                "student": d["student_top"][b],
+                "gap": d["student_top"][b] - d["teacher_top"][b],
+            }
+            for b in range(edges)
+            if d["count"][b]
+        ]
     return pd.DataFrame(rows)
 
 
@@ -132,9 +164,11 @@ def groups(students: pd.DataFrame) -> dict[str, pd.DataFrame]:
     at tau = 1 (chapter 3), and self-distillation at tau = 4 (chapter 5's s0)."""
     ens = students[(students.source == "self_vs_ensemble") & (students.arm == "distill")]
     tau4 = students[(students.source == "recycling") & (students.tau == 4.0) & (students.m == 1)]
-    out = {"self-distillation, τ = 1": ens[ens.m == 1],
-           f"m = {int(ens.m.max())} ensemble, τ = 1": ens[ens.m == ens.m.max()],
-           "self-distillation, τ = 4 (chapter 5)": tau4}
+    out = {
+        "self-distillation, τ = 1": ens[ens.m == 1],
+        f"m = {int(ens.m.max())} ensemble, τ = 1": ens[ens.m == ens.m.max()],
+        "self-distillation, τ = 4 (chapter 5)": tau4,
+    }
     return {name: g for name, g in out.items() if len(g)}
 
 
@@ -147,51 +181,97 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
     unsure = all_.dropna(subset=["low"])  # a trial without unsure images has no low gap
     both = all_.dropna(subset=["low", "high"])  # ... and one without confident images no spread
     where = f"{name}, {'distillation images' if split == 'train' else 'test set'}"
-    what = (f"{where}: where the teacher is unsure (p < {LOW:g}), the student is even less sure",
-            f"{where}: the shortfall is larger where the teacher is unsure than where it is "
-            f"confident (p ≥ {HIGH:g}): an exaggeration, not a uniform shift")
+    what = (
+        f"{where}: where the teacher is unsure (p < {LOW:g}), the student is even less sure",
+        f"{where}: the shortfall is larger where the teacher is unsure than where it is "
+        f"confident (p ≥ {HIGH:g}): an exaggeration, not a uniform shift",
+    )
     paper = ("student − teacher < 0", "gap(confident) − gap(unsure) > 0")
     checks = []
     if len(unsure) < 2:  # no interval: say why instead of deciding
-        checks.append(v.Check(what[0], "follow-up §3", paper[0],
-                              f"{len(unsure)} of {len(all_)} trials have images the teacher is "
-                              "unsure of", v.INCONCLUSIVE, core=core))
+        checks.append(
+            v.Check(
+                what[0],
+                "follow-up §3",
+                paper[0],
+                f"{len(unsure)} of {len(all_)} trials have images the teacher is unsure of",
+                v.INCONCLUSIVE,
+                core=core,
+            )
+        )
     else:
         low = v.interval(unsure.low)
-        checks.append(v.Check(what[0], "follow-up §3", paper[0],
-                              _here(low, "student − teacher ") + f"; {int(unsure.unsure.median())} "
-                              "such images per student (median)", v.falls(low), core=core))
+        checks.append(
+            v.Check(
+                what[0],
+                "follow-up §3",
+                paper[0],
+                _here(low, "student − teacher ") + f"; {int(unsure.unsure.median())} "
+                "such images per student (median)",
+                v.falls(low),
+                core=core,
+            )
+        )
     if len(both) < 2:
-        checks.append(v.Check(what[1], "follow-up §3", paper[1],
-                              f"{len(both)} of {len(all_)} trials have images both where the "
-                              "teacher is unsure and where it is confident", v.INCONCLUSIVE,
-                              core=core))
+        checks.append(
+            v.Check(
+                what[1],
+                "follow-up §3",
+                paper[1],
+                f"{len(both)} of {len(all_)} trials have images both where the "
+                "teacher is unsure and where it is confident",
+                v.INCONCLUSIVE,
+                core=core,
+            )
+        )
     else:
         spread = v.interval(both.spread)
-        checks.append(v.Check(what[1], "follow-up §3", paper[1], _here(spread, "difference "),
-                              v.rises(spread), core=core))
+        checks.append(
+            v.Check(
+                what[1],
+                "follow-up §3",
+                paper[1],
+                _here(spread, "difference "),
+                v.rises(spread),
+                core=core,
+            )
+        )
     return checks
 
 
 def _late_switch(students: pd.DataFrame) -> list[v.Check]:
     """F2 on test accuracy, paired by trial: distillation's gain over one-hot training (context:
     without it there is nothing to recover) and the late switch against the midpoint of the two."""
-    arms = students[(students.m == 1) & (students.tau == 1.0)
-                    & students.source.isin(["self_vs_ensemble", "switch"])]
+    arms = students[
+        (students.m == 1)
+        & (students.tau == 1.0)
+        & students.source.isin(["self_vs_ensemble", "switch"])
+    ]
     acc = arms.pivot_table(index="trial", columns="arm", values="accuracy").dropna()
     gain = v.interval(acc.distill - acc.onehot)
     above = v.interval(acc.late - (acc.distill + acc.onehot) / 2)
     share = (acc.late - acc.onehot).mean() / (acc.distill - acc.onehot).mean()
     outcome = v.rises(above) if v.rises(gain) == v.HOLDS else v.INCONCLUSIVE
     why = "" if v.rises(gain) == v.HOLDS else "; no significant gain to recover"
-    return [v.Check("self-distillation gains test accuracy over one-hot training (same steps)",
-                    "follow-up §3", "a gain", _here(gain, "distilled − one-hot "), v.rises(gain),
-                    core=False),
-            v.Check("a student switched from one-hot labels to distillation half-way recovers most "
-                    "of that gain (above the midpoint of one-hot and distilled)", "follow-up §3",
-                    "recovers much of the gain",
-                    _here(above, "late − midpoint ") + f"; share of the gain recovered "
-                    f"{share:.0%} (ratio of means){why}", outcome)]
+    return [
+        v.Check(
+            "self-distillation gains test accuracy over one-hot training (same steps)",
+            "follow-up §3",
+            "a gain",
+            _here(gain, "distilled − one-hot "),
+            v.rises(gain),
+            core=False,
+        ),
+        v.Check(
+            "a student switched from one-hot labels to distillation half-way recovers most "
+            "of that gain (above the midpoint of one-hot and distilled)",
+            "follow-up §3",
+            "recovers much of the gain",
+            _here(above, "late − midpoint ") + f"; share of the gain recovered "
+            f"{share:.0%} (ratio of means){why}",
+            outcome,
+        ),
+    ]
 
 
 def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
@@ -204,7 +284,20 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     for k, (name, g) in enumerate(groups(students).items()):
         f1 += _exaggeration(name, g, CORE_SPLIT, core=k == 0)
         f1 += _exaggeration(name, g, "test", core=False)
-    return [v.Finding("F1", "A student exaggerates its teacher's confidence: even less sure where "
-                      "the teacher is unsure (Nagarajan et al., 2023)", f1, scope, unconverged),
-            v.Finding("F2", "Switching to distillation half-way recovers much of its gain "
-                      "(Nagarajan et al., 2023)", _late_switch(students), scope, unconverged)]
+    return [
+        v.Finding(
+            "F1",
+            "A student exaggerates its teacher's confidence: even less sure where "
+            "the teacher is unsure (Nagarajan et al., 2023)",
+            f1,
+            scope,
+            unconverged,
+        ),
+        v.Finding(
+            "F2",
+            "Switching to distillation half-way recovers much of its gain (Nagarajan et al., 2023)",
+            _late_switch(students),
+            scope,
+            unconverged,
+        ),
+    ]

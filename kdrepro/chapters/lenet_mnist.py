@@ -1,16 +1,18 @@
 """Chapter 2, Fig. 2 (H1): LeNet-5 self-distillation on MNIST with growing distillation sets.
 
-Teacher: LeNet-5 on a stratified 200-image subset (one per trial). Students: LeNet-5 distilled at tau = 1 on nested
-sets from the teacher's own 200 images up to all 60k, every one for the same number of optimizer steps. The control
-of trial i is trial i-1's teacher, trained on other images with another seed. Every student starts from an init seed
-of its own (`plan.fresh_init`), never its teacher's initial weights.
+Teacher: LeNet-5 on a stratified 200-image subset (one per trial). Students: LeNet-5 distilled at
+tau = 1 on nested sets from the teacher's own 200 images up to all 60k, every one for the same
+number of optimizer steps. The control of trial i is trial i-1's teacher, trained on other images
+with another seed. Every student starts from an init seed of its own (`plan.fresh_init`), never its
+teacher's initial weights.
 
-Choices where the paper is silent (the paper's §4.1 does not state them): crop with 2-pixel zero padding and no flip
-(digits are not mirror-symmetric), unitcube normalization, tau = 1, SGD-Nesterov lr 0.05, batch 128, and the students'
-length. The teachers train the paper's 100 epochs (312 steps of 64 on 200 images, which they fit); every student
-takes the same 600k images of steps (15x the teachers'), because the paper does not state Fig. 2's student length
-and the official code's default (300 epochs of the distillation set) would give the sets very different lengths.
-The length control (`long`): the largest set also runs at twice the student steps, paired by trial.
+Choices where the paper is silent (the paper's §4.1 does not state them): crop with 2-pixel zero
+padding and no flip (digits are not mirror-symmetric), unitcube normalization, tau = 1, SGD-Nesterov
+lr 0.05, batch 128, and the students' length. The teachers train the paper's 100 epochs (312 steps
+of 64 on 200 images, which they fit); every student takes the same 600k images of steps (15x the
+teachers'), because the paper does not state Fig. 2's student length and the official code's default
+(300 epochs of the distillation set) would give the sets very different lengths. The length control
+(`long`): the largest set also runs at twice the student steps, paired by trial.
 """
 
 import pandas as pd
@@ -19,94 +21,230 @@ from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
 from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
 
-# The recipe at each scale. Units: images, epochs (passes over the teacher's subset), learning rates per step.
+# The recipe at each scale. Units: images, epochs (passes over the teacher's subset), learning rates
+# per step.
 RECIPE = {
-    "smoke": dict(seeds=(0, 1), replication_seeds=(2, 3),
-                  teacher_size=200, teacher_epochs=60, teacher_batch=64, teacher_lr=0.05, teacher_evals=5,
-                  sizes=(200, 2_000), images=24_000, long=2, batch=128, lr=0.05, temperature=1.0,
-                  evals=4, crop_pad=2, test_size=1_000),
-    "budget": dict(seeds=(0, 1, 2, 3, 4), replication_seeds=(5, 6, 7, 8, 9),
-                   teacher_size=200, teacher_epochs=100, teacher_batch=64, teacher_lr=0.05, teacher_evals=5,
-                   sizes=(200, 2_000, 12_000, 60_000), images=600_000, long=2, batch=128, lr=0.05,
-                   temperature=1.0, evals=8, crop_pad=2, test_size=None),
-    "paper": dict(seeds=(0, 1, 2), replication_seeds=(3, 4, 5),
-                  teacher_size=200, teacher_epochs=100, teacher_batch=64, teacher_lr=0.05, teacher_evals=5,
-                  sizes=(200, 2_000, 12_000, 60_000), images=300 * 60_000, long=None, batch=128, lr=0.05,
-                  temperature=1.0, evals=30, crop_pad=2, test_size=None),
+    "smoke": dict(
+        seeds=(0, 1),
+        replication_seeds=(2, 3),
+        teacher_size=200,
+        teacher_epochs=60,
+        teacher_batch=64,
+        teacher_lr=0.05,
+        teacher_evals=5,
+        sizes=(200, 2_000),
+        images=24_000,
+        long=2,
+        batch=128,
+        lr=0.05,
+        temperature=1.0,
+        evals=4,
+        crop_pad=2,
+        test_size=1_000,
+    ),
+    "budget": dict(
+        seeds=(0, 1, 2, 3, 4),
+        replication_seeds=(5, 6, 7, 8, 9),
+        teacher_size=200,
+        teacher_epochs=100,
+        teacher_batch=64,
+        teacher_lr=0.05,
+        teacher_evals=5,
+        sizes=(200, 2_000, 12_000, 60_000),
+        images=600_000,
+        long=2,
+        batch=128,
+        lr=0.05,
+        temperature=1.0,
+        evals=8,
+        crop_pad=2,
+        test_size=None,
+    ),
+    "paper": dict(
+        seeds=(0, 1, 2),
+        replication_seeds=(3, 4, 5),
+        teacher_size=200,
+        teacher_epochs=100,
+        teacher_batch=64,
+        teacher_lr=0.05,
+        teacher_evals=5,
+        sizes=(200, 2_000, 12_000, 60_000),
+        images=300 * 60_000,
+        long=None,
+        batch=128,
+        lr=0.05,
+        temperature=1.0,
+        evals=30,
+        crop_pad=2,
+        test_size=None,
+    ),
 }
 FINDINGS = ("H1",)  # the findings this chapter judges
-EMNIST_SCALE = 175_000  # the paper's "> 99 %" needs distillation sets of this size (25 % of EMNIST) or more
-SCOPE = ("LeNet-5, MNIST, 200-image teachers, distillation sets up to 60k (no EMNIST), 600k images of student steps, "
-         "budget scale")
+# the paper's "> 99 %" needs distillation sets of this size (25 % of EMNIST) or more
+EMNIST_SCALE = 175_000
+SCOPE = (
+    "LeNet-5, MNIST, 200-image teachers, distillation sets up to 60k (no EMNIST), 600k images of "
+    "student steps, budget scale"
+)
 
 
-def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str = "mnist",
-         sizes: tuple[int, ...] | None = None, long: bool = True) -> Plan:
-    """Fig. 2 (chapter 2): LeNet-5 self-distillation on MNIST with growing distillation sets, and the length control
-    (the largest set at `long` times the steps) unless `long` is False."""
+def plan(
+    profile: str = "budget",
+    seeds: tuple[int, ...] | None = None,
+    dataset: str = "mnist",
+    sizes: tuple[int, ...] | None = None,
+    long: bool = True,
+) -> Plan:
+    """Fig. 2 (chapter 2): LeNet-5 self-distillation on MNIST with growing distillation sets, and
+    the length control (the largest set at `long` times the steps) unless `long` is False."""
     check_profile(profile, RECIPE)
     p = {**RECIPE[profile], **({"sizes": tuple(sizes)} if sizes else {})}
     p["long"] = p["long"] if long else None
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
-    common = dict(dataset=dataset, model="lenet5", augment="crop", crop_pad=p["crop_pad"], test_size=p["test_size"])
-    teachers = {s: TeacherConfig(**common, train_size=p["teacher_size"], subset_seed=s, seed=s,
-                                 epochs=p["teacher_epochs"], batch_size=p["teacher_batch"], lr=p["teacher_lr"],
-                                 evals=p["teacher_evals"]) for s in seeds}
+    common = dict(
+        dataset=dataset,
+        model="lenet5",
+        augment="crop",
+        crop_pad=p["crop_pad"],
+        test_size=p["test_size"],
+    )
+    teachers = {
+        s: TeacherConfig(
+            **common,
+            train_size=p["teacher_size"],
+            subset_seed=s,
+            seed=s,
+            epochs=p["teacher_epochs"],
+            batch_size=p["teacher_batch"],
+            lr=p["teacher_lr"],
+            evals=p["teacher_evals"],
+        )
+        for s in seeds
+    }
     rows = [({"role": "teacher", "trial": s}, t) for s, t in teachers.items()]
     for i, s in enumerate(seeds):
         control = (teachers[seeds[i - 1]],) if len(seeds) > 1 else ()
-        arms = [(size, 1) for size in p["sizes"]] + ([(p["sizes"][-1], p["long"])] if p["long"] else [])
+        arms = [(size, 1) for size in p["sizes"]] + (
+            [(p["sizes"][-1], p["long"])] if p["long"] else []
+        )
         for size, length in arms:
-            cfg = StudentConfig(**common, train_size=size, subset_seed=s, seed=s, init_seed=fresh_init(s),
-                                teachers=(teachers[s],),
-                                control=control, temperature=p["temperature"], batch_size=p["batch"], lr=p["lr"],
-                                epochs=length * epochs_for(p["images"], size), evals=p["evals"])
-            rows.append(({"role": "student", "trial": s, "distill_size": size, "length": length}, cfg))
+            cfg = StudentConfig(
+                **common,
+                train_size=size,
+                subset_seed=s,
+                seed=s,
+                init_seed=fresh_init(s),
+                teachers=(teachers[s],),
+                control=control,
+                temperature=p["temperature"],
+                batch_size=p["batch"],
+                lr=p["lr"],
+                epochs=length * epochs_for(p["images"], size),
+                evals=p["evals"],
+            )
+            rows.append(
+                ({"role": "student", "trial": s, "distill_size": size, "length": length}, cfg)
+            )
     return Plan("lenet_mnist", profile, rows, {**p, "seeds": seeds, "dataset": dataset})
 
 
 def plans(profile: str = "budget") -> list[Plan]:
-    """What the chapter shows: the main trials, and fresh trials of the two sets H1's checks compare (smallest and
-    largest), to see whether the verdict survives new seeds."""
+    """What the chapter shows: the main trials, and fresh trials of the two sets H1's checks compare
+    (smallest and largest), to see whether the verdict survives new seeds."""
     check_profile(profile, RECIPE)
     sizes = RECIPE[profile]["sizes"]
-    return [plan(profile), plan(profile, seeds=RECIPE[profile]["replication_seeds"], sizes=(sizes[0], sizes[-1]),
-                                long=False)]
+    return [
+        plan(profile),
+        plan(
+            profile,
+            seeds=RECIPE[profile]["replication_seeds"],
+            sizes=(sizes[0], sizes[-1]),
+            long=False,
+        ),
+    ]
 
 
 def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
-    """H1: students approach perfect fidelity as the distillation set grows, without beating the teacher; each core
-    check is guarded by the length control (the largest set at twice the steps), where the plan runs one."""
+    """H1: students approach perfect fidelity as the distillation set grows, without beating the
+    teacher; each core check is guarded by the length control (the largest set at twice the steps),
+    where the plan runs one."""
     everyone, teachers = table[table.role == "student"], table[table.role == "teacher"]
     students = everyone[everyone.length == 1]
     small, large = int(students.distill_size.min()), int(students.distill_size.max())
     moved = {}
     if everyone.length.max() > 1:
-        moved = v.length_moves(everyone[everyone.distill_size == large], {"length": 1},
-                               {"length": int(everyone.length.max())}, ("agreement", "accuracy"))
+        moved = v.length_moves(
+            everyone[everyone.distill_size == large],
+            {"length": 1},
+            {"length": int(everyone.length.max())},
+            ("agreement", "accuracy"),
+        )
     rise = v.paired(students, {"distill_size": small}, {"distill_size": large}, "agreement")
     top = v.interval(students[students.distill_size == large].set_index("trial").agreement)
     both = students[students.distill_size == large].set_index("trial")
     gap = v.interval(both.accuracy - teachers.set_index("trial").accuracy.reindex(both.index))
     margin = v.interval(both.agreement - both.control_agreement)
     ratio = int(students.steps.iloc[0]) / int(teachers.steps.iloc[0])
-    return [v.Finding("H1", "KD can reach near-perfect fidelity in easy settings (LeNet-5 on MNIST)", [
-        v.guarded(v.Check(f"agreement rises from {small:,} to {large:,} distillation images (below the paper's "
-                          "range, 60k to 700k)", "Fig. 2", "rises",
-                          f"{rise.text()} (paired over {rise.n} trials), half-width {rise.half * 100:.1f} pt",
-                          v.rises(rise)), rise.mean, moved.get("agreement")),
-        v.guarded(v.Check("agreement above 99 % with enough distillation data", "§4.1, Fig. 2",
-                          "> 99 % (with up to 700k EMNIST images; 60k MNIST is its smallest set)",
-                          f"{top.mean:.2%} [{top.lo:.2%}, {top.hi:.2%}] at {large:,} images (one-sample interval "
-                          "over trials)" + ("" if large >= EMNIST_SCALE else "; not testable without EMNIST-sized "
-                                                                              "sets"),
-                          v.at_least(top, 0.99) if large >= EMNIST_SCALE else v.INCONCLUSIVE),
-                  top.mean - 0.99, moved.get("agreement"), level=True),
-        v.guarded(v.Check("student accuracy equals the teacher's within noise", "§4.1", "no generalization gain",
-                          f"student − teacher {gap.text()} (equal within our ±1.5 pt margin), half-width "
-                          f"{gap.half * 100:.1f} pt; students take {ratio:.0f}× the teachers' steps (the paper "
-                          "does not state Fig. 2's student length)", v.within(gap, -v.TOLERANCE, v.TOLERANCE)),
-                  v.TOLERANCE - abs(gap.mean), moved.get("accuracy")),
-        v.Check(f"agreement with its own teacher beyond an independent teacher, at {large:,} images", "§3.2",
-                "not stated", f"student − control {margin.text()}", v.rises(margin), core=False),
-    ], scope, v.convergence(table))]
+    return [
+        v.Finding(
+            "H1",
+            "KD can reach near-perfect fidelity in easy settings (LeNet-5 on MNIST)",
+            [
+                v.guarded(
+                    v.Check(
+                        f"agreement rises from {small:,} to {large:,} distillation images (below "
+                        "the paper's range, 60k to 700k)",
+                        "Fig. 2",
+                        "rises",
+                        f"{rise.text()} (paired over {rise.n} trials), half-width "
+                        f"{rise.half * 100:.1f} pt",
+                        v.rises(rise),
+                    ),
+                    rise.mean,
+                    moved.get("agreement"),
+                ),
+                v.guarded(
+                    v.Check(
+                        "agreement above 99 % with enough distillation data",
+                        "§4.1, Fig. 2",
+                        "> 99 % (with up to 700k EMNIST images; 60k MNIST is its smallest set)",
+                        f"{top.mean:.2%} [{top.lo:.2%}, {top.hi:.2%}] at {large:,} images "
+                        "(one-sample interval over trials)"
+                        + (
+                            ""
+                            if large >= EMNIST_SCALE
+                            else "; not testable without EMNIST-sized sets"
+                        ),
+                        v.at_least(top, 0.99) if large >= EMNIST_SCALE else v.INCONCLUSIVE,
+                    ),
+                    top.mean - 0.99,
+                    moved.get("agreement"),
+                    level=True,
+                ),
+                v.guarded(
+                    v.Check(
+                        "student accuracy equals the teacher's within noise",
+                        "§4.1",
+                        "no generalization gain",
+                        f"student − teacher {gap.text()} (equal within our ±1.5 pt margin), "
+                        f"half-width {gap.half * 100:.1f} pt; students take {ratio:.0f}× the "
+                        "teachers' steps (the paper does not state Fig. 2's student length)",
+                        v.within(gap, -v.TOLERANCE, v.TOLERANCE),
+                    ),
+                    v.TOLERANCE - abs(gap.mean),
+                    moved.get("accuracy"),
+                ),
+                v.Check(
+                    f"agreement with its own teacher beyond an independent teacher, at {large:,} "
+                    "images",
+                    "§3.2",
+                    "not stated",
+                    f"student − control {margin.text()}",
+                    v.rises(margin),
+                    core=False,
+                ),
+            ],
+            scope,
+            v.convergence(table),
+        )
+    ]

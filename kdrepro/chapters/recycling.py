@@ -26,10 +26,16 @@ HEAT = "s0"
 # Fig. 9 (PreResNet-20 teachers and students, CIFAR-100 subsets): test accuracy and agreement, %
 # (printed values), at PAPER_TAUS.
 PAPER_HEAT = {
-    "accuracy": {1: (59.38, 61.33, 59.87, 59.16), 3: (59.65, 62.78, 62.12, 61.38),
-                 5: (60.25, 63.21, 62.18, 61.45)},
-    "agreement": {1: (58.04, 65.31, 65.24, 65.27), 3: (63.91, 72.77, 72.38, 71.56),
-                  5: (67.16, 74.77, 75.32, 74.92)},
+    "accuracy": {
+        1: (59.38, 61.33, 59.87, 59.16),
+        3: (59.65, 62.78, 62.12, 61.38),
+        5: (60.25, 63.21, 62.18, 61.45),
+    },
+    "agreement": {
+        1: (58.04, 65.31, 65.24, 65.27),
+        3: (63.91, 72.77, 72.38, 71.56),
+        5: (67.16, 74.77, 75.32, 74.92),
+    },
 }
 PAPER_TAUS = (1, 4, 8, 16)
 
@@ -41,8 +47,17 @@ PAPER_TAUS = (1, 4, 8, 16)
 # which s1 and s0∪1 run too (Fig. 4); `long`: the length control, s0 at the largest m and tau = 4
 # at `long` x the student steps (None: no control at that profile).
 RECIPE = {
-    "smoke": dict(seeds=(0, 1), pool=2, ms=(1,), taus={1: (1.0, 4.0, 8.0)}, fig4={1: (1.0, 4.0)},
-                  images=4_000, batch=64, long=2, evals=2),
+    "smoke": dict(
+        seeds=(0, 1),
+        pool=2,
+        ms=(1,),
+        taus={1: (1.0, 4.0, 8.0)},
+        fig4={1: (1.0, 4.0)},
+        images=4_000,
+        batch=64,
+        long=2,
+        evals=2,
+    ),
     # 33 runs, about 6.3 CPU-hours of this 2-core CPU at the rates measured here (a teacher ~10
     # min, a 600k-image student ~10 min from the logit cache); `python -m kdrepro run` prints the
     # benchmark estimate before it trains, 3.9 h (from PreResNet-20's throughput; PreResNet-8 runs
@@ -57,25 +72,52 @@ RECIPE = {
     # tau = 4; +0.9 h), tau = 8 at m = 1 (+0.4 h).
     # Fig. 4: s1 and s0∪1 at m = 3, tau = 4 only; its top row's m = 1 and 5 and its bottom row's tau
     # sweep are cut. Length control: s0 at m = 3, tau = 4 with 1.2M images of steps (3 students).
-    "budget": dict(seeds=(0, 1, 2), pool=9, ms=(1, 3), taus={1: (1.0, 4.0), 3: (1.0, 4.0, 8.0)},
-                   fig4={3: (4.0,)}, images=600_000, batch=128, long=2, evals=4),
+    "budget": dict(
+        seeds=(0, 1, 2),
+        pool=9,
+        ms=(1, 3),
+        taus={1: (1.0, 4.0), 3: (1.0, 4.0, 8.0)},
+        fig4={3: (4.0,)},
+        images=600_000,
+        batch=128,
+        long=2,
+        evals=4,
+    ),
     # 9 PreResNet-20 teachers on the whole of D0 (25k images, 10 epochs at batch 256); students of
     # 6 epochs of 25k (1.2x the teachers' steps); no length control
-    "gpu": dict(seeds=(0, 1, 2), pool=9, ms=(1, 3), taus={1: (1.0, 4.0), 3: (1.0, 4.0)},
-                fig4={1: (1.0, 4.0), 3: (1.0, 4.0)}, images=6 * 25_000, batch=128, long=None,
-                evals=5),
-    "paper": dict(seeds=(0, 1, 2), pool=15, ms=(1, 3, 5),
-                  taus={m: (1.0, 4.0, 8.0, 16.0) for m in (1, 3, 5)},
-                  fig4={m: (1.0, 4.0, 8.0, 16.0) for m in (1, 3, 5)}, images=300 * 25_000,
-                  batch=128, long=None, evals=30),
+    "gpu": dict(
+        seeds=(0, 1, 2),
+        pool=9,
+        ms=(1, 3),
+        taus={1: (1.0, 4.0), 3: (1.0, 4.0)},
+        fig4={1: (1.0, 4.0), 3: (1.0, 4.0)},
+        images=6 * 25_000,
+        batch=128,
+        long=None,
+        evals=5,
+    ),
+    "paper": dict(
+        seeds=(0, 1, 2),
+        pool=15,
+        ms=(1, 3, 5),
+        taus={m: (1.0, 4.0, 8.0, 16.0) for m in (1, 3, 5)},
+        fig4={m: (1.0, 4.0, 8.0, 16.0) for m in (1, 3, 5)},
+        images=300 * 25_000,
+        batch=128,
+        long=None,
+        evals=30,
+    ),
 }
 FINDINGS = ("H5", "H11")
-SCOPE = ("PreResNet-8, CIFAR-10 (JPEG q75), teachers fit to 2k images of one half (200 epochs), "
-         "students at 3× their steps, budget scale")
+SCOPE = (
+    "PreResNet-8, CIFAR-10 (JPEG q75), teachers fit to 2k images of one half (200 epochs), "
+    "students at 3× their steps, budget scale"
+)
 
 
-def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None,
-         dataset: str | None = None) -> Plan:
+def plan(
+    profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None
+) -> Plan:
     """Figs. 4 and 9 (chapter 5): students on the teachers' half, the fresh half and both, at
     several tau and m."""
     check_profile(profile, RECIPE)
@@ -85,27 +127,51 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None,
     rows = [({"role": "teacher", "member": k}, cfg) for k, cfg in enumerate(pool)]
     half = t["teacher_size"]  # None: the whole half
     block = max(p["ms"])  # trial i's ensembles of every m: pool members [i*block, (i+1)*block)
-    trials = seeds[:len(pool) // block]
+    trials = seeds[: len(pool) // block]
     for m in p["ms"]:
         teams = sve.ensembles(pool, m, len(trials), stride=block)
         cells = [(HEAT, tau, 1) for tau in p["taus"][m]]
-        cells += [(s, tau, 1) for tau in p["fig4"].get(m, ()) for s in SPLITS
-                  if (s, tau, 1) not in cells]
+        cells += [
+            (s, tau, 1) for tau in p["fig4"].get(m, ()) for s in SPLITS if (s, tau, 1) not in cells
+        ]
         cells += [(HEAT, 4.0, p["long"])] if p["long"] and m == block else []
         for split, tau, length in cells:
             examples = (half or pool[0].examples) * (2 if split == "s01" else 1)
             for i, s in enumerate(trials):
                 t0 = teams[i][0]
                 cfg = StudentConfig(
-                    dataset=t0.dataset, model=t0.model, width=t0.width, test_size=t0.test_size,
-                    train_part=SPLITS[split], train_size=half, seed=s, init_seed=fresh_init(s),
-                    teachers=teams[i], control=teams[i - 1] if len(trials) > 1 else (),
-                    temperature=tau, batch_size=p["batch"], lr=t["lr"],
-                    epochs=length * epochs_for(p["images"], examples), evals=p["evals"])
-                rows.append(({"role": "student", "m": m, "split": split, "tau": tau, "trial": s,
-                              "length": length}, cfg))
-    return Plan("recycling", profile, rows,
-                {**p, "seeds": seeds, "dataset": pool[0].dataset, "teachers": t})
+                    dataset=t0.dataset,
+                    model=t0.model,
+                    width=t0.width,
+                    test_size=t0.test_size,
+                    train_part=SPLITS[split],
+                    train_size=half,
+                    seed=s,
+                    init_seed=fresh_init(s),
+                    teachers=teams[i],
+                    control=teams[i - 1] if len(trials) > 1 else (),
+                    temperature=tau,
+                    batch_size=p["batch"],
+                    lr=t["lr"],
+                    epochs=length * epochs_for(p["images"], examples),
+                    evals=p["evals"],
+                )
+                rows.append(
+                    (
+                        {
+                            "role": "student",
+                            "m": m,
+                            "split": split,
+                            "tau": tau,
+                            "trial": s,
+                            "length": length,
+                        },
+                        cfg,
+                    )
+                )
+    return Plan(
+        "recycling", profile, rows, {**p, "seeds": seeds, "dataset": pool[0].dataset, "teachers": t}
+    )
 
 
 def plans(profile: str = "budget") -> list[Plan]:
@@ -118,8 +184,14 @@ def plans(profile: str = "budget") -> list[Plan]:
 _T4 = PAPER_TAUS.index(4)
 # "tau = 4 at least as accurate as tau": within half the smallest lead Fig. 9 prints for tau = 4
 # over another tau of its row (m = 3, over tau = 8: 62.78 - 62.12 = 0.66 pt), so 0.33 pt.
-TAU_MARGIN = min(row[_T4] - max(x for k, x in enumerate(row) if k != _T4)
-                 for row in PAPER_HEAT["accuracy"].values()) / 2 / 100
+TAU_MARGIN = (
+    min(
+        row[_T4] - max(x for k, x in enumerate(row) if k != _T4)
+        for row in PAPER_HEAT["accuracy"].values()
+    )
+    / 2
+    / 100
+)
 # App. B.1's "at tau = 1 the m = 3 student is no better than the m = 1 student" (context): within
 # half the accuracy Fig. 9 gains from m = 1 to 3 at tau = 4 (61.33 -> 62.78 %), about 0.7 pt.
 M_MARGIN = (PAPER_HEAT["accuracy"][3][_T4] - PAPER_HEAT["accuracy"][1][_T4]) / 2 / 100
@@ -129,14 +201,20 @@ M_MARGIN = (PAPER_HEAT["accuracy"][3][_T4] - PAPER_HEAT["accuracy"][1][_T4]) / 2
 # than that gap at whatever size our scale gives it, where a fixed margin could swallow it.
 # Units each metric is printed in, as the chapter's table prints it: (scale, digits, unit) as
 # `Interval.text` takes them (ECE as a fraction).
-UNITS = {"accuracy": (100, 1, " pt"), "agreement": (100, 1, " pt"), "ece": (1, 3, ""),
-         "kl": (1, 3, " nats")}
+UNITS = {
+    "accuracy": (100, 1, " pt"),
+    "agreement": (100, 1, " pt"),
+    "ece": (1, 3, ""),
+    "kl": (1, 3, " nats"),
+}
 
 
 def _here(iv: v.Interval, prefix: str = "", col: str = "accuracy") -> str:
     scale, digits, unit = UNITS[col]
-    return (f"{prefix}{iv.text(scale, digits, unit)}, half-width {iv.half * scale:.{digits}f}"
-            f"{unit} ({iv.n} trials)")
+    return (
+        f"{prefix}{iv.text(scale, digits, unit)}, half-width {iv.half * scale:.{digits}f}"
+        f"{unit} ({iv.n} trials)"
+    )
 
 
 def _guard(check: v.Check, effect: float, moved: dict, col: str) -> v.Check:
@@ -173,62 +251,120 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     main = students[students.length == 1]
     moved = {}
     if students.length.max() > 1:
-        key = students[(students.split == HEAT) & (students.m == students.m.max())
-                       & (students.tau == 4.0)]
-        moved = v.length_moves(key, {"length": 1}, {"length": int(students.length.max())},
-                               list(UNITS))
+        key = students[
+            (students.split == HEAT) & (students.m == students.m.max()) & (students.tau == 4.0)
+        ]
+        moved = v.length_moves(
+            key, {"length": 1}, {"length": int(students.length.max())}, list(UNITS)
+        )
     at = {"m": int(main[(main.split == "s1") & (main.tau == 4.0)].m.max()), "tau": 4.0}
     s0, s1 = ({**at, "split": k} for k in ("s0", "s1"))
     where = f"m = {at['m']}, τ = 4: "
     checks = []
     for col, what, paper, rule in (
-            ("accuracy", "s0 (teacher data) more accurate than s1 (fresh data)", "s0 higher",
-             v.falls),
-            ("agreement", "s1 agrees more than s0", "s1 higher", v.rises),
-            ("kl", "s1 has lower KL than s0", "s1 lower", v.falls),
-            ("ece", "s1 is better calibrated than s0 (lower ECE)", "s1 lower", v.falls)):
+        ("accuracy", "s0 (teacher data) more accurate than s1 (fresh data)", "s0 higher", v.falls),
+        ("agreement", "s1 agrees more than s0", "s1 higher", v.rises),
+        ("kl", "s1 has lower KL than s0", "s1 lower", v.falls),
+        ("ece", "s1 is better calibrated than s0 (lower ECE)", "s1 lower", v.falls),
+    ):
         d = v.paired(main, s0, s1, col)
-        checks.append(_guard(v.Check(where + what, "Fig. 4, §5.2", paper,
-                                     _here(d, "s1 − s0 ", col), rule(d)), d.mean, moved, col))
+        checks.append(
+            _guard(
+                v.Check(where + what, "Fig. 4, §5.2", paper, _here(d, "s1 − s0 ", col), rule(d)),
+                d.mean,
+                moved,
+                col,
+            )
+        )
     for col, better, worse in (("accuracy", "s0", "s1"), ("agreement", "s1", "s0")):
         d = _above_midpoint(main, at, col)
-        checks.append(_guard(v.Check(
-            f"{where}s0∪1 nearer {better} than {worse} in {col} (above their midpoint)",
-            "Fig. 4, §5.2", "best of both", _here(d, "s0∪1 − (s0 + s1) / 2 ", col)
-            + " (s0∪1 sees each image half as often: every student takes the same steps)",
-            v.rises(d)), d.mean, moved, col))
-    out = [v.Finding("H5", "Recycling the teachers' data is not the cause: fresh data raises "
-                     "fidelity a little but lowers accuracy; the union is best", checks, scope,
-                     unconverged)]
+        checks.append(
+            _guard(
+                v.Check(
+                    f"{where}s0∪1 nearer {better} than {worse} in {col} (above their midpoint)",
+                    "Fig. 4, §5.2",
+                    "best of both",
+                    _here(d, "s0∪1 − (s0 + s1) / 2 ", col)
+                    + " (s0∪1 sees each image half as often: every student takes the same steps)",
+                    v.rises(d),
+                ),
+                d.mean,
+                moved,
+                col,
+            )
+        )
+    out = [
+        v.Finding(
+            "H5",
+            "Recycling the teachers' data is not the cause: fresh data raises "
+            "fidelity a little but lowers accuracy; the union is best",
+            checks,
+            scope,
+            unconverged,
+        )
+    ]
     heat = main[main.split == HEAT]
     ms = sorted({int(m) for m in heat.m})
     steps = []
     for m in ms:
         for tau in sorted(set(heat[heat.m == m].tau) - {4.0}):
             d = v.paired(heat, {"m": m, "tau": tau}, {"m": m, "tau": 4.0}, "accuracy")
-            steps.append(_guard(v.Check(
-                f"m = {m}: τ = 4 at least as accurate as τ = {tau:g} (within "
-                f"{TAU_MARGIN * 100:.2f} pt)", "Fig. 9",
-                "τ = 4 best in every row"
-                + _paper("accuracy", (m, tau), (m, 4.0), f"over τ = {tau:g} at m = {m}"),
-                _here(d, f"τ = 4 − τ = {tau:g} "), v.at_least(d, -TAU_MARGIN)),
-                d.mean + TAU_MARGIN, moved, "accuracy"))
+            steps.append(
+                _guard(
+                    v.Check(
+                        f"m = {m}: τ = 4 at least as accurate as τ = {tau:g} (within "
+                        f"{TAU_MARGIN * 100:.2f} pt)",
+                        "Fig. 9",
+                        "τ = 4 best in every row"
+                        + _paper("accuracy", (m, tau), (m, 4.0), f"over τ = {tau:g} at m = {m}"),
+                        _here(d, f"τ = 4 − τ = {tau:g} "),
+                        v.at_least(d, -TAU_MARGIN),
+                    ),
+                    d.mean + TAU_MARGIN,
+                    moved,
+                    "accuracy",
+                )
+            )
     low, high = ms[0], ms[-1]
     both = sorted(set(heat[heat.m == low].tau) & set(heat[heat.m == high].tau)) * (high > low)
     for tau in both:
         d = v.paired(heat, {"m": low, "tau": tau}, {"m": high, "tau": tau}, "agreement")
-        steps.append(_guard(v.Check(
-            f"τ = {tau:g}: agreement rises from m = {low} to m = {high}", "Fig. 9",
-            "rises in every column"
-            + _paper("agreement", (low, tau), (high, tau), f"at τ = {tau:g}"),
-            _here(d, f"m = {high} − m = {low} "), v.rises(d)),
-            d.mean, moved, "agreement"))
+        steps.append(
+            _guard(
+                v.Check(
+                    f"τ = {tau:g}: agreement rises from m = {low} to m = {high}",
+                    "Fig. 9",
+                    "rises in every column"
+                    + _paper("agreement", (low, tau), (high, tau), f"at τ = {tau:g}"),
+                    _here(d, f"m = {high} − m = {low} "),
+                    v.rises(d),
+                ),
+                d.mean,
+                moved,
+                "agreement",
+            )
+        )
     if 1.0 in both:
         d = v.paired(heat, {"m": low, "tau": 1.0}, {"m": high, "tau": 1.0}, "accuracy")
-        steps.append(v.Check(
-            f"at τ = 1 a {high}-teacher ensemble's student is no more accurate than a single "
-            f"teacher's (within {M_MARGIN * 100:.1f} pt)", "App. B.1", "no better (R56 teachers)",
-            _here(d, f"m = {high} − m = {low} "), v.at_most(d, M_MARGIN), core=False))
-    out.append(v.Finding("H11", "Temperature: τ = 4 is best for accuracy; soft teachers' ensembles "
-                         "are easier to match at every τ", steps, scope, unconverged))
+        steps.append(
+            v.Check(
+                f"at τ = 1 a {high}-teacher ensemble's student is no more accurate than a single "
+                f"teacher's (within {M_MARGIN * 100:.1f} pt)",
+                "App. B.1",
+                "no better (R56 teachers)",
+                _here(d, f"m = {high} − m = {low} "),
+                v.at_most(d, M_MARGIN),
+                core=False,
+            )
+        )
+    out.append(
+        v.Finding(
+            "H11",
+            "Temperature: τ = 4 is best for accuracy; soft teachers' ensembles "
+            "are easier to match at every τ",
+            steps,
+            scope,
+            unconverged,
+        )
+    )
     return out

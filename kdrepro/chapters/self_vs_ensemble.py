@@ -1,11 +1,14 @@
-"""Chapter 3, Figs. 1 and 10 (H2, H3, H10): self-distillation vs ensemble distillation, with extra data.
+"""Chapter 3, Figs. 1 and 10 (H2, H3, H10): self-distillation vs ensemble distillation, with extra
+data.
 
-A pool of teachers trained on the same images with different seeds. Trial i's m-teacher ensemble takes pool members
-(i*m + j) mod N, j < m (the official `select_ckpts`), and only trials i < N // m are run, so the ensembles of one m
-are disjoint across trials. Trial i's control is the ensemble of the previous trial of the same m: disjoint from
-its own, as the independent-student baseline (the paper's §3.2) requires. Students of the same architecture are distilled
-at tau = 1 (Fig. 10's setting) on the teachers' images and, for some m, on those plus extra real images the teachers
-never saw (standing in for the paper's GAN samples); every student takes the same number of optimizer steps.
+A pool of teachers trained on the same images with different seeds. Trial i's m-teacher ensemble
+takes pool members (i*m + j) mod N, j < m (the official `select_ckpts`), and only trials i < N // m
+are run, so the ensembles of one m are disjoint across trials. Trial i's control is the ensemble of
+the previous trial of the same m: disjoint from its own, as the independent-student baseline (the
+paper's §3.2) requires. Students of the same architecture are distilled at tau = 1 (Fig. 10's
+setting) on the teachers' images and, for some m, on those plus extra real images the teachers never
+saw (standing in for the paper's GAN samples); every student takes the same number of optimizer
+steps.
 """
 
 from dataclasses import replace
@@ -18,90 +21,203 @@ from ..config import StudentConfig, TeacherConfig
 from ..errors import ConfigError
 from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init, starts_at_teacher_init
 
-# The recipe at each scale. Units: images (teacher_size, extras, images of student steps), epochs (passes over the
-# teacher's subset; None: the whole training split), learning rates per step. Each m runs up to pool // m trials.
+# The recipe at each scale. Units: images (teacher_size, extras, images of student steps), epochs
+# (passes over the teacher's subset; None: the whole training split), learning rates per step. Each
+# m runs up to pool // m trials.
 RECIPE = {
-    "smoke": dict(seeds=(0, 1), model="preresnet8", width=1, pool=4, ms=(1, 2), teacher_size=1_000, teacher_epochs=12,
-                  teacher_batch=128, teacher_lr=0.1, extras={1: (0, 1_000)}, images=8_000, long=2, batch=128,
-                  lr=0.05, temperature=1.0, evals=4, test_size=1_000),
-    # Teachers fit their 2k images (the paper's 200 epochs at its batch of 256); students take 3x the teachers'
-    # optimizer steps, as in the paper (300 epochs at batch 128 against 200 at 256): 600k images of steps. Fig. 1's
-    # extra-data axis has three sizes for m = 1, two for m = 3; `long`: the length control, m = 1 without extra data
-    # at 2x the student steps (a verdict is made at 1x; a core effect smaller than what doubling moves is not decided).
-    # `replication`: a fresh-seed replication shown beside the main trials (new teachers on another 2k-image subset,
-    # new student seeds), for m = 1 and 3 on the base set only, 3 trials each (its cost: 9 teachers, 6 students).
-    "budget": dict(seeds=(0, 1, 2, 3, 4), model="preresnet8", width=1, pool=15, ms=(1, 3, 5), teacher_size=2_000,
-                   teacher_epochs=200, teacher_batch=256, teacher_lr=0.1, extras={1: (0, 2_000, 4_000), 3: (0, 4_000)},
-                   images=600_000, long=2, batch=128, lr=0.05, temperature=1.0, evals=4, test_size=None,
-                   replication=dict(seeds=(100, 101, 102), pool=9, ms=(1, 3), extras={}, long=None, subset_seed=1,
-                                    member_seed=100)),
-    # Full CIFAR-10 (JPEG), PreResNet-20; 9 teachers of 10 epochs and 6 students of 15 (3x the teachers' steps, as
-    # in the paper): about 18 min at `compute.H100_PRERESNET20`, one network at a time (packing is faster);
-    # tests/test_compute.py holds it to 20 minutes at that rate.
-    "gpu": dict(seeds=(0, 1, 2), model="preresnet20", width=1, pool=9, ms=(1, 3), teacher_size=None, teacher_epochs=10,
-                teacher_batch=256, teacher_lr=0.1, extras={}, images=50_000 * 15, long=None, batch=128, lr=0.05,
-                temperature=1.0, evals=5, test_size=None),
-    "paper": dict(seeds=(0, 1, 2), model="preresnet56", width=1, pool=15, ms=(1, 3, 5), teacher_size=None,
-                  teacher_epochs=200, teacher_batch=256, teacher_lr=0.1, extras={}, images=50_000 * 300, long=None,
-                  batch=128, lr=0.05, temperature=1.0, evals=30, test_size=None),
+    "smoke": dict(
+        seeds=(0, 1),
+        model="preresnet8",
+        width=1,
+        pool=4,
+        ms=(1, 2),
+        teacher_size=1_000,
+        teacher_epochs=12,
+        teacher_batch=128,
+        teacher_lr=0.1,
+        extras={1: (0, 1_000)},
+        images=8_000,
+        long=2,
+        batch=128,
+        lr=0.05,
+        temperature=1.0,
+        evals=4,
+        test_size=1_000,
+    ),
+    # Teachers fit their 2k images (the paper's 200 epochs at its batch of 256); students take 3x
+    # the teachers' optimizer steps, as in the paper (300 epochs at batch 128 against 200 at 256):
+    # 600k images of steps. Fig. 1's extra-data axis has three sizes for m = 1, two for m = 3;
+    # `long`: the length control, m = 1 without extra data at 2x the student steps (a verdict is
+    # made at 1x; a core effect smaller than what doubling moves is not decided). `replication`: a
+    # fresh-seed replication shown beside the main trials (new teachers on another 2k-image subset,
+    # new student seeds), for m = 1 and 3 on the base set only, 3 trials each (its cost: 9 teachers,
+    # 6 students).
+    "budget": dict(
+        seeds=(0, 1, 2, 3, 4),
+        model="preresnet8",
+        width=1,
+        pool=15,
+        ms=(1, 3, 5),
+        teacher_size=2_000,
+        teacher_epochs=200,
+        teacher_batch=256,
+        teacher_lr=0.1,
+        extras={1: (0, 2_000, 4_000), 3: (0, 4_000)},
+        images=600_000,
+        long=2,
+        batch=128,
+        lr=0.05,
+        temperature=1.0,
+        evals=4,
+        test_size=None,
+        replication=dict(
+            seeds=(100, 101, 102),
+            pool=9,
+            ms=(1, 3),
+            extras={},
+            long=None,
+            subset_seed=1,
+            member_seed=100,
+        ),
+    ),
+    # Full CIFAR-10 (JPEG), PreResNet-20; 9 teachers of 10 epochs and 6 students of 15 (3x the
+    # teachers' steps, as in the paper): about 18 min at `compute.H100_PRERESNET20`, one network at
+    # a time (packing is faster); tests/test_compute.py holds it to 20 minutes at that rate.
+    "gpu": dict(
+        seeds=(0, 1, 2),
+        model="preresnet20",
+        width=1,
+        pool=9,
+        ms=(1, 3),
+        teacher_size=None,
+        teacher_epochs=10,
+        teacher_batch=256,
+        teacher_lr=0.1,
+        extras={},
+        images=50_000 * 15,
+        long=None,
+        batch=128,
+        lr=0.05,
+        temperature=1.0,
+        evals=5,
+        test_size=None,
+    ),
+    "paper": dict(
+        seeds=(0, 1, 2),
+        model="preresnet56",
+        width=1,
+        pool=15,
+        ms=(1, 3, 5),
+        teacher_size=None,
+        teacher_epochs=200,
+        teacher_batch=256,
+        teacher_lr=0.1,
+        extras={},
+        images=50_000 * 300,
+        long=None,
+        batch=128,
+        lr=0.05,
+        temperature=1.0,
+        evals=30,
+        test_size=None,
+    ),
 }
 FINDINGS = ("H2", "H3", "H10")  # the findings this chapter judges
-SCOPE = ("PreResNet-8, CIFAR-10 (JPEG q75), teachers fit to 2k images (200 epochs), students at 3× their steps, "
-         "budget scale")
+SCOPE = (
+    "PreResNet-8, CIFAR-10 (JPEG q75), teachers fit to 2k images (200 epochs), students at 3× "
+    "their steps, budget scale"
+)
 
 
 def default_dataset(profile: str) -> str:
     return "cifar100" if profile == "paper" else "cifar10_jpeg"
 
 
-# The book's first budget runs, kept to read them (chapter 3's first-run comparison, `first_runs`): 60-epoch
-# teachers at batch 128 (76-79 % train accuracy), students of 78k images of steps (0.65x the teachers'), +4k extra
-# images for m = 1 and 3, no length control.
-FIRST = {**RECIPE["budget"], "teacher_epochs": 60, "teacher_batch": 128, "extras": {1: (0, 4_000), 3: (0, 4_000)},
-         "images": 78_000, "long": None}
+# The book's first budget runs, kept to read them (chapter 3's first-run comparison, `first_runs`):
+# 60-epoch teachers at batch 128 (76-79 % train accuracy), students of 78k images of steps (0.65x
+# the teachers'), +4k extra images for m = 1 and 3, no length control.
+FIRST = {
+    **RECIPE["budget"],
+    "teacher_epochs": 60,
+    "teacher_batch": 128,
+    "extras": {1: (0, 4_000), 3: (0, 4_000)},
+    "images": 78_000,
+    "long": None,
+}
 
 
 def teacher_recipe(profile: str, converged: bool = True, replication: bool = False) -> dict:
-    """This chapter's recipe at `profile`; with converged=False at budget, the FIRST recipe; with replication, the
-    fresh-seed replication's (ConfigError where the profile has none)."""
+    """This chapter's recipe at `profile`; with converged=False at budget, the FIRST recipe; with
+    replication, the fresh-seed replication's (ConfigError where the profile has none)."""
     check_profile(profile, RECIPE)
     p = FIRST if profile == "budget" and not converged else RECIPE[profile]
     if replication:
         if "replication" not in p:
-            raise ConfigError(f"profile={profile!r}: chapter 3 has no fresh-seed replication at this profile")
+            raise ConfigError(
+                f"profile={profile!r}: chapter 3 has no fresh-seed replication at this profile"
+            )
         return {**p, **p["replication"]}
     return p
 
 
-def teacher_pool(profile: str, dataset: str | None = None, part: str = "all", members: int | None = None,
-                 converged: bool = True, replication: bool = False) -> list[TeacherConfig]:
-    """The pool of teachers at `profile`: the same images (a subset of `part`), one seed each. Chapter 4 distills
-    from this pool too, so its runs are shared by config (the same config is the same run id); chapter 5 trains the
-    same recipe on one half of the training split. The replication's pool draws another subset and other seeds."""
+def teacher_pool(
+    profile: str,
+    dataset: str | None = None,
+    part: str = "all",
+    members: int | None = None,
+    converged: bool = True,
+    replication: bool = False,
+) -> list[TeacherConfig]:
+    """The pool of teachers at `profile`: the same images (a subset of `part`), one seed each.
+    Chapter 4 distills from this pool too, so its runs are shared by config (the same config is the
+    same run id); chapter 5 trains the same recipe on one half of the training split. The
+    replication's pool draws another subset and other seeds."""
     p = teacher_recipe(profile, converged, replication)
-    return [TeacherConfig(dataset=dataset or default_dataset(profile), model=p["model"], width=p["width"],
-                          test_size=p["test_size"], train_part=part, train_size=p["teacher_size"],
-                          subset_seed=p.get("subset_seed", 0), seed=p.get("member_seed", 0) + k,
-                          epochs=p["teacher_epochs"], batch_size=p["teacher_batch"], lr=p["teacher_lr"],
-                          evals=p["evals"]) for k in range(members or p["pool"])]
+    return [
+        TeacherConfig(
+            dataset=dataset or default_dataset(profile),
+            model=p["model"],
+            width=p["width"],
+            test_size=p["test_size"],
+            train_part=part,
+            train_size=p["teacher_size"],
+            subset_seed=p.get("subset_seed", 0),
+            seed=p.get("member_seed", 0) + k,
+            epochs=p["teacher_epochs"],
+            batch_size=p["teacher_batch"],
+            lr=p["teacher_lr"],
+            evals=p["evals"],
+        )
+        for k in range(members or p["pool"])
+    ]
 
 
-def ensembles(pool: list[TeacherConfig], m: int, trials: int,
-              stride: int | None = None) -> list[tuple[TeacherConfig, ...]]:
-    """Trial i's m-teacher ensemble: pool members (i*stride + j) mod N, j < m; stride m is the official
-    `select_ckpts`, a larger stride keeps every trial's ensembles of several m inside its own block of the pool.
-    Refuses more trials than give disjoint ensembles, since trials sharing teachers are not independent."""
+def ensembles(
+    pool: list[TeacherConfig], m: int, trials: int, stride: int | None = None
+) -> list[tuple[TeacherConfig, ...]]:
+    """Trial i's m-teacher ensemble: pool members (i*stride + j) mod N, j < m; stride m is the
+    official `select_ckpts`, a larger stride keeps every trial's ensembles of several m inside its
+    own block of the pool. Refuses more trials than give disjoint ensembles, since trials sharing
+    teachers are not independent."""
     stride = stride or m
     if trials < 1 or stride < m or trials * stride > len(pool):
-        raise ConfigError(f"pool={len(pool)}: too small for {trials} disjoint {m}-teacher ensembles "
-                          f"(at most {len(pool) // stride} with stride {stride})")
+        raise ConfigError(
+            f"pool={len(pool)}: too small for {trials} disjoint {m}-teacher ensembles "
+            f"(at most {len(pool) // stride} with stride {stride})"
+        )
     return [tuple(pool[i * stride + j] for j in range(m)) for i in range(trials)]
 
 
-def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None,
-         converged: bool = True, replication: bool = False) -> Plan:
-    """Figs. 1 and 10 (chapter 3): self-distillation vs ensemble distillation, with extra distillation data; with
-    replication, the fresh-seed replication (another subset, other teachers and students)."""
+def plan(
+    profile: str = "budget",
+    seeds: tuple[int, ...] | None = None,
+    dataset: str | None = None,
+    converged: bool = True,
+    replication: bool = False,
+) -> Plan:
+    """Figs. 1 and 10 (chapter 3): self-distillation vs ensemble distillation, with extra
+    distillation data; with replication, the fresh-seed replication (another subset, other teachers
+    and students)."""
     p = teacher_recipe(profile, converged, replication)
     dataset = dataset or default_dataset(profile)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
@@ -112,7 +228,7 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
     rows = [({"role": "teacher", "member": k}, t) for k, t in enumerate(pool)]
     base = p["teacher_size"] or 50_000
     for m in p["ms"]:
-        trials = seeds[:p["pool"] // m]
+        trials = seeds[: p["pool"] // m]
         teams = ensembles(pool, m, len(trials))
         arms = [(extra, 1) for extra in p["extras"].get(m, (0,))]
         arms += [(0, p["long"])] if p["long"] and m == 1 else []
@@ -120,26 +236,40 @@ def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset:
             size = base + extra if p["teacher_size"] else None
             for i, s in enumerate(trials):
                 control = teams[i - 1] if len(trials) > 1 else ()
-                cfg = StudentConfig(**common, train_size=size, seed=s, init_seed=fresh_init(s), teachers=teams[i],
-                                    control=control, temperature=p["temperature"], batch_size=p["batch"],
-                                    lr=p["lr"], epochs=length * epochs_for(p["images"], base + extra),
-                                    evals=p["evals"])
-                rows.append(({"role": "student", "trial": s, "m": m, "extra": extra, "length": length}, cfg))
+                cfg = StudentConfig(
+                    **common,
+                    train_size=size,
+                    seed=s,
+                    init_seed=fresh_init(s),
+                    teachers=teams[i],
+                    control=control,
+                    temperature=p["temperature"],
+                    batch_size=p["batch"],
+                    lr=p["lr"],
+                    epochs=length * epochs_for(p["images"], base + extra),
+                    evals=p["evals"],
+                )
+                rows.append(
+                    ({"role": "student", "trial": s, "m": m, "extra": extra, "length": length}, cfg)
+                )
     return Plan("self_vs_ensemble", profile, rows, {**p, "seeds": seeds, "dataset": dataset})
 
 
 def plans(profile: str = "budget") -> list[Plan]:
-    """What the chapter shows: the main trials, and the fresh-seed replication where the profile has one."""
+    """What the chapter shows: the main trials, and the fresh-seed replication where the profile has
+    one."""
     check_profile(profile, RECIPE)
-    return [plan(profile)] + ([plan(profile, replication=True)] if "replication" in RECIPE[profile] else [])
+    return [plan(profile)] + (
+        [plan(profile, replication=True)] if "replication" in RECIPE[profile] else []
+    )
 
 
 def first_runs(plan: Plan) -> pd.DataFrame:
-    """Each student of `plan` (the FIRST recipe's: `plan(converged=False)`) beside its stored first run, made before
-    `plan.fresh_init` with its trial's seed as init seed:
-    the differences first − rerun in agreement, control agreement and accuracy, and where the first run started
-    (`start`): at the initial weights of one of its own teachers, of a member of its control ensemble, or at just
-    another random init. Empty where no first run is stored (at budget scale only)."""
+    """Each student of `plan` (the FIRST recipe's: `plan(converged=False)`) beside its stored first
+    run, made before `plan.fresh_init` with its trial's seed as init seed: the differences first −
+    rerun in agreement, control agreement and accuracy, and where the first run started (`start`):
+    at the initial weights of one of its own teachers, of a member of its control ensemble, or at
+    just another random init. Empty where no first run is stored (at budget scale only)."""
     rows = []
     for labels, cfg in plan.rows:
         if labels["role"] != "student":
@@ -148,20 +278,37 @@ def first_runs(plan: Plan) -> pd.DataFrame:
         if (first := runs.stored(first_cfg)) is not None:
             now = runs.stored(cfg)["final"]
             own = replace(first_cfg, control=()).random_start_is_a_teachers
-            start = "own teacher" if own else "control member" if starts_at_teacher_init(first_cfg) else "random"
-            rows.append({**labels, "start": start,
-                         **{k: first["final"][k] - now[k] for k in ("agreement", "control_agreement", "accuracy")}})
-    return pd.DataFrame(rows, columns=None if rows else ["start", "agreement", "control_agreement", "accuracy"])
+            start = (
+                "own teacher"
+                if own
+                else "control member"
+                if starts_at_teacher_init(first_cfg)
+                else "random"
+            )
+            rows.append(
+                {
+                    **labels,
+                    "start": start,
+                    **{
+                        k: first["final"][k] - now[k]
+                        for k in ("agreement", "control_agreement", "accuracy")
+                    },
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=None if rows else ["start", "agreement", "control_agreement", "accuracy"]
+    )
 
 
 def _cell(students: pd.DataFrame, m: int, extra: int) -> pd.DataFrame:
     return students[(students.m == m) & (students.extra == extra)].set_index("trial")
 
 
-# Margins fixed before the converged runs were seen. "Does not fall" and "at least as accurate": within 0.5 pt, half
-# the smallest effect Fig. 1 states (extra data costs self-distillation about 1 pt of accuracy). "Fidelity is low":
-# agreement at least 10 pt below the ceiling the two accuracies allow (agreement <= 1 - |acc_t - acc_s|), where the
-# paper's students sit about 20 pt below it (Fig. 1: 75-78 % agreement at accuracy gaps of 1-3 pt).
+# Margins fixed before the converged runs were seen. "Does not fall" and "at least as accurate":
+# within 0.5 pt, half the smallest effect Fig. 1 states (extra data costs self-distillation about 1
+# pt of accuracy). "Fidelity is low": agreement at least 10 pt below the ceiling the two accuracies
+# allow (agreement <= 1 - |acc_t - acc_s|), where the paper's students sit about 20 pt below it
+# (Fig. 1: 75-78 % agreement at accuracy gaps of 1-3 pt).
 NOT_FALL = 0.005
 SLACK = 0.10
 
@@ -171,41 +318,77 @@ def _here(iv: v.Interval, prefix: str = "") -> str:
 
 
 def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
-    """H2 (m = 1), H3 (m = 3) and H10 (agreement against m), from the students' paired per-trial differences at
-    the paper's length; every core check is guarded by the length control (m = 1 at 2x the steps), where the
-    profile runs one."""
+    """H2 (m = 1), H3 (m = 3) and H10 (agreement against m), from the students' paired per-trial
+    differences at the paper's length; every core check is guarded by the length control (m = 1 at
+    2x the steps), where the profile runs one."""
     students = table[table.role == "student"]
-    students = students.assign(slack=1 - (students.accuracy - students.teacher_accuracy).abs() - students.agreement)
+    students = students.assign(
+        slack=1 - (students.accuracy - students.teacher_accuracy).abs() - students.agreement
+    )
     main = students[students.length == 1]
     moved = {}
     if students.length.max() > 1:
-        moved = v.length_moves(students[(students.m == 1) & (students.extra == 0)], {"length": 1},
-                               {"length": int(students.length.max())}, ("agreement", "accuracy", "slack"))
+        moved = v.length_moves(
+            students[(students.m == 1) & (students.extra == 0)],
+            {"length": 1},
+            {"length": int(students.length.max())},
+            ("agreement", "accuracy", "slack"),
+        )
     unconverged = v.convergence(table)
     ratio = int(main.steps.iloc[0]) / int(table[table.role == "teacher"].steps.iloc[0])
     out = []
     for key, m, claim, paper_agr in (
-            ("H2", 1, "Self-distillation: fidelity is low, and the student can beat the teacher because of it",
-             "≈ 72–75 % agreement at ≈ 1 pt accuracy gap (R56, CIFAR-100)"),
-            ("H3", 3, "Ensemble distillation: fidelity and accuracy move together, a gap remains",
-             "≈ 77–80 % agreement at ≈ 3 pt accuracy gap")):
+        (
+            "H2",
+            1,
+            "Self-distillation: fidelity is low, and the student can beat the teacher because of "
+            "it",
+            "≈ 72–75 % agreement at ≈ 1 pt accuracy gap (R56, CIFAR-100)",
+        ),
+        (
+            "H3",
+            3,
+            "Ensemble distillation: fidelity and accuracy move together, a gap remains",
+            "≈ 77–80 % agreement at ≈ 3 pt accuracy gap",
+        ),
+    ):
         if m not in set(main.m):
             continue
         base = _cell(main, m, 0)
         slack, gap = v.interval(base.slack), v.interval(base.accuracy - base.teacher_accuracy)
         margin = v.interval(base.agreement - base.control_agreement)
         agr = v.interval(base.agreement)
-        checks = [v.guarded(v.Check(f"agreement at least {SLACK:.0%} below the ceiling its accuracies allow "
-                                    "(1 − |teacher − student accuracy|)", "Fig. 1, §4", paper_agr,
-                                    _here(slack, f"agreement {agr.mean:.1%}; ceiling − agreement "),
-                                    v.at_least(slack, SLACK)), slack.mean - SLACK, moved.get("slack"),
-                              level=True)]
+        checks = [
+            v.guarded(
+                v.Check(
+                    f"agreement at least {SLACK:.0%} below the ceiling its accuracies allow "
+                    "(1 − |teacher − student accuracy|)",
+                    "Fig. 1, §4",
+                    paper_agr,
+                    _here(slack, f"agreement {agr.mean:.1%}; ceiling − agreement "),
+                    v.at_least(slack, SLACK),
+                ),
+                slack.mean - SLACK,
+                moved.get("slack"),
+                level=True,
+            )
+        ]
         if m == 1:
-            checks.append(v.guarded(v.Check(
-                "student at least as accurate as its teacher (within 0.5 pt)", "§4.1, Fig. 1a", "student ≥ teacher "
-                "(students train ≈ 3× the teachers' steps)",
-                _here(gap, "student − teacher ") + f"; students train {ratio:.2f}× the teachers' steps",
-                v.at_least(gap, -NOT_FALL)), gap.mean + NOT_FALL, moved.get("accuracy"), level=True))
+            checks.append(
+                v.guarded(
+                    v.Check(
+                        "student at least as accurate as its teacher (within 0.5 pt)",
+                        "§4.1, Fig. 1a",
+                        "student ≥ teacher (students train ≈ 3× the teachers' steps)",
+                        _here(gap, "student − teacher ")
+                        + f"; students train {ratio:.2f}× the teachers' steps",
+                        v.at_least(gap, -NOT_FALL),
+                    ),
+                    gap.mean + NOT_FALL,
+                    moved.get("accuracy"),
+                    level=True,
+                )
+            )
         sizes = sorted(set(main[main.m == m].extra))
         if len(sizes) > 1:
             extra = sizes[-1]
@@ -213,38 +396,107 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
             acc = v.paired(main, {"m": m, "extra": 0}, {"m": m, "extra": extra}, "accuracy")
             fall = v.falls(acc) if m == 1 else v.at_least(acc, -NOT_FALL)
             checks += [
-                v.guarded(v.Check(f"extra distillation data (+{extra:,} real images) raises agreement", "Fig. 1",
-                                  "+2 pt (+50k GAN)" if m == 1 else "+3 pt (+50k GAN)", _here(more),
-                                  v.rises(more)), more.mean, moved.get("agreement")),
-                v.guarded(v.Check("... and lowers student accuracy" if m == 1 else
-                                  "... and student accuracy does not fall (within 0.5 pt)", "Fig. 1",
-                                  "−1 pt" if m == 1 else "slight rise", _here(acc), fall),
-                          acc.mean if m == 1 else acc.mean + NOT_FALL, moved.get("accuracy"))]
+                v.guarded(
+                    v.Check(
+                        f"extra distillation data (+{extra:,} real images) raises agreement",
+                        "Fig. 1",
+                        "+2 pt (+50k GAN)" if m == 1 else "+3 pt (+50k GAN)",
+                        _here(more),
+                        v.rises(more),
+                    ),
+                    more.mean,
+                    moved.get("agreement"),
+                ),
+                v.guarded(
+                    v.Check(
+                        "... and lowers student accuracy"
+                        if m == 1
+                        else "... and student accuracy does not fall (within 0.5 pt)",
+                        "Fig. 1",
+                        "−1 pt" if m == 1 else "slight rise",
+                        _here(acc),
+                        fall,
+                    ),
+                    acc.mean if m == 1 else acc.mean + NOT_FALL,
+                    moved.get("accuracy"),
+                ),
+            ]
             for mid in sizes[1:-1]:
                 rise = v.paired(main, {"m": m, "extra": 0}, {"m": m, "extra": mid}, "agreement")
-                checks.append(v.Check(f"+{mid:,} extra images raise agreement", "Fig. 1", "rises with extra data",
-                                      _here(rise), v.rises(rise), core=False))
-        checks.append(v.Check("agreement exceeds the independent-student control", "§3.2", "not stated",
-                              _here(margin), v.rises(margin), core=False))
+                checks.append(
+                    v.Check(
+                        f"+{mid:,} extra images raise agreement",
+                        "Fig. 1",
+                        "rises with extra data",
+                        _here(rise),
+                        v.rises(rise),
+                        core=False,
+                    )
+                )
+        checks.append(
+            v.Check(
+                "agreement exceeds the independent-student control",
+                "§3.2",
+                "not stated",
+                _here(margin),
+                v.rises(margin),
+                core=False,
+            )
+        )
         if m > 1:
             lead = v.interval(base.teacher_accuracy - base.accuracy)
-            checks.append(v.Check("the ensemble is more accurate than its student", "Fig. 1b", "≈ +3 pt (76 vs 73 %)",
-                                  _here(lead, "teacher − student "), v.rises(lead), core=False))
+            checks.append(
+                v.Check(
+                    "the ensemble is more accurate than its student",
+                    "Fig. 1b",
+                    "≈ +3 pt (76 vs 73 %)",
+                    _here(lead, "teacher − student "),
+                    v.rises(lead),
+                    core=False,
+                )
+            )
         out.append(v.Finding(key, claim, checks, scope, unconverged))
     ms = sorted(set(main.m))
     steps = []
     for a, b in zip(ms, ms[1:]):
         rise = v.paired(main, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "agreement")
-        steps.append(v.guarded(v.Check(f"agreement rises from m = {a} to m = {b}", "Fig. 10",
-                                       "rises with m (up to 12)", _here(rise), v.rises(rise)), rise.mean,
-                               moved.get("agreement")))
+        steps.append(
+            v.guarded(
+                v.Check(
+                    f"agreement rises from m = {a} to m = {b}",
+                    "Fig. 10",
+                    "rises with m (up to 12)",
+                    _here(rise),
+                    v.rises(rise),
+                ),
+                rise.mean,
+                moved.get("agreement"),
+            )
+        )
     margins = main.assign(margin=main.agreement - main.control_agreement)
     for a, b in zip(ms, ms[1:]):
         acc = v.paired(main, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "teacher_accuracy")
-        steps.append(v.Check(f"ensemble accuracy rises from m = {a} to m = {b}", "Fig. 10", "rises with m",
-                             _here(acc), v.rises(acc), core=False))
+        steps.append(
+            v.Check(
+                f"ensemble accuracy rises from m = {a} to m = {b}",
+                "Fig. 10",
+                "rises with m",
+                _here(acc),
+                v.rises(acc),
+                core=False,
+            )
+        )
         gap = v.paired(margins, {"m": a, "extra": 0}, {"m": b, "extra": 0}, "margin")
-        steps.append(v.Check(f"agreement with its own ensemble beyond the independent control grows from m = {a} to "
-                             f"m = {b}", "not in the paper", "—", _here(gap), v.rises(gap), core=False))
+        steps.append(
+            v.Check(
+                "agreement with its own ensemble beyond the independent control grows from m = "
+                f"{a} to m = {b}",
+                "not in the paper",
+                "—",
+                _here(gap),
+                v.rises(gap),
+                core=False,
+            )
+        )
     out.append(v.Finding("H10", "Larger ensembles are easier to match", steps, scope, unconverged))
     return out

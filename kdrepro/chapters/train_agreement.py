@@ -19,44 +19,63 @@ from dataclasses import replace
 import pandas as pd
 
 from .. import verdict as v
-from ..plan import Plan, check_profile
+from ..plan import Plan, check_profile, teachers_of
 from . import augmentation as aug
 from . import recycling as rec
 from . import self_vs_ensemble as sve
 
 POLICIES = ("baseline", "rotation", "vflip", "color_jitter", "combined")  # Fig. 5 right
-SINGLE = ("rotation", "vflip", "color_jitter")  # the single augmentations, 80-90 % train agreement in the paper
+SINGLE = (
+    "rotation",
+    "vflip",
+    "color_jitter",
+)  # the single augmentations, 80-90 % train agreement in the paper
 SINGLE_NAMES = "Rotation, Vertical flip, ColorJitter"
 FINDINGS = ("H6",)
 SCOPE = "PreResNet-8, CIFAR-10 (JPEG q75), the students of chapters 3-5, budget scale"
 
 
-def plan(profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None) -> Plan:
+def plan(
+    profile: str = "budget", seeds: tuple[int, ...] | None = None, dataset: str | None = None
+) -> Plan:
     """Fig. 5 (chapter 6): train agreement of the students of chapters 3, 4 and 5, read by config.
 
-    Chapter 3's extra-data students, chapter 5's split students and chapter 4's policy students of `POLICIES`."""
+    Chapter 3's extra-data students, chapter 5's split students and chapter 4's policy students of
+    `POLICIES`."""
     check_profile(profile)  # and each source chapter checks that it has the profile
     kw = dict(seeds=seeds, dataset=dataset)
-    sources = {"extra": sve.plan(profile, **kw), "split": rec.plan(profile, **kw), "policy": aug.plan(profile, **kw)}
+    sources = {
+        "extra": sve.plan(profile, **kw),
+        "split": rec.plan(profile, **kw),
+        "policy": aug.plan(profile, **kw),
+    }
     extra = [m for m, sizes in sources["extra"].settings["extras"].items() if len(sizes) > 1]
     arch = sources["extra"].settings["model"]
     right = set(POLICIES) <= set(sources["policy"].settings["policies"])  # Fig. 5 right
-    keep = {"extra": lambda labels: labels["m"] in extra and labels["length"] == 1,
-            "split": lambda labels: labels["length"] == 1,
-            "policy": lambda labels: (right and labels["policy"] in POLICIES
-                                      and labels["arch"] == arch and labels["length"] == 1)}
-    students = [({**labels, "source": source}, cfg) for source, p in sources.items() for labels, cfg in p.rows
-                if labels["role"] == "student" and keep[source](labels)]
-    needed = {t.run_id for _, cfg in students for t in cfg.teachers + cfg.control}
-    teachers, seen = [], set()
-    for source, p in sources.items():
-        for labels, cfg in p.rows:
-            if labels["role"] == "teacher" and cfg.run_id in needed - seen:
-                seen.add(cfg.run_id)
-                teachers.append(({**labels, "source": source}, cfg))
+    keep = {
+        "extra": lambda labels: labels["m"] in extra and labels["length"] == 1,
+        "split": lambda labels: labels["length"] == 1,
+        "policy": lambda labels: (
+            right
+            and labels["policy"] in POLICIES
+            and labels["arch"] == arch
+            and labels["length"] == 1
+        ),
+    }
+    students = [
+        ({**labels, "source": source}, cfg)
+        for source, p in sources.items()
+        for labels, cfg in p.rows
+        if labels["role"] == "student" and keep[source](labels)
+    ]
+    teachers = teachers_of(students, sources)
     settings = {name: p.settings for name, p in sources.items()}
-    return Plan("train_agreement", profile, teachers + students, {"dataset": sources["extra"].settings["dataset"],
-                                                                  **settings})
+    return Plan(
+        "train_agreement",
+        profile,
+        teachers + students,
+        {"dataset": sources["extra"].settings["dataset"], **settings},
+    )
 
 
 def plans(profile: str = "budget") -> list[Plan]:
@@ -70,7 +89,10 @@ def measure(students: pd.DataFrame) -> tuple[str, str]:
     col = "eval_train_agreement"
     if col in students and students[col].notna().all():
         return col, "train agreement (eval mode, one fresh augmented pass)"
-    return "train_agreement", "train agreement (running, train mode: these runs predate the eval pass)"
+    return (
+        "train_agreement",
+        "train agreement (running, train mode: these runs predate the eval pass)",
+    )
 
 
 def _policy(students: pd.DataFrame) -> pd.DataFrame:
@@ -88,39 +110,69 @@ def _right(at: pd.DataFrame, col: str) -> tuple[list[v.Check], list[v.Check]]:
     for p in SINGLE:
         name = aug.POLICIES[p][0]
         d = v.paired(at, {"policy": "baseline"}, {"policy": p}, col)
-        core.append(v.Check(f"m = {m}: {name} lowers train agreement below Baseline",
-                            "Fig. 5 right", "80–90 % vs ≈ 100 %", f"{name} − Baseline {d.text()}",
-                            v.falls(d)))
+        core.append(
+            v.Check(
+                f"m = {m}: {name} lowers train agreement below Baseline",
+                "Fig. 5 right",
+                "80–90 % vs ≈ 100 %",
+                f"{name} − Baseline {d.text()}",
+                v.falls(d),
+            )
+        )
     # Combined against the single augmentations, one comparison fixed in advance (not the closest by
     # sample means)
     single = at[at.policy.isin(SINGLE)].groupby("trial")[[col, "agreement"]].mean()
     combined = at[at.policy == "combined"].set_index("trial")
     d = v.interval(combined[col] - single[col])
-    core.append(v.Check(f"m = {m}: Combined lowers train agreement below the single augmentations",
-                        "Fig. 5 right", "≈ 60 % (m = 1) vs 80–90 %",
-                        f"Combined − mean of {SINGLE_NAMES} {d.text()}", v.falls(d)))
+    core.append(
+        v.Check(
+            f"m = {m}: Combined lowers train agreement below the single augmentations",
+            "Fig. 5 right",
+            "≈ 60 % (m = 1) vs 80–90 %",
+            f"Combined − mean of {SINGLE_NAMES} {d.text()}",
+            v.falls(d),
+        )
+    )
     d = v.interval(combined.agreement - single.agreement)
-    core.append(v.Check(f"m = {m}: ... yet Combined is more faithful on the test set (the "
-                        "trade-off)", "§6.1, Fig. 3", "higher test agreement (83.5 vs 81.5–82.5 %)",
-                        f"test agreement, Combined − mean of {SINGLE_NAMES} {d.text()}",
-                        v.rises(d)))
+    core.append(
+        v.Check(
+            f"m = {m}: ... yet Combined is more faithful on the test set (the trade-off)",
+            "§6.1, Fig. 3",
+            "higher test agreement (83.5 vs 81.5–82.5 %)",
+            f"test agreement, Combined − mean of {SINGLE_NAMES} {d.text()}",
+            v.rises(d),
+        )
+    )
     base = v.interval(at[at.policy == "baseline"][col])
-    context = [v.Check(f"m = {m}: Baseline train agreement almost perfect", "Fig. 5 right, §6.1",
-                       "≈ 99–100 %", f"{base.mean:.1%} [{base.lo:.1%}, {base.hi:.1%}]",
-                       v.at_least(base, 0.99 - v.TOLERANCE), core=False)]
+    context = [
+        v.Check(
+            f"m = {m}: Baseline train agreement almost perfect",
+            "Fig. 5 right, §6.1",
+            "≈ 99–100 %",
+            f"{base.mean:.1%} [{base.lo:.1%}, {base.hi:.1%}]",
+            v.at_least(base, 0.99 - v.TOLERANCE),
+            core=False,
+        )
+    ]
     for p in SINGLE:
         iv = v.interval(at[at.policy == p][col])
-        context.append(v.Check(f"m = {m}: {aug.POLICIES[p][0]} train agreement at 80–90 %",
-                               "Fig. 5 right, §6.1", "80–90 %",
-                               f"{iv.mean:.1%} [{iv.lo:.1%}, {iv.hi:.1%}]",
-                               v.within(iv, 0.80 - v.TOLERANCE, 0.90 + v.TOLERANCE), core=False))
+        context.append(
+            v.Check(
+                f"m = {m}: {aug.POLICIES[p][0]} train agreement at 80–90 %",
+                "Fig. 5 right, §6.1",
+                "80–90 %",
+                f"{iv.mean:.1%} [{iv.lo:.1%}, {iv.hi:.1%}]",
+                v.within(iv, 0.80 - v.TOLERANCE, 0.90 + v.TOLERANCE),
+                core=False,
+            )
+        )
     return core, context
 
 
 def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
-    """H6 on paired per-trial differences: augmentation and extra data lower train agreement; Combined is lowest in
-    train agreement yet not less faithful on the test set. Levels the paper states (99-100 %, 80-90 %) are context:
-    they depend on how long the students train."""
+    """H6 on paired per-trial differences: augmentation and extra data lower train agreement;
+    Combined is lowest in train agreement yet not less faithful on the test set. Levels the paper
+    states (99-100 %, 80-90 %) are context: they depend on how long the students train."""
     students = table[table.role == "student"]
     col, name = measure(students)
     checks, context = _right(_policy(students), col)
@@ -129,9 +181,23 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         top = int(extra[extra.m == mm].extra.max())
         if top:
             d = v.paired(extra, {"m": mm, "extra": 0}, {"m": mm, "extra": top}, col)
-            checks.append(v.Check(f"m = {mm}: extra distillation data (+{top:,} real images) lowers train agreement",
-                                  "Fig. 5 left", "falls, to ≈ 95 % at +50k GAN (m = 1)", d.text(), v.falls(d)))
-    return [v.Finding("H6", "Students do not match their teachers even on the distillation data; more or harder "
-                      "data lowers train agreement",
-                      [replace(c, here=f"{c.here}; {name}") for c in checks + context], scope,
-                      v.convergence(table))]
+            checks.append(
+                v.Check(
+                    f"m = {mm}: extra distillation data (+{top:,} real images) lowers train "
+                    "agreement",
+                    "Fig. 5 left",
+                    "falls, to ≈ 95 % at +50k GAN (m = 1)",
+                    d.text(),
+                    v.falls(d),
+                )
+            )
+    return [
+        v.Finding(
+            "H6",
+            "Students do not match their teachers even on the distillation data; more or harder "
+            "data lowers train agreement",
+            [replace(c, here=f"{c.here}; {name}") for c in checks + context],
+            scope,
+            v.convergence(table),
+        )
+    ]
