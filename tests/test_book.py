@@ -3,6 +3,7 @@ notebook-level myst-nb setting `remove_code_source`, which also hides papermill'
 parameters cell), except cells that show on purpose how a chapter calls the library; those fit in
 100 columns."""
 
+import ast
 import json
 from pathlib import Path
 
@@ -28,6 +29,20 @@ def test_code_is_hidden_unless_shown_on_purpose_and_fits_100_columns(path):
             assert len(line) <= 100, f"{path.name}: shown code line over 100 columns: {line!r}"
     params = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
     assert len(params) == 1 and params[0] not in shown
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_code_cell_compiles_on_this_python(path):
+    """Unpublished chapters run only in smoke, late in CI; a syntax error (say, a backslash in an
+    f-string expression, legal from Python 3.12 only) should fail in seconds instead."""
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    for i, cell in enumerate(cells):
+        lines = "".join(cell["source"]).splitlines()
+        src = "\n".join(ln for ln in lines if not ln.lstrip().startswith(("%", "!")))
+        try:
+            ast.parse(src)
+        except SyntaxError as e:
+            pytest.fail(f"{path.name}: code cell {i} does not compile: {e}")
 
 
 def test_published_chapters_agree_across_the_package_the_toc_and_the_makefile():
