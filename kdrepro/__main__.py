@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
     sub.add_parser("list", parents=[debug], help="list the experiments and their profiles")
+    names = sub.add_parser(
+        "chapters",
+        parents=[debug],
+        help="the chapters' names in the book's order, on one line (the Makefile's lists)",
+    )
+    names.add_argument("--published", action="store_true", help="only those in the book")
     summary = sub.add_parser(
         "summary", parents=[debug], help="write the summary page's generated tables from results/"
     )
@@ -112,6 +118,9 @@ def _run(args: argparse.Namespace) -> None:
                 f"{chapter.plan.__doc__.splitlines()[0]}"
             )
         return
+    if args.command == "chapters":
+        print(" ".join(n for n, published in chapters.BOOK if published or not args.published))
+        return
     if args.command == "summary":
         out = Path(args.out)
         atomic_write(out, report.summary_markdown().encode())
@@ -125,7 +134,7 @@ def _run(args: argparse.Namespace) -> None:
         }
         plans = [chapter.plan(args.profile, **kwargs)]
     else:  # everything the chapter shows
-        plans = chapter.plans(args.profile)
+        plans = chapters.plans(args.experiment, args.profile)
     ray_only = [
         f"--{k.replace('_', '-')}"
         for k in ("address", "gpus_per_run", "cpus_per_run")
@@ -182,7 +191,7 @@ def book_estimate(device_type: str = "cpu") -> str:
     configs = {
         c.run_id: c
         for name in chapters.CHAPTERS
-        for p in chapters.get(name).plans("budget")
+        for p in chapters.plans(name, "budget")
         for c in p.configs
     }
     return compute.estimate_line(

@@ -46,20 +46,13 @@ from torchvision import transforms
 
 from . import augment, data, logit_cache, models, store
 from .cases import CASES
+from .checkpoint import fingerprint
+from .devices import autocast, compiled, compiling, resolve_device, step_begins
 from .files import atomic_write
+from .inputs import batch_indices, batches
 from .losses import kd_loss
 from .packed import Packed
-from .train import (
-    autocast,
-    batch_indices,
-    batches,
-    compiled,
-    compiling,
-    fingerprint,
-    label_batch,
-    resolve_device,
-    step_begins,
-)
+from .predictions import label_batch
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 EPOCH = 50_000  # images in a CIFAR training epoch, for the seconds-per-epoch column
@@ -210,7 +203,7 @@ def amortisation(teachers: int, model: str) -> float | None:
 
     reads, built = 0, {}
     for name in chapters.CHAPTERS:
-        for plan in chapters.get(name).plans("budget"):
+        for plan in chapters.plans(name, "budget"):
             for s in students_of(plan):
                 if len(s.teachers) == teachers and s.model == model and logit_cache.pays(s):
                     reads += s.steps * s.batch_size

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import paths, runs, settings, store, train
+from . import devices, paths, runs, settings, store, train
 from .config import RunConfig, TeacherConfig
 from .errors import ConfigError, KdreproError
 from .files import load_tensors
@@ -92,7 +92,7 @@ def _train(cfg: RunConfig, device: str, threads: int, *states: dict) -> tuple[di
     """The Ray task: train `cfg` on this worker from its teachers' (then its control's) weights;
     return its result record and its weights to the driver."""
     torch.set_num_threads(threads)
-    dev = train.resolve_device(device)
+    dev = devices.resolve_device(device)
     nets = [
         runs.network(t, s, dev)
         for t, s in zip(

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import augment, data, logit_cache, models, store, surface, train
+from . import augment, data, devices, finish, logit_cache, models, schedule, store, surface
 from .cases import CASES
 from .config import RunConfig, StudentConfig
 
@@ -64,7 +64,7 @@ def run_flops(cfg: RunConfig, cache_built: bool = False) -> float:
     own = _flops(cfg)
     images, tests = cfg.steps * cfg.batch_size, cfg.test_size or data.SIZES[cfg.dataset][1]
     total = (
-        images * (1 + BACKWARD) * own + len(train.eval_steps(cfg.steps, cfg.evals)) * tests * own
+        images * (1 + BACKWARD) * own + len(schedule.eval_steps(cfg.steps, cfg.evals)) * tests * own
     )
     if isinstance(cfg, StudentConfig):
         teachers = sum(_flops(t) for t in cfg.teachers)
@@ -77,9 +77,11 @@ def run_flops(cfg: RunConfig, cache_built: bool = False) -> float:
         if cfg.init == "interpolate":
             total += cfg.examples * own
         if cfg.compares_stages:
-            total += (cfg.examples + min(tests, train.CKA_IMAGES)) * (own + teachers)
+            total += (cfg.examples + min(tests, finish.CKA_IMAGES)) * (own + teachers)
         if cfg.surface:
-            total += (cfg.surface**2 + surface.PATH) * min(train.SURFACE_IMAGES, cfg.examples) * own
+            total += (
+                (cfg.surface**2 + surface.PATH) * min(finish.SURFACE_IMAGES, cfg.examples) * own
+            )
     return total
 
 
@@ -87,7 +89,7 @@ def benchmarks(device_type: str, root: Path | None = None) -> tuple[tuple[str, f
     """(case, training img/s, file) of every committed benchmark row measured on `device_type`,
     compiled or not as this process trains (KDREPRO_COMPILE); a file that is not a benchmark's JSON
     is skipped with a warning (an estimate is information, never a reason to stop)."""
-    return _benchmarks(device_type, root, train.compiling())
+    return _benchmarks(device_type, root, devices.compiling())
 
 
 @cache

@@ -12,3 +12,7 @@ class KdreproError(Exception):
 
 class ConfigError(KdreproError, ValueError):
     """A config field or command-line argument out of range."""
+
+
+class TrainingFailed(KdreproError, RuntimeError):
+    """The loss diverged, or a student learned nothing; the message says which lr to try."""

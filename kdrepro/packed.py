@@ -25,7 +25,19 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import augment, data, logit_cache, models, train
+from . import (
+    augment,
+    data,
+    devices,
+    errors,
+    finish,
+    inputs,
+    logit_cache,
+    models,
+    predictions,
+    schedule,
+    train,
+)
 from .config import RunConfig, StudentConfig
 from .errors import ConfigError
 from .losses import ensemble_logits, kd_loss
@@ -196,7 +208,7 @@ def fit_pack(
     teachers: list[Ensemble] | None = None,
     controls: list[Ensemble | None] | None = None,
     progress: bool = True,
-) -> list["train.Trained | train.TrainingFailed"]:
+) -> list["train.Trained | errors.TrainingFailed"]:
     """Train G runs of one recipe (`pack_key`) as one packed network: each on its own subset,
     batches and augmentations, exactly as `train.fit` draws them; one optimizer step over the sum of
     their losses steps each on its own. Students (with `teachers[k]`, and `controls[k]` or None, for
@@ -207,12 +219,12 @@ def fit_pack(
     kernel mixes members). A pack is not checkpointed: killed, it restarts (packs are for short GPU
     runs); each member's wall time is its share of the pack's."""
     _check_pack(cfgs, device.type)
-    nets = [train.new_model(c) for c in cfgs]
+    nets = [inputs.new_model(c) for c in cfgs]
     cfg, g, distill = cfgs[0], len(cfgs), teachers is not None
     if distill != isinstance(cfg, StudentConfig):
         raise ValueError("fit_pack: students need their teachers, teachers none")
-    sets = [tuple(t.to(device) for t in train.training_set(c)) for c in cfgs]
-    test_x, test_y = train.test_set(cfg, device)
+    sets = [tuple(t.to(device) for t in inputs.training_set(c)) for c in cfgs]
+    test_x, test_y = inputs.test_set(cfg, device)
     model = Packed(nets).to(device, memory_format=torch.channels_last)
     if distill:
         m = len(cfg.teachers)
@@ -220,24 +232,24 @@ def fit_pack(
             device, memory_format=torch.channels_last
         )
         labeller.eval()
-        teacher_test = [train.predict(t, test_x, device) for t in teachers]
+        teacher_test = [predictions.predict(t, test_x, device) for t in teachers]
         control_test = [
-            train.predict(c, test_x, device) if c is not None else None
+            predictions.predict(c, test_x, device) if c is not None else None
             for c in controls or [None] * g
         ]
     forward, labeller = (
-        train.compiled(model, device),
-        train.compiled(labeller, device) if distill else None,
+        devices.compiled(model, device),
+        devices.compiled(labeller, device) if distill else None,
     )
-    opt = train.optimizer(cfg, model.parameters(), cfg.lr)
-    aug, evals = augment.make(cfg.augment, cfg.crop_pad), train.eval_steps(cfg.steps, cfg.evals)
+    opt = schedule.optimizer(cfg, model.parameters(), cfg.lr)
+    aug, evals = augment.make(cfg.augment, cfg.crop_pad), schedule.eval_steps(cfg.steps, cfg.evals)
     streams = [
-        train.batches(x, train.run_indices(c, len(x)), aug, torch.Generator().manual_seed(c.seed))
+        inputs.batches(x, inputs.run_indices(c, len(x)), aug, torch.Generator().manual_seed(c.seed))
         for c, (x, _) in zip(cfgs, sets)
     ]
     loss_sum, hits, seen = torch.zeros(g, device=device), torch.zeros(g, device=device), 0
     curves, t0 = [[] for _ in cfgs], time.perf_counter()
-    failed: dict[int, train.TrainingFailed] = {}
+    failed: dict[int, errors.TrainingFailed] = {}
     for step in tqdm(
         range(cfg.steps),
         desc=f"pack of {g} {cfg.kind}s",
@@ -271,7 +283,7 @@ def fit_pack(
             ), target.argmax(2)
 
         losses, out, target = train.take_step(
-            model, forward, opt, train.lr_at(cfg, cfg.lr, step), xb, device, loss_of
+            model, forward, opt, schedule.lr_at(cfg, cfg.lr, step), xb, device, loss_of
         )
         loss_sum += losses * cfg.batch_size
         hits += (out.argmax(-1) == target).sum(-1)
@@ -281,13 +293,13 @@ def fit_pack(
                 if k in failed:
                     continue
                 net.load_state_dict(state)
-                pred = train.predict(
+                pred = predictions.predict(
                     net.to(device, memory_format=torch.channels_last), test_x, device
                 )
                 test = (
-                    train.evaluate(pred, test_y, teacher_test[k], control_test[k])
+                    predictions.evaluate(pred, test_y, teacher_test[k], control_test[k])
                     if distill
-                    else train.evaluate(pred, test_y)
+                    else predictions.evaluate(pred, test_y)
                 )
                 try:
                     curves[k].append(
@@ -300,7 +312,7 @@ def fit_pack(
                             test,
                         )
                     )
-                except train.TrainingFailed as e:
+                except errors.TrainingFailed as e:
                     failed[k] = e
             loss_sum.zero_()
             hits.zero_()
@@ -312,19 +324,19 @@ def fit_pack(
             if k in failed:
                 raise failed[k]
             if distill:
-                _, deviations = train.finish_student(
+                _, deviations = finish.finish_student(
                     c, net, teachers[k], sets[k], (test_x, test_y), device, final
                 )
             else:
-                train.finish_teacher(net, *sets[k], device, final)
-        except train.TrainingFailed as e:
+                finish.finish_teacher(net, *sets[k], device, final)
+        except errors.TrainingFailed as e:
             out.append(e)
             continue
         out.append(
             train.Trained(
                 final,
                 curve,
-                train.evaluate(teacher_test[k], test_y) if distill else None,
+                predictions.evaluate(teacher_test[k], test_y) if distill else None,
                 {key: v.detach().cpu() for key, v in net.state_dict().items()},
                 share,
                 packed=g,

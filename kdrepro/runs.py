@@ -2,9 +2,9 @@
 in store-only mode, reported). Teachers' weights are stored beside the results so that every chapter
 distills from the same nets.
 
-A stored run made with other training numerics (`train.NUMERICS`) is refused as stale: its numbers
-would not be what the code computes today. One made with other library versions is served, and
-`stack_note` flags it.
+A stored run made with other training numerics (`checkpoint.NUMERICS`) is refused as stale: its
+numbers would not be what the code computes today. One made with other library versions is served,
+and `stack_note` flags it.
 """
 
 import os
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import compute, packed, settings, store, train
+from . import checkpoint, compute, devices, inputs, packed, predictions, settings, store, train
 from .config import RunConfig, StudentConfig, TeacherConfig
 from .errors import KdreproError
 from .files import CorruptFile, load_tensors, save_tensors
@@ -39,11 +39,11 @@ def stored(cfg: RunConfig) -> dict | None:
     if result is None:
         return None
     numerics = result.get("fingerprint", {}).get("numerics")
-    if numerics != train.NUMERICS:
+    if numerics != checkpoint.NUMERICS:
         raise StaleRun(
             f"{store.result_path(cfg)}: made with training numerics {numerics}, the code is at "
-            f"{train.NUMERICS}; delete it and rerun (python -m kdrepro run <experiment> --profile "
-            "...)"
+            f"{checkpoint.NUMERICS}; delete it and rerun (python -m kdrepro run <experiment> "
+            "--profile ...)"
         )
     return result
 
@@ -51,7 +51,7 @@ def stored(cfg: RunConfig) -> dict | None:
 def stack_note(results: list[dict]) -> str:
     """'' when every run was made with this process's library versions, else a sentence naming the
     others."""
-    here = {k: v for k, v in train.fingerprint().items() if k != "numerics"}
+    here = {k: v for k, v in checkpoint.fingerprint().items() if k != "numerics"}
     other = sorted(
         {
             ", ".join(f"{k} {r['fingerprint'].get(k)}" for k in here)
@@ -83,7 +83,7 @@ def run(
             f"{cfg.describe()} (run {cfg.run_id}) is not in {store.results_dir()}; "
             f"run it without store_only (e.g. python -m kdrepro run <experiment> --profile ...)"
         )
-    device = train.resolve_device(device)
+    device = devices.resolve_device(device)
     teacher = control = None
     if isinstance(cfg, StudentConfig):
         teacher = ensemble(cfg.teachers, device, progress)
@@ -101,9 +101,7 @@ def keep(cfg: RunConfig, result: dict, weights: dict | None = None) -> dict:
         result = {**result, "weights_sha256": keep_weights(cfg, weights)}
     if stored(cfg) is None:
         store.put(cfg, result)
-    train.checkpoint_path(cfg).unlink(
-        missing_ok=True
-    )  # local to the driver, or shared with Ray workers
+    checkpoint.path(cfg).unlink(missing_ok=True)  # local to the driver, or shared with Ray workers
     return stored(cfg)
 
 
@@ -118,7 +116,7 @@ def record(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> di
         "curves": trained.curves,
         "train_examples": cfg.examples,
         "steps": cfg.steps,
-        "fingerprint": train.fingerprint(),
+        "fingerprint": checkpoint.fingerprint(),
         "provenance": {
             **store.provenance(device),
             "wall_seconds": trained.seconds,
@@ -134,7 +132,7 @@ def record(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> di
     if trained.teacher_test is not None:
         result["teacher_test"] = trained.teacher_test
     else:
-        result["probe"] = train.probe(cfg, trained.weights, device)
+        result["probe"] = predictions.probe(cfg, trained.weights, device)
     return result
 
 
@@ -176,7 +174,7 @@ def _check_weights(cfg: TeacherConfig, digest: str) -> None:
 
 def network(cfg: TeacherConfig, state: dict, device: torch.device) -> nn.Module:
     """The teacher network of `cfg` with weights `state`, on `device`, in eval mode."""
-    model = train.new_model(cfg)
+    model = inputs.new_model(cfg)
     model.load_state_dict(state)
     return model.to(device, memory_format=torch.channels_last).eval()
 
@@ -194,7 +192,7 @@ def run_packed(configs: list[RunConfig], device: str, pack: int, progress: bool 
     teachers first, then students. Runs a pack cannot take (`packed.unpackable`), a recipe's odd one
     out and a member that failed in its pack are left to the plain loop, which checkpoints them (and
     reports a failure with its own one-line error)."""
-    device = train.resolve_device(device)
+    device = devices.resolve_device(device)
     for kind in (TeacherConfig, StudentConfig):
         groups: dict[str, list[RunConfig]] = {}
         for cfg in dict.fromkeys(configs):
@@ -235,7 +233,7 @@ def run_all(
     missing = [c for c in dict.fromkeys(configs) if stored(c) is None]
     if progress and missing and not store_only:
         tqdm.write(
-            compute.estimate_line(missing, train.resolve_device(device).type)
+            compute.estimate_line(missing, devices.resolve_device(device).type)
             + (" (one after another; packing would be faster)" if pack > 1 else ""),
             file=sys.stderr,
         )

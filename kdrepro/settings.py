@@ -6,7 +6,7 @@
 | `KDREPRO_CACHE` | `~/.cache/kdrepro` | decoded datasets, checkpoints and teacher-logit caches (`paths.cache_dir`) |
 | `KDREPRO_RESULTS` | the repository's `results/` | the result store (`store.results_dir`) |
 | `KDREPRO_STORE_ONLY` | `0` | `1`: a run missing from the store is an error, never trained (CI sets it) |
-| `KDREPRO_COMPILE` | `0` | `1`: training steps and teacher labels under torch.compile (`train.compiled`) |
+| `KDREPRO_COMPILE` | `0` | `1`: training steps and teacher labels under torch.compile (`devices.compiled`) |
 | `KDREPRO_CKPT_SECONDS` | `60` | seconds between a run's checkpoints |
 | `KDREPRO_SOURCE` | read from git | the git commit and cleanliness a run records; a Ray driver passes its own to workers |
 

@@ -64,3 +64,14 @@ def test_list_names_each_experiment_with_its_profiles(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("lenet_mnist (smoke, budget, paper): Fig. 2")
     assert out[4].startswith("train_agreement (smoke, budget, gpu, paper): Fig. 5")
+
+
+def test_chapters_prints_the_registry_on_one_line(capsys, monkeypatch):
+    from kdrepro import chapters
+
+    book = (("lenet_mnist", True), ("self_vs_ensemble", False), ("augmentation", True))
+    monkeypatch.setattr(chapters, "BOOK", book)
+    assert main(["chapters"]) == 0
+    assert capsys.readouterr().out == "lenet_mnist self_vs_ensemble augmentation\n"
+    assert main(["chapters", "--published"]) == 0
+    assert capsys.readouterr().out == "lenet_mnist augmentation\n"

@@ -232,9 +232,7 @@ def test_a_driver_killed_mid_sweep_loses_nothing_and_the_rerun_trains_only_what_
     assert any(p.parent.name == "students" for p in before), (
         "the driver was killed before storing a student"
     )
-    configs = {
-        c.run_id for plan in chapters.get("lenet_mnist").plans("smoke") for c in plan.configs
-    }
+    configs = {c.run_id for plan in chapters.plans("lenet_mnist", "smoke") for c in plan.configs}
     assert len(before) < len(configs)
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]

@@ -7,7 +7,7 @@ labels, the loss and the optimizer steps."""
 import pytest
 import torch
 
-from kdrepro import packed, plan, runs, train
+from kdrepro import devices, packed, plan, runs, train
 from kdrepro.config import StudentConfig, TeacherConfig
 
 COMMON = dict(
@@ -22,7 +22,7 @@ STUDENT = StudentConfig(
 @pytest.fixture
 def compile_here(monkeypatch):
     monkeypatch.setenv("KDREPRO_COMPILE", "1")
-    monkeypatch.setitem(train.COMPILE, "cpu", {"backend": "aot_eager"})
+    monkeypatch.setitem(devices.COMPILE, "cpu", {"backend": "aot_eager"})
     torch._dynamo.reset()
     yield
     torch._dynamo.reset()
@@ -39,7 +39,7 @@ def _same(a: train.Trained, b: train.Trained) -> None:
 def test_without_the_switch_nothing_is_compiled(monkeypatch):
     monkeypatch.delenv("KDREPRO_COMPILE", raising=False)
     net = torch.nn.Linear(2, 2)
-    assert train.compiled(net, torch.device("cpu")) is net and not train.compiling()
+    assert devices.compiled(net, torch.device("cpu")) is net and not devices.compiling()
 
 
 def test_a_compiled_teacher_and_student_take_the_eager_steps(

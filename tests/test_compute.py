@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from kdrepro import chapters, compute, report, runs, store
+from kdrepro import chapters, compute, costs, runs, store
 from kdrepro.config import StudentConfig, TeacherConfig
 from kdrepro.errors import ConfigError
 
@@ -98,7 +98,7 @@ def test_estimates_match_the_stored_runs_wall_time(name):
     """The committed CPU benchmark predicts every published chapter's stored CPU runs to within a
     factor of 2 (median over runs): what the book's paper-scale costs rest on."""
     ratios = []
-    for plan in chapters.get(name).plans("budget"):
+    for plan in chapters.plans(name, "budget"):
         for cfg in plan.configs:
             result = store.get(cfg)
             if result is not None and result["provenance"]["device"] == "cpu":
@@ -142,7 +142,7 @@ def test_a_gpu_profile_adds_at_most_20_h100_minutes(tmp_path, monkeypatch, name)
     in the book (the same config is the same run) are trained once, by the first."""
     monkeypatch.delenv("KDREPRO_COMPILE", raising=False)  # sized for eager steps
     _bench(tmp_path, "cuda", "preresnet20", compute.H100_PRERESNET20)
-    gpu = {n: [c for p in chapters.get(n).plans("gpu") for c in p.configs] for n in GPU_CHAPTERS}
+    gpu = {n: [c for p in chapters.plans(n, "gpu") for c in p.configs] for n in GPU_CHAPTERS}
     before = {c.run_id for n in GPU_CHAPTERS[: GPU_CHAPTERS.index(name)] for c in gpu[n]}
     configs = [c for c in dict.fromkeys(gpu[name]) if c.run_id not in before]
     seconds = compute.estimate(configs, "cuda", tmp_path)[0] if configs else 0.0
@@ -152,9 +152,9 @@ def test_a_gpu_profile_adds_at_most_20_h100_minutes(tmp_path, monkeypatch, name)
     )  # what the chapter prints, without the file
     assert (
         f"{len(gpu[name]) - len(configs)} of them trained by earlier chapters: about "
-        in report.gpu_cost(name)
+        in costs.gpu_cost(name)
         if configs
-        else "runs are all trained by earlier chapters" in report.gpu_cost(name)
+        else "runs are all trained by earlier chapters" in costs.gpu_cost(name)
     )
     assert all(
         c.train_size is None and c.model in ("preresnet20", "preresnet56")
@@ -167,7 +167,7 @@ def test_a_chapter_without_a_gpu_profile_says_so():
     with pytest.raises(
         ConfigError, match=r"^profile='gpu': this chapter has no gpu profile yet; expected one of"
     ):
-        chapters.get("lenet_mnist").plans("gpu")
+        chapters.plans("lenet_mnist", "gpu")
 
 
 def test_the_paper_cost_on_a_gpu_is_labelled_an_assumption_until_a_cuda_benchmark_exists(
@@ -176,7 +176,7 @@ def test_the_paper_cost_on_a_gpu_is_labelled_an_assumption_until_a_cuda_benchmar
     monkeypatch.setattr(
         compute, "benchmarks", lambda device_type, root=None: ()
     )  # as before any GPU session
-    assert "(an assumption), about" in report.paper_cost("self_vs_ensemble")
-    assert "no CUDA benchmark is committed yet, so no estimate there" in report.paper_cost(
+    assert "(an assumption), about" in costs.paper_cost("self_vs_ensemble")
+    assert "no CUDA benchmark is committed yet, so no estimate there" in costs.paper_cost(
         "lenet_mnist"
     )  # not sized

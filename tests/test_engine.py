@@ -11,7 +11,22 @@ from dataclasses import replace
 import pytest
 import torch
 
-from kdrepro import chapters, data, files, plan, runs, store, train
+from kdrepro import (
+    chapters,
+    checkpoint,
+    data,
+    devices,
+    errors,
+    files,
+    finish,
+    inputs,
+    plan,
+    predictions,
+    runs,
+    schedule,
+    store,
+    train,
+)
 from kdrepro.config import StudentConfig, TeacherConfig
 from kdrepro.errors import ConfigError
 
@@ -100,9 +115,9 @@ def test_cuda_without_gpu_is_an_error():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(ConfigError, match="device='cuda': no CUDA GPU"):
-        train.resolve_device("cuda")
+        devices.resolve_device("cuda")
     with pytest.raises(ConfigError, match="device='tpu'"):
-        train.resolve_device("tpu")
+        devices.resolve_device("tpu")
 
 
 def test_run_id_is_stable_and_sensitive():
@@ -188,7 +203,7 @@ def test_teacher_then_student_end_to_end(tmp_store):
             sum(res["deviations"][split]["count"]) == n
             and len(res["deviations"][split]["count"]) == 10
         )
-    assert res["provenance"]["wall_seconds"] > 0 and res["fingerprint"] == train.fingerprint()
+    assert res["provenance"]["wall_seconds"] > 0 and res["fingerprint"] == checkpoint.fingerprint()
     assert res["steps"] == s.steps == 12 and res["curves"][-1]["step"] == 12
     assert runs.run(s, store_only=True) == res  # now served from the store
     assert not list((tmp_store / "cache" / "checkpoints").iterdir())  # cleaned up once stored
@@ -197,14 +212,14 @@ def test_teacher_then_student_end_to_end(tmp_store):
 def test_the_fresh_pass_is_eval_mode_and_leaves_training_alone(tmp_store):
     cpu = torch.device("cpu")
     t = runs.ensemble((teacher(),), cpu, progress=False)
-    x, _ = train.training_set(student())
+    x, _ = inputs.training_set(student())
     assert (
-        train.fresh_pass_agreement(student(), t, t, x, cpu) == 1.0
+        finish.fresh_pass_agreement(student(), t, t, x, cpu) == 1.0
     )  # a student that is its teacher
-    other = runs.network(teacher(), train.new_model(teacher(seed=5)).state_dict(), cpu)
-    first = train.fresh_pass_agreement(student(), other, t, x, cpu)
+    other = runs.network(teacher(), inputs.new_model(teacher(seed=5)).state_dict(), cpu)
+    first = finish.fresh_pass_agreement(student(), other, t, x, cpu)
     assert (
-        first < 1.0 and train.fresh_pass_agreement(student(), other, t, x, cpu) == first
+        first < 1.0 and finish.fresh_pass_agreement(student(), other, t, x, cpu) == first
     )  # its own seed
     assert not other.training and not t.training
 
@@ -212,10 +227,11 @@ def test_the_fresh_pass_is_eval_mode_and_leaves_training_alone(tmp_store):
 def test_stale_runs_are_refused_and_other_stacks_flagged(tmp_store):
     t = teacher()
     res = runs.run(t, progress=False)
-    store.put(t, {**res, "fingerprint": {**res["fingerprint"], "numerics": train.NUMERICS - 1}})
+    old = {**res["fingerprint"], "numerics": checkpoint.NUMERICS - 1}
+    store.put(t, {**res, "fingerprint": old})
     with pytest.raises(
         runs.StaleRun,
-        match=f"made with training numerics {train.NUMERICS - 1}.*delete it and rerun",
+        match=f"made with training numerics {checkpoint.NUMERICS - 1}.*delete it and rerun",
     ):
         runs.run(t, store_only=True)
     assert runs.stack_note([res]) == ""
@@ -233,7 +249,7 @@ def test_teacher_labels_the_exact_augmented_batch(tmp_store, monkeypatch):
         "forward",
         lambda self, x: (seen_teacher.append(x.clone()), real_forward(self, x))[1],
     )
-    model_cls = type(train.new_model(student()))
+    model_cls = type(inputs.new_model(student()))
     real_student = model_cls.forward
     monkeypatch.setattr(
         model_cls,
@@ -253,7 +269,7 @@ def test_teacher_labels_the_exact_augmented_batch(tmp_store, monkeypatch):
         assert torch.equal(a, b)
     # Each image is cropped anew each epoch: line up its two views (a repeat has odds 1/25 with
     # 2-pixel padding).
-    order = torch.cat(list(itertools.islice(train.run_indices(cfg, 200), steps)))
+    order = torch.cat(list(itertools.islice(inputs.run_indices(cfg, 200), steps)))
     views = torch.cat(seen_student)
     first, second = views[:200][order[:200].argsort()], views[200:][order[200:].argsort()]
     assert (first == second).flatten(1).all(1).float().mean() < 0.2
@@ -276,12 +292,15 @@ def test_interpolation_endpoints_layernorm(tmp_store):
     x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
     for lam, same in ((1.0, True), (0.0, False)):
         s = StudentConfig(**net_cfg, teachers=(t,), init="interpolate", init_lambda=lam)
-        model = train.new_model(s).to(memory_format=torch.channels_last)  # as in train.fit
+        model = inputs.new_model(s).to(memory_format=torch.channels_last)  # as in train.fit
         fresh = {k: v.clone() for k, v in model.state_dict().items()}
-        train.interpolate_(model, teacher_net.members[0], lam)
+        inputs.interpolate_(model, teacher_net.members[0], lam)
         model.eval()
         cpu = torch.device("cpu")
-        z_s, z_t = train.predict(model, x, cpu), train.predict(teacher_net.members[0], x, cpu)
+        z_s, z_t = (
+            predictions.predict(model, x, cpu),
+            predictions.predict(teacher_net.members[0], x, cpu),
+        )
         assert torch.equal(z_s, z_t) == same
         if not same:
             assert all(torch.equal(v, model.state_dict()[k]) for k, v in fresh.items())
@@ -290,11 +309,11 @@ def test_interpolation_endpoints_layernorm(tmp_store):
 def test_interpolation_midpoint_and_batchnorm_recomputed():
     a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     wa, wb = a.weight.detach().clone(), b.weight.detach().clone()
-    train.interpolate_(a, b, 0.25)
+    inputs.interpolate_(a, b, 0.25)
     assert torch.allclose(a.weight, 0.25 * wb + 0.75 * wa)
-    net = train.new_model(teacher(model="preresnet8", dataset="cifar10_jpeg"))
+    net = inputs.new_model(teacher(model="preresnet8", dataset="cifar10_jpeg"))
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
-    train.recompute_batchnorm(net, x, torch.device("cpu"))
+    inputs.recompute_batchnorm(net, x, torch.device("cpu"))
     bn = net.layer1[0].bn1
     # The first BN sees the stem conv's output: its running mean is the mean over all 64 images.
     feats = net.conv1(x.float() / 127.5 - 1)
@@ -303,13 +322,13 @@ def test_interpolation_midpoint_and_batchnorm_recomputed():
 
 
 def test_batches_are_full_and_each_epoch_is_a_permutation():
-    stream = train.batch_indices(10, 4, seed=3)
+    stream = inputs.batch_indices(10, 4, seed=3)
     first = [next(stream) for _ in range(5)]  # 20 indices: exactly two epochs
     assert all(len(b) == 4 for b in first)
     flat = torch.cat(first)
     assert sorted(flat[:10].tolist()) == list(range(10)) == sorted(flat[10:].tolist())
     assert not torch.equal(flat[:10], flat[10:])  # a new order each epoch
-    resumed = train.batch_indices(10, 4, seed=3, start=3)
+    resumed = inputs.batch_indices(10, 4, seed=3, start=3)
     assert torch.equal(next(resumed), first[3]) and torch.equal(next(resumed), first[4])
 
 
@@ -323,12 +342,12 @@ def test_the_union_student_takes_half_of_each_batch_from_each_half():
         evals=1,
         teachers=(TeacherConfig(dataset="mnist", model="lenet5"),),
     )
-    stream = train.run_indices(cfg, 12)
+    stream = inputs.run_indices(cfg, 12)
     first = [next(stream) for _ in range(6)]  # 12 indices from each half: two epochs of each
     assert all((b[:2] < 6).all() and (b[2:] >= 6).all() for b in first)
     flat = torch.cat([b[:2] for b in first])
     assert sorted(flat[:6].tolist()) == list(range(6)) == sorted(flat[6:].tolist())
-    resumed = train.run_indices(cfg, 12, start=4)
+    resumed = inputs.run_indices(cfg, 12, start=4)
     assert torch.equal(next(resumed), first[4])
     with pytest.raises(ConfigError, match="batch_size=5: must be even with train_part='D0\\+D1'"):
         StudentConfig(
@@ -343,18 +362,18 @@ def test_the_union_student_takes_half_of_each_batch_from_each_half():
 
 
 def test_cosine_schedule_is_per_step():
-    assert train.cosine_lr(0, 100, 0.1, 1e-6) == 0.1
-    assert math.isclose(train.cosine_lr(50, 100, 0.1, 0.0), 0.05)
-    assert math.isclose(train.cosine_lr(100, 100, 0.1, 1e-6), 1e-6)
-    lrs = [train.cosine_lr(s, 10, 0.1, 0.0) for s in range(10)]
+    assert schedule.cosine_lr(0, 100, 0.1, 1e-6) == 0.1
+    assert math.isclose(schedule.cosine_lr(50, 100, 0.1, 0.0), 0.05)
+    assert math.isclose(schedule.cosine_lr(100, 100, 0.1, 1e-6), 1e-6)
+    lrs = [schedule.cosine_lr(s, 10, 0.1, 0.0) for s in range(10)]
     assert all(b < a for a, b in zip(lrs, lrs[1:]))  # it falls every step, not once per epoch
-    assert train.eval_steps(10, 4) == {2, 5, 8, 10} and train.eval_steps(3, 3) == {1, 2, 3}
+    assert schedule.eval_steps(10, 4) == {2, 5, 8, 10} and schedule.eval_steps(3, 3) == {1, 2, 3}
 
 
 def test_a_corrupt_checkpoint_is_discarded_and_the_run_still_finishes(tmp_store, capsys):
     cfg = teacher(epochs=4)
     reference = train.fit(cfg, torch.device("cpu"), progress=False)
-    path = train.checkpoint_path(cfg)
+    path = checkpoint.path(cfg)
     path.write_bytes(path.read_bytes()[:100])  # torn (a disk fault: a kill cannot do this)
     again = train.fit(cfg, torch.device("cpu"), progress=False)
     assert f"discarding it, {cfg.run_id} restarts from step 0" in capsys.readouterr().out
@@ -378,7 +397,7 @@ def test_a_run_resumes_at_its_saved_step_and_only_under_the_same_numerics(
     assert (
         steps == [] and again.final == reference.final
     )  # resumed at the end: not one step retaken
-    monkeypatch.setattr(train, "NUMERICS", train.NUMERICS + 1)
+    monkeypatch.setattr(checkpoint, "NUMERICS", checkpoint.NUMERICS + 1)
     train.fit(cfg, torch.device("cpu"), progress=False)
     assert (
         "not by this code" in capsys.readouterr().out and len(steps) == cfg.steps
@@ -436,7 +455,7 @@ def test_lenet_plan_distillation_sets_contain_teacher_set():
 
 def test_out_of_distribution_images_join_the_distillation_set():
     s = student(ood_dataset="cifar10_jpeg", ood_size=50)
-    x, y = train.training_set(s)
+    x, y = inputs.training_set(s)
     assert x.shape == (250, 1, 28, 28) and x.dtype == torch.uint8
     assert (y[:200] >= 0).all() and (y[200:] == -1).all()
     with pytest.raises(ValueError, match="ood_size=0: must be > 0 exactly when ood_dataset is set"):
@@ -519,7 +538,7 @@ def test_a_fresh_init_is_apart_from_the_teacher_and_shared_is_the_teachers():
     init='shared' is exact."""
 
     def first(cfg):
-        return next(iter(train.new_model(cfg).state_dict().values()))
+        return next(iter(inputs.new_model(cfg).state_dict().values()))
 
     t = teacher()
     assert torch.equal(
@@ -553,13 +572,13 @@ def test_a_student_stuck_at_the_uniform_output_fails_loudly(alpha):
     cfg = student(temperature=4.0, alpha=alpha)
     stuck = (alpha + (1 - alpha) * 16) * math.log(10)
     with pytest.raises(
-        train.TrainingFailed, match=f"loss stayed at {stuck:.2f}, a uniform output's; lower lr"
+        errors.TrainingFailed, match=f"loss stayed at {stuck:.2f}, a uniform output's; lower lr"
     ):
-        train._check_learned(cfg, {"train_loss": stuck, "agreement": 0.1})
-    train._check_learned(
+        finish.check_learned(cfg, {"train_loss": stuck, "agreement": 0.1})
+    finish.check_learned(
         cfg, {"train_loss": stuck * 0.9, "agreement": 0.1}
     )  # moving: no verdict yet
-    train._check_learned(cfg, {"train_loss": stuck, "agreement": 0.5})  # agrees: learned something
+    finish.check_learned(cfg, {"train_loss": stuck, "agreement": 0.5})  # agrees: learned something
 
 
 def test_chapter_5s_budget_plan_teachers_fit_students_take_3x_and_a_length_control():

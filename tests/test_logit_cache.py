@@ -10,12 +10,14 @@ import torch
 from kdrepro import (
     augment,
     chapters,
+    checkpoint,
     compute,
     files,
     logit_cache,
     models,
     packed,
     plan,
+    predictions,
     runs,
     train,
 )
@@ -38,7 +40,12 @@ def test_the_cache_is_the_online_teacher_on_every_view(model, policy, pad, shape
     )
     device = torch.device("cpu")
     cache = logit_cache.build(
-        lambda xb: train.label_batch(teacher, xb, device), x, policy, pad, device, batch_size=2
+        lambda xb: predictions.label_batch(teacher, xb, device),
+        x,
+        policy,
+        pad,
+        device,
+        batch_size=2,
     )
     views = augment.view_count(policy, pad)
     assert cache.shape == (5, views, 10) and cache.dtype == torch.float32
@@ -49,7 +56,10 @@ def test_the_cache_is_the_online_teacher_on_every_view(model, policy, pad, shape
             memory_format=torch.channels_last
         )
         torch.testing.assert_close(
-            cache[:, v], train.label_batch(teacher, xb, device), rtol=TOLERANCE, atol=TOLERANCE
+            cache[:, v],
+            predictions.label_batch(teacher, xb, device),
+            rtol=TOLERANCE,
+            atol=TOLERANCE,
         )
 
 
@@ -125,7 +135,7 @@ def test_the_cache_key_changes_with_teachers_images_and_policy():
     torch.manual_seed(0)
     nets = [models.build("lenet5", 10, in_channels=1, image_size=28) for _ in range(2)]
     x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
-    stamp = train.fingerprint()
+    stamp = checkpoint.fingerprint()
     keys = {
         logit_cache.key(nets[0], x, "crop", 2, "cpu", stamp),
         logit_cache.key(nets[1], x, "crop", 2, "cpu", stamp),

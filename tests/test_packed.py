@@ -170,21 +170,21 @@ def test_a_packed_pool_of_students_distills_each_as_its_own_run(tmp_store, monke
     2e-4: the students' larger BatchNorm variances carry the reordered sums further than the
     teachers' test sees), with the same curves and final metrics; with alpha > 0 each also learns
     its own true labels."""
-    from kdrepro import runs, train
+    from kdrepro import finish, inputs, runs, train
     from kdrepro.config import StudentConfig
     from kdrepro.errors import ConfigError
     from kdrepro.models import Ensemble
     from kdrepro.packed import fit_pack
 
     cpu, teachers_ = torch.device("cpu"), pool()
-    # After 2 steps a student is still near the uniform output that `_check_learned` refuses; both
+    # After 2 steps a student is still near the uniform output that `check_learned` refuses; both
     # paths call it the same way (`finish_student`), and what is compared here is the arithmetic.
-    monkeypatch.setattr(train, "_check_learned", lambda cfg, final: None)
+    monkeypatch.setattr(finish, "check_learned", lambda cfg, final: None)
 
     def untrained(t) -> torch.nn.Module:
         """An untrained teacher whose head is scaled up, so that its tempered outputs are far from
         uniform."""
-        net = runs.network(t, train.new_model(t).state_dict(), cpu)
+        net = runs.network(t, inputs.new_model(t).state_dict(), cpu)
         with torch.no_grad():
             [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1].weight.mul_(10)
         return net
@@ -238,12 +238,11 @@ def test_a_sweep_packs_the_students_a_pack_can_take(tmp_store, monkeypatch):
     """Through `run_all --pack`, students of one recipe train packed (with stage CKA and train KL
     like a plain run), and a student a pack cannot take (the teacher's initial weights) trains
     alone."""
-    from kdrepro import runs, store, train
+    from kdrepro import finish, runs, store
     from kdrepro.config import StudentConfig
 
-    monkeypatch.setattr(
-        train, "_check_learned", lambda cfg, final: None
-    )  # 2-step teachers label near-uniformly
+    # 2-step teachers label near-uniformly
+    monkeypatch.setattr(finish, "check_learned", lambda cfg, final: None)
     trained = pool(3)
     one = [
         StudentConfig(
@@ -269,17 +268,17 @@ def test_a_sweep_packs_the_students_a_pack_can_take(tmp_store, monkeypatch):
 def test_a_member_that_fails_in_a_pack_costs_the_others_nothing(tmp_store, monkeypatch):
     """A diverging member is returned as its failure; its pack-mates are stored, and the plain loop
     then retrains it and reports the failure with its own one-line error."""
-    from kdrepro import runs, store, train
+    from kdrepro import errors, runs, store, train
 
     evaluation = train.evaluation
 
     def diverge_seed_1(cfg, *args):
         if cfg.seed == 1:
-            raise train.TrainingFailed(f"{cfg.describe()}: train loss is nan at step 1; lower lr")
+            raise errors.TrainingFailed(f"{cfg.describe()}: train loss is nan at step 1; lower lr")
         return evaluation(cfg, *args)
 
     monkeypatch.setattr(train, "evaluation", diverge_seed_1)
     cfgs = pool(2)
-    with pytest.raises(train.TrainingFailed, match="seed 1.*train loss is nan"):
+    with pytest.raises(errors.TrainingFailed, match="seed 1.*train loss is nan"):
         runs.run_all(cfgs, "cpu", progress=False, pack=2)
     assert store.get(cfgs[0])["provenance"]["packed"] == 2 and store.get(cfgs[1]) is None

@@ -7,20 +7,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kdrepro import chapters, plan, report
+from kdrepro import chapters, figures, plan, report
 from kdrepro.chapters import lenet_mnist, self_vs_ensemble
 
 
 def test_mean_std_uses_sample_std_and_zero_for_one_trial():
     table = pd.DataFrame({"g": [1, 1, 1, 2], "v": [0.1, 0.2, 0.3, 0.5]})
-    out = report.mean_std(table, ["g"], ["v"])
+    out = figures.mean_std(table, ["g"], ["v"])
     assert out.v_mean.tolist() == pytest.approx([0.2, 0.5])
     assert out.v_std.tolist() == pytest.approx(
         [0.1, 0.0]
     )  # sqrt(((0.1)^2 + 0 + (0.1)^2) / 2) = 0.1
     assert out.n.tolist() == [3, 1]
-    assert report.std([0.5]) == 0.0 and math.isclose(report.std([1.0, 3.0]), math.sqrt(2))
-    assert report.pm(0.87345, 0.0042) == "87.3 ± 0.4"
+    assert figures.std([0.5]) == 0.0 and math.isclose(figures.std([1.0, 3.0]), math.sqrt(2))
+    assert figures.pm(0.87345, 0.0042) == "87.3 ± 0.4"
 
 
 def lenet_table(
@@ -962,9 +962,9 @@ def test_h9_rules():
 
 
 def test_the_init_effect_sentence_without_chapter_7_in_the_store(tmp_store):
-    from kdrepro import report
+    from kdrepro.chapters import optimization
 
-    assert report.init_effect("smoke") == (
+    assert optimization.init_effect("smoke") == (
         "Chapter 7's Table 1 measures what that does (its runs are not in this result store yet)"
     )
 

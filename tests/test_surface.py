@@ -4,7 +4,7 @@ is the minimum, and a student run asking for a plane stores it beside its result
 import pytest
 import torch
 
-from kdrepro import data, runs, surface, train
+from kdrepro import data, inputs, runs, surface
 from kdrepro.config import StudentConfig, TeacherConfig
 from kdrepro.errors import ConfigError
 from kdrepro.losses import kd_loss
@@ -26,10 +26,10 @@ def nets(scales=(0.3, 0.3)):
     """A teacher and two students of one LayerNorm architecture, each a seeded perturbation of the
     last."""
     cfg = TeacherConfig(**NET)
-    teacher = train.new_model(cfg)
+    teacher = inputs.new_model(cfg)
     out = [teacher]
     for seed, scale in zip((2, 3), scales):
-        net = train.new_model(cfg)
+        net = inputs.new_model(cfg)
         torch.manual_seed(seed)
         with torch.no_grad():
             for p, q in zip(net.parameters(), teacher.parameters()):
@@ -42,7 +42,7 @@ def test_the_plane_places_its_points_and_the_teacher_is_its_minimum():
     cfg, (teacher, init, final) = nets()
     x = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8)
     out = surface.plane(
-        train.new_model(cfg),
+        inputs.new_model(cfg),
         teacher,
         init.state_dict(),
         final.state_dict(),
@@ -71,7 +71,7 @@ def test_the_plane_places_its_points_and_the_teacher_is_its_minimum():
     # barrier
     cfg, (teacher, init, near) = nets((0.3, 1e-3))
     out = surface.plane(
-        train.new_model(cfg),
+        inputs.new_model(cfg),
         teacher,
         init.state_dict(),
         near.state_dict(),
@@ -83,7 +83,7 @@ def test_the_plane_places_its_points_and_the_teacher_is_its_minimum():
     assert out["barrier"] == 0.0
     with pytest.raises(ValueError, match="surface=4: needs at least 5 points per axis"):
         surface.plane(
-            train.new_model(cfg),
+            inputs.new_model(cfg),
             teacher,
             init.state_dict(),
             near.state_dict(),
@@ -98,7 +98,14 @@ def test_the_plane_places_its_points_and_the_teacher_is_its_minimum():
     }
     with pytest.raises(ValueError, match="lie on one line"):
         surface.plane(
-            train.new_model(cfg), teacher, middle, near.state_dict(), x, 4.0, 5, torch.device("cpu")
+            inputs.new_model(cfg),
+            teacher,
+            middle,
+            near.state_dict(),
+            x,
+            4.0,
+            5,
+            torch.device("cpu"),
         )
 
 

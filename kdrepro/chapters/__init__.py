@@ -1,37 +1,57 @@
-"""The book's chapters as code: each module holds one chapter's recipe at every scale (`RECIPE`),
-its plan (`plan`), every plan it shows (`plans`, the main one first), the scope its verdicts speak
-for (`SCOPE`) and its checks (`findings`). Notebooks call these; they hold no logic of their own."""
+"""The book's chapters as code, d2l-style: each module implements the `Chapter` interface (its
+recipe at every scale, its plan, the scope its verdicts speak for and its checks); notebooks call
+these and hold no logic of their own. `BOOK` registers the chapters in the book's order with whether
+each is published, once: the CLI, the summary page, the Makefile's chapter lists
+(`python -m kdrepro chapters`) and the tests read it. Adding a chapter means its module, its
+notebook and one line in `BOOK`."""
 
+import importlib
 from types import ModuleType
+from typing import Protocol
+
+import pandas as pd
 
 from ..errors import ConfigError
 from ..plan import PROFILES, Plan
-from . import (
-    augmentation,
-    deviations,
-    lenet_mnist,
-    optimization,
-    recycling,
-    self_vs_ensemble,
-    train_agreement,
-    true_labels,
-)
+from ..verdict import Finding
 
+
+class Chapter(Protocol):
+    """What a chapter module defines. `RECIPE` (profile -> settings) is absent from a chapter that
+    only reads other chapters' runs; `plans` (every plan the chapter shows, its main one first) from
+    one that shows its main plan alone (see `plans` below)."""
+
+    SCOPE: str  # what the verdicts speak for: the recipe's setting, in words
+    FINDINGS: tuple[str, ...]  # the keys of the findings it judges (H1-H15, F1, F2)
+
+    def plan(self, profile: str = "budget", **kwargs) -> Plan: ...
+
+    def findings(self, table: pd.DataFrame, scope: str = ...) -> list[Finding]: ...
+
+
+# The book in order: (chapter, published). A published chapter's budget runs are all stored and its
+# executed notebook is in the book (and `_toc.yml`); one being rerun, whose runs span sessions, is
+# left out until they are, and the summary page reports its progress instead. Chapters 3-7 and the
+# part-4 chapters are being rerun on converged recipes (teachers that fit their images, students at
+# 3x their steps).
+BOOK: tuple[tuple[str, bool], ...] = (
+    ("lenet_mnist", True),
+    ("self_vs_ensemble", False),
+    ("augmentation", False),
+    ("recycling", False),
+    ("train_agreement", False),
+    ("optimization", False),
+    ("true_labels", False),
+    ("deviations", False),
+)
 CHAPTERS: dict[str, ModuleType] = {
-    "lenet_mnist": lenet_mnist,
-    "self_vs_ensemble": self_vs_ensemble,
-    "augmentation": augmentation,
-    "recycling": recycling,
-    "train_agreement": train_agreement,
-    "optimization": optimization,
-    "true_labels": true_labels,
-    "deviations": deviations,
+    name: importlib.import_module(f".{name}", __name__) for name, _ in BOOK
 }
-# Chapters whose budget runs are all stored and whose executed notebooks are in the book. A chapter
-# being rerun (its runs span sessions) is left out until they are; the summary page reports its
-# progress instead. Chapters 3, 4, 5 and 6 (which reads the students of 3, 4 and 5) and 7 are being
-# rerun on converged recipes (teachers that fit their images, students at 3x their steps).
-PUBLISHED = ("lenet_mnist",)
+PUBLISHED = tuple(name for name, published in BOOK if published)
+for _name, _module in CHAPTERS.items():
+    _missing = [a for a in ("SCOPE", "FINDINGS", "plan", "findings") if not hasattr(_module, a)]
+    if _missing:
+        raise TypeError(f"chapter {_name}: the Chapter interface needs {', '.join(_missing)}")
 
 
 def get(name: str) -> ModuleType:
@@ -45,13 +65,20 @@ def plan(name: str, profile: str = "budget", **kwargs) -> Plan:
     return get(name).plan(profile, **kwargs)
 
 
+def plans(name: str, profile: str = "budget") -> list[Plan]:
+    """Every plan chapter `name` shows at `profile`, its main one first: the module's `plans`, or
+    its main plan alone."""
+    chapter = get(name)
+    return chapter.plans(profile) if hasattr(chapter, "plans") else [chapter.plan(profile)]
+
+
 def profiles(name: str) -> tuple[str, ...]:
     """The profiles chapter `name` has (a chapter without a recipe of its own has those of every
     chapter it reads)."""
     out = []
     for profile in PROFILES:
         try:
-            get(name).plans(profile)
+            plans(name, profile)
         except ConfigError:
             continue
         out.append(profile)

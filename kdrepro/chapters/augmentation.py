@@ -70,7 +70,7 @@ RECIPE = {
         extra=1_000,
         ood_dataset="fashion_mnist",
         ood=1_000,
-        images=1_500,
+        images=2_000,
         long=2,
         batch=64,
         lr=0.05,
@@ -231,11 +231,6 @@ def _students(p: dict, pool: list, seeds: tuple[int, ...], teacher_size: int | N
                     )
                 )
     return rows
-
-
-def plans(profile: str = "budget") -> list[Plan]:
-    """What the chapter shows: one plan."""
-    return [plan(profile)]
 
 
 def _name(policy: str) -> str:

@@ -95,11 +95,6 @@ def plan(
     )
 
 
-def plans(profile: str = "budget") -> list[Plan]:
-    """What the chapter shows: one plan."""
-    return [plan(profile)]
-
-
 def gap(record: dict, split: str, low: float, high: float) -> float:
     """Count-weighted mean of student - teacher probability on the teacher's top class over the
     bins of `record[split]` (a `metrics.deviations` record) inside [low, high]; NaN when they hold

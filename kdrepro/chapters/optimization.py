@@ -12,6 +12,7 @@ on purpose (training length is the variable); every comparison is between studen
 
 import pandas as pd
 
+from .. import runs, store
 from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
 from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
@@ -322,9 +323,24 @@ def plan(
     )
 
 
-def plans(profile: str = "budget") -> list[Plan]:
-    """What the chapter shows: one plan."""
-    return [plan(profile)]
+def init_effect(profile: str = "budget") -> str:
+    """What Table 1 measured at `profile` of a student started at its teacher's initial weights (as
+    the stored students of chapters 2-4 were), for their setup tables; a sentence saying so when its
+    runs are not in the store (a smoke sweep reaches this chapter last)."""
+    main = plan(profile)
+    try:
+        results = runs.run_all(main.configs, store_only=True, progress=False)
+    except store.StoreMiss:
+        return (
+            "Chapter 7's Table 1 measures what that does (its runs are not in this result store "
+            "yet)"
+        )
+    h9 = table1(main.table(results))
+    return (
+        "Chapter 7's Table 1 measures what that does at our scale (other networks: LayerNorm "
+        f"PreResNet-8s): test agreement {h9.checks[0].here}, test KL {h9.checks[1].here}, so H9 is "
+        f"{h9.status} there"
+    )
 
 
 def _pair(students: pd.DataFrame, a: dict, b: dict, col: str = "train_agreement") -> v.Interval:

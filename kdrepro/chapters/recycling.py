@@ -4,7 +4,7 @@ The training split is cut into halves D0 and D1 (`data.halves`, seeded). A pool 
 on a stratified subset of D0 only, with chapter 3's teacher recipe. Three students, none of which
 sees a true label, distill trial i's m-teacher ensemble (`self_vs_ensemble.ensembles`) on: s0, the
 teachers' own images (D0); s1, as many fresh images from D1; s0∪1, both (half of each batch from
-each half, `train.union_indices`). Every student takes the same number of optimizer steps and
+each half, `inputs.union_indices`). Every student takes the same number of optimizer steps and
 starts from an init seed of its own (`plan.fresh_init`). Trial i's control is trial i-1's ensemble
 of the same m, which shares no teacher with it. Fig. 9's temperature x ensemble-size grid runs on
 s0 (`HEAT`; the paper does not say which split its Fig. 9 used). The length control runs s0 at the
@@ -53,7 +53,7 @@ RECIPE = {
         ms=(1,),
         taus={1: (1.0, 4.0, 8.0)},
         fig4={1: (1.0, 4.0)},
-        images=1_500,
+        images=2_000,
         batch=64,
         long=2,
         evals=2,
@@ -172,11 +172,6 @@ def plan(
     return Plan(
         "recycling", profile, rows, {**p, "seeds": seeds, "dataset": pool[0].dataset, "teachers": t}
     )
-
-
-def plans(profile: str = "budget") -> list[Plan]:
-    """What the chapter shows: one plan."""
-    return [plan(profile)]
 
 
 # Margins fixed from the paper's numbers before the converged runs existed, each smaller than the

@@ -78,11 +78,6 @@ def plan(
     )
 
 
-def plans(profile: str = "budget") -> list[Plan]:
-    """What the chapter shows: one plan."""
-    return [plan(profile)]
-
-
 def measure(students: pd.DataFrame) -> tuple[str, str]:
     """The train-agreement column the checks read, and its name for a reader: the eval-mode fresh
     pass where every student has it, else the running value."""

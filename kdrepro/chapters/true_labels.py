@@ -94,11 +94,6 @@ def plan(
     )
 
 
-def plans(profile: str = "budget") -> list[Plan]:
-    """What the chapter shows: one plan."""
-    return [plan(profile)]
-
-
 def _here(iv: v.Interval, prefix: str = "") -> str:
     return f"{prefix}{iv.text()}, half-width {iv.half * 100:.1f} pt ({iv.n} trials)"
 

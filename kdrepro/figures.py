@@ -1,0 +1,42 @@
+"""What the chapters' tables and figures share: mean ± std over trials, the paper's ±1 std bands,
+and the students' evaluation curves."""
+
+import pandas as pd
+
+
+def mean_std(table: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; 0 for one seed) and count over trials, one row per group."""
+    g = table.groupby(by)[cols]
+    out = g.mean().add_suffix("_mean").join(g.std(ddof=1).fillna(0.0).add_suffix("_std"))
+    return out.join(g.size().rename("n")).reset_index()
+
+
+def std(values) -> float:
+    """Sample standard deviation over trials (ddof=1), 0 for a single trial."""
+    return float(pd.Series(values).std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def pm(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
+    """'87.3 ± 0.4' (scale 100 turns fractions into percent)."""
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def band(ax, x, mean, std, label: str, **kw) -> None:
+    """A mean line with a ±1 std band, the paper's way of showing trials."""
+    (line,) = ax.plot(x, mean, marker="o", label=label, **kw)
+    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+
+
+def curves(
+    plan, results: list[dict], keys: tuple[str, ...] = ("train_agreement", "agreement")
+) -> pd.DataFrame:
+    """The students' evaluation curves, one row per (run, evaluation): labels, progress (fraction of
+    steps), keys."""
+    return pd.DataFrame(
+        [
+            {**labels, "progress": row["step"] / res["steps"], **{k: row[k] for k in keys}}
+            for (labels, _), res in zip(plan.rows, results)
+            if labels["role"] == "student"
+            for row in res["curves"]
+        ]
+    )
