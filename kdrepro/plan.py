@@ -26,6 +26,18 @@ class LearnedNothing(KdreproError):
     teacher no more than chance: a broken loop or loss, and numbers that would mean nothing."""
 
 
+# Images in the CIFAR-10 (and CIFAR-100) training split: the paper's recipes count student steps in
+# passes over it.
+CIFAR_TRAIN = data.SIZES["cifar10"][0]
+
+
+def recipe(paper: dict, **smaller: dict) -> dict[str, dict]:
+    """A chapter's recipe at every profile it has: the paper's settings, and each smaller profile
+    as the settings it changes (nanoGPT's configs override its defaults so); a key only a smaller
+    profile has (chapter 3's `replication`) is that profile's alone."""
+    return {"paper": paper, **{name: {**paper, **changes} for name, changes in smaller.items()}}
+
+
 def check_profile(profile: str, recipes: dict | None = None) -> None:
     """A known profile, and one the chapter (its `RECIPE`) has."""
     if profile not in PROFILES:

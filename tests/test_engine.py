@@ -482,11 +482,11 @@ def test_augmentation_plan_shares_chapter_3_runs_and_adds_stand_ins():
         for labels, c in chapters.plan("augmentation", "smoke").rows
         if labels.get("trial") == 0 and labels.get("length") == 1
     }
-    assert set(by_policy) == set(augmentation.POLICIES)
+    assert {"extra_t4", "ood", "noise", "combined"} <= set(by_policy) <= set(augmentation.POLICIES)
     assert by_policy["extra_t4"].train_size == 2_000 and by_policy["extra_t4"].temperature == 4.0
     assert (by_policy["ood"].ood_dataset, by_policy["ood"].examples) == ("fashion_mnist", 2_000)
     assert by_policy["mixup_t4"].augment == "mixup" and by_policy["noise"].augment == "noise"
-    assert all(len(c.teachers) == 2 for c in by_policy.values())
+    assert all(len(c.teachers) == 1 for c in by_policy.values())
     # at paper scale there are no unseen real images (teachers use all 50k): the stand-in policy is
     # dropped
     paper = chapters.plan("augmentation", "paper")

@@ -19,9 +19,10 @@ from dataclasses import replace
 
 import pandas as pd
 
+from .. import data
 from .. import verdict as v
 from ..config import StudentConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
+from ..plan import CIFAR_TRAIN, Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe
 from . import self_vs_ensemble as sve
 
 # name -> (label, augmentation policy, temperature, distillation-set addition). Each policy adds to
@@ -62,19 +63,30 @@ VGG_POLICIES = ("baseline", "rotation", "vflip", "color_jitter", "combined", "mi
 # rates per step. `ms`: the ensemble sizes run; trials per m are at most pool // m. `policies`: the
 # keys of POLICIES run. `long`: the length control, Baseline at `long` times the student steps
 # (None: none). `vgg`: run Fig. 13 (its own VGG-16 teacher pool).
-RECIPE = {
-    "smoke": dict(
-        seeds=(0, 1),
-        ms=(2,),
+RECIPE = recipe(
+    paper=dict(
+        seeds=(0, 1, 2),
+        ms=(1, 3, 5),
         policies=tuple(POLICIES),
-        extra=1_000,
-        ood_dataset="fashion_mnist",
-        ood=1_000,
-        images=2_000,
-        long=2,
-        batch=64,
+        extra=None,
+        ood_dataset="svhn",
+        ood=10_000,
+        images=300 * CIFAR_TRAIN,
+        long=None,
+        batch=128,
         lr=0.05,
-        evals=2,
+        evals=30,
+        vgg=True,
+    ),
+    # Chapter 3's gpu pool (9 PreResNet-20 teachers on the full set); 2-teacher ensembles, since 3
+    # trials of 3 would cost 24 min; 5 epochs of student steps (1x the teachers' steps) and 12.5k
+    # OOD images (the paper's 1:4 ratio)
+    gpu=dict(
+        ms=(2,),
+        ood_dataset="fashion_mnist",
+        ood=12_500,
+        images=5 * CIFAR_TRAIN,
+        evals=4,
         vgg=False,
     ),
     # Chapter 3's converged pool (15 PreResNet-8s fit to 2k images: 200 epochs at batch 256, 1,562
@@ -94,52 +106,41 @@ RECIPE = {
     # trials a 1-pt effect is decided only if the paired differences' SD is under 0.8 pt. Without
     # the four augmentations, "MixUp (τ=4) at or near the top" has three rivals (Baseline (τ=4), the
     # paper's closest, among them), and chapter 6 has no policy students (Fig. 5 right) here.
-    "budget": dict(
+    budget=dict(
         seeds=(0, 1, 2, 3, 4),
         ms=(3,),
         policies=("baseline", "baseline_t4", "mixup", "mixup_t4"),
-        extra=None,
         ood_dataset=None,
         ood=None,
         images=600_000,
         long=2,
-        batch=128,
-        lr=0.05,
         evals=4,
         vgg=False,
     ),
-    # Chapter 3's gpu pool (9 PreResNet-20 teachers on the full set); 2-teacher ensembles, since 3
-    # trials of 3 would cost 24 min; 5 epochs of student steps (1x the teachers' steps) and 12.5k
-    # OOD images (the paper's 1:4 ratio)
-    "gpu": dict(
-        seeds=(0, 1, 2),
-        ms=(2,),
-        policies=tuple(POLICIES),
-        extra=None,
+    smoke=dict(
+        seeds=(0, 1),
+        ms=(1,),
+        # budget's four, Combined (rotation, flip and jitter together) and the three stand-ins
+        policies=(
+            "baseline",
+            "baseline_t4",
+            "combined",
+            "mixup",
+            "mixup_t4",
+            "extra_t4",
+            "ood",
+            "noise",
+        ),
+        extra=1_000,
         ood_dataset="fashion_mnist",
-        ood=12_500,
-        images=50_000 * 5,
-        long=None,
-        batch=128,
-        lr=0.05,
-        evals=4,
+        ood=1_000,
+        images=4_000,
+        long=2,
+        batch=64,
+        evals=2,
         vgg=False,
     ),
-    "paper": dict(
-        seeds=(0, 1, 2),
-        ms=(1, 3, 5),
-        policies=tuple(POLICIES),
-        extra=None,
-        ood_dataset="svhn",
-        ood=10_000,
-        images=50_000 * 300,
-        long=None,
-        batch=128,
-        lr=0.05,
-        evals=30,
-        vgg=True,
-    ),
-}
+)
 LONG_POLICY = "baseline"  # the length control's condition: the reference of the comparisons
 FINDINGS = ("H4", "H15")
 SCOPE = (
@@ -176,15 +177,17 @@ def plan(
     ]
     vgg = {**p, "ms": (5,), "policies": VGG_POLICIES, "long": None}
     for arch, pool in pools.items():
-        rows += _students(vgg if arch == "vgg16" else p, pool, seeds, t["teacher_size"])
+        rows += _students(vgg if arch == "vgg16" else p, pool, seeds, t["teacher_size"], dataset)
     return Plan(
         "augmentation", profile, rows, {**p, "seeds": seeds, "dataset": dataset, "teachers": t}
     )
 
 
-def _students(p: dict, pool: list, seeds: tuple[int, ...], teacher_size: int | None) -> list:
+def _students(
+    p: dict, pool: list, seeds: tuple[int, ...], teacher_size: int | None, dataset: str
+) -> list:
     rows = []
-    base = teacher_size or 50_000
+    base = teacher_size or data.SIZES[dataset][0]
     for m in p["ms"]:
         trials = seeds[: len(pool) // m]
         teams = sve.ensembles(pool, m, len(trials))

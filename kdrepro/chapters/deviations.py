@@ -26,14 +26,14 @@ import numpy as np
 import pandas as pd
 
 from .. import verdict as v
-from ..plan import Plan, check_profile, teachers_of
+from ..plan import Plan, check_profile, recipe, teachers_of
 from . import recycling as rec
 from . import self_vs_ensemble as sve
 
 # The recipe at each scale: every run but F2's arms is chapter 3's or chapter 5's, shared by config.
 # `switch`: the share of the student steps trained on the one-hot labels before distilling (the
 # follow-up switches "in the middle of training").
-RECIPE = {profile: dict(switch=0.5) for profile in ("smoke", "budget", "gpu", "paper")}
+RECIPE = recipe(paper=dict(switch=0.5), gpu={}, budget={}, smoke={})
 FINDINGS = ("F1", "F2")
 SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), the students of chapters 3 and 5 and chapter 3's "

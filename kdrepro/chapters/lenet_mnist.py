@@ -19,48 +19,12 @@ import pandas as pd
 
 from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
+from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe
 
 # The recipe at each scale. Units: images, epochs (passes over the teacher's subset), learning rates
 # per step.
-RECIPE = {
-    "smoke": dict(
-        seeds=(0, 1),
-        replication_seeds=(2, 3),
-        teacher_size=200,
-        teacher_epochs=60,
-        teacher_batch=64,
-        teacher_lr=0.05,
-        teacher_evals=5,
-        sizes=(200, 2_000),
-        images=12_000,
-        long=2,
-        batch=128,
-        lr=0.05,
-        temperature=1.0,
-        evals=4,
-        crop_pad=2,
-        test_size=1_000,
-    ),
-    "budget": dict(
-        seeds=(0, 1, 2, 3, 4),
-        replication_seeds=(5, 6, 7, 8, 9),
-        teacher_size=200,
-        teacher_epochs=100,
-        teacher_batch=64,
-        teacher_lr=0.05,
-        teacher_evals=5,
-        sizes=(200, 2_000, 12_000, 60_000),
-        images=600_000,
-        long=2,
-        batch=128,
-        lr=0.05,
-        temperature=1.0,
-        evals=8,
-        crop_pad=2,
-        test_size=None,
-    ),
-    "paper": dict(
+RECIPE = recipe(
+    paper=dict(
         seeds=(0, 1, 2),
         replication_seeds=(3, 4, 5),
         teacher_size=200,
@@ -78,7 +42,24 @@ RECIPE = {
         crop_pad=2,
         test_size=None,
     ),
-}
+    budget=dict(
+        seeds=(0, 1, 2, 3, 4),
+        replication_seeds=(5, 6, 7, 8, 9),
+        images=600_000,
+        long=2,
+        evals=8,
+    ),
+    smoke=dict(
+        seeds=(0, 1),
+        replication_seeds=(2, 3),
+        teacher_epochs=60,
+        sizes=(200, 2_000),
+        images=12_000,
+        long=2,
+        evals=4,
+        test_size=1_000,
+    ),
+)
 FINDINGS = ("H1",)  # the findings this chapter judges
 # the paper's "> 99 %" needs distillation sets of this size (25 % of EMNIST) or more
 EMNIST_SCALE = 175_000

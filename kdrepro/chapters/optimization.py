@@ -12,10 +12,10 @@ on purpose (training length is the variable); every comparison is between studen
 
 import pandas as pd
 
-from .. import runs, store
+from .. import data, runs, store
 from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
+from ..plan import CIFAR_TRAIN, Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe
 from . import self_vs_ensemble as sve
 
 LAMBDAS = (0.0, 0.25, 0.375, 0.5, 0.75, 0.875, 1.0)  # Fig. 6b
@@ -69,83 +69,8 @@ BASIN_TOLERANCE = 0.05
 # two its checks need). `table1_seeds`: Table 1's trials (a random-init and a shared-init student
 # each); `surface`: grid points per axis of Fig. 6c's loss planes, computed for the students of
 # `surface_lams` in every trial of `seeds`.
-RECIPE = {
-    "smoke": dict(
-        seeds=(0, 1),
-        table1_seeds=(0, 1),
-        model="preresnet8",
-        teacher_size=1_000,
-        teacher_epochs=8,
-        teacher_batch=128,
-        teacher_lr=0.1,
-        images=2_000,
-        durations={"sgd": (2,), "adam": (2,)},
-        long=2,
-        lams=(0.25, 0.5),
-        batch=64,
-        lr=0.05,
-        adam_lr=1e-3,
-        temperature=4.0,
-        evals=2,
-        teacher_evals=4,
-        test_size=500,
-        surface_lams=(0.0, 0.5),
-        surface=5,
-    ),
-    # A LayerNorm PreResNet-8 fits 500 images (100 % eval-mode train accuracy; a pilot measured 99.8
-    # % by three quarters of training) in 1,562 steps at batch 128 (400 epochs), the steps of
-    # chapter 3's teachers; on 1,000 images it did not (98.9 % after 2,343 steps), and 2,000 at 60
-    # epochs had reached 55-59 %. Students take 3x those steps (600k images); Fig. 6a's arms span 5x
-    # (2x and 5x, SGD; Adam at 2x only: its 5x arm would add 2 of the chapter's 7 CPU-hours); lambda
-    # 0.875 and 1 are cut (the paper's curve is flat above 0.5).
-    "budget": dict(
-        seeds=(0, 1, 2),
-        table1_seeds=(0, 1, 2, 3, 4),
-        model="preresnet8",
-        teacher_size=500,
-        teacher_epochs=400,
-        teacher_batch=128,
-        teacher_lr=0.1,
-        images=600_000,
-        durations={"sgd": (2, 5), "adam": (2,)},
-        long=2,
-        lams=(0.25, 0.375, 0.5, 0.75),
-        batch=128,
-        lr=0.05,
-        adam_lr=1e-3,
-        temperature=4.0,
-        evals=4,
-        teacher_evals=4,
-        test_size=None,
-        surface_lams=(0.0, 0.25, 0.375, 0.5),
-        surface=13,
-    ),
-    # LayerNorm PreResNet-20 teachers on the full set (chapter 3's gpu teacher schedule); students
-    # of 4 epochs (0.8x the teachers' steps), one longer duration (2x), and no lambda = 0.875 row:
-    # 19 min at `compute.H100_PRERESNET20`
-    "gpu": dict(
-        seeds=(0, 1, 2),
-        table1_seeds=(0, 1, 2),
-        model="preresnet20",
-        teacher_size=None,
-        teacher_epochs=10,
-        teacher_batch=256,
-        teacher_lr=0.1,
-        images=4 * 50_000,
-        durations={"sgd": (2,), "adam": (2,)},
-        long=None,
-        lams=(0.25, 0.375, 0.5, 0.75, 1.0),
-        batch=128,
-        lr=0.05,
-        adam_lr=1e-3,
-        temperature=4.0,
-        evals=4,
-        teacher_evals=5,
-        test_size=None,
-        surface_lams=(0.0, 0.25, 0.375, 0.5),
-        surface=13,
-    ),
-    "paper": dict(
+RECIPE = recipe(
+    paper=dict(
         seeds=(0, 1, 2),
         table1_seeds=tuple(range(10)),
         model="preresnet20",
@@ -153,7 +78,7 @@ RECIPE = {
         teacher_epochs=200,
         teacher_batch=256,
         teacher_lr=0.1,
-        images=300 * 50_000,
+        images=300 * CIFAR_TRAIN,
         durations={"sgd": (10 / 3, 50 / 3), "adam": (10 / 3, 50 / 3)},
         long=None,
         lams=LAMBDAS[1:],
@@ -167,7 +92,60 @@ RECIPE = {
         surface_lams=(0.0, 0.25, 0.375),
         surface=25,
     ),
-}
+    # LayerNorm PreResNet-20 teachers on the full set (chapter 3's gpu teacher schedule); students
+    # of 4 epochs (0.8x the teachers' steps), one longer duration (2x), and no lambda = 0.875 row:
+    # 19 min at `compute.H100_PRERESNET20`
+    gpu=dict(
+        table1_seeds=(0, 1, 2),
+        teacher_epochs=10,
+        images=4 * CIFAR_TRAIN,
+        durations={"sgd": (2,), "adam": (2,)},
+        lams=(0.25, 0.375, 0.5, 0.75, 1.0),
+        evals=4,
+        teacher_evals=5,
+        surface_lams=(0.0, 0.25, 0.375, 0.5),
+        surface=13,
+    ),
+    # A LayerNorm PreResNet-8 fits 500 images (100 % eval-mode train accuracy; a pilot measured 99.8
+    # % by three quarters of training) in 1,562 steps at batch 128 (400 epochs), the steps of
+    # chapter 3's teachers; on 1,000 images it did not (98.9 % after 2,343 steps), and 2,000 at 60
+    # epochs had reached 55-59 %. Students take 3x those steps (600k images); Fig. 6a's arms span 5x
+    # (2x and 5x, SGD; Adam at 2x only: its 5x arm would add 2 of the chapter's 7 CPU-hours); lambda
+    # 0.875 and 1 are cut (the paper's curve is flat above 0.5).
+    budget=dict(
+        table1_seeds=(0, 1, 2, 3, 4),
+        model="preresnet8",
+        teacher_size=500,
+        teacher_epochs=400,
+        teacher_batch=128,
+        images=600_000,
+        durations={"sgd": (2, 5), "adam": (2,)},
+        long=2,
+        lams=(0.25, 0.375, 0.5, 0.75),
+        evals=4,
+        teacher_evals=4,
+        surface_lams=(0.0, 0.25, 0.375, 0.5),
+        surface=13,
+    ),
+    smoke=dict(
+        seeds=(0, 1),
+        table1_seeds=(0, 1),
+        model="preresnet8",
+        teacher_size=1_000,
+        teacher_epochs=12,
+        teacher_batch=128,
+        images=4_000,
+        durations={"sgd": (2,), "adam": (2,)},
+        long=2,
+        lams=(0.25, 0.5),
+        batch=64,
+        evals=2,
+        teacher_evals=4,
+        test_size=500,
+        surface_lams=(0.0, 0.5),
+        surface=5,
+    ),
+)
 FINDINGS = ("H7", "H8", "H9")
 SCOPE = (
     "LayerNorm PreResNet-8 self-distillation at τ = 4, CIFAR-10 (JPEG q75), teachers fit to 500 "
@@ -202,7 +180,7 @@ def plan(
         for s in everyone
     }
     rows = [({"role": "teacher", "trial": s}, cfg) for s, cfg in teachers.items()]
-    base = p["teacher_size"] or 50_000
+    base = p["teacher_size"] or data.SIZES[dataset][0]
     steps = epochs_for(p["images"], base)
     # Rows in order of cost, so that a sweep cut short has whole comparisons: Table 1, then Fig. 6b,
     # then the length control and Fig. 6a.

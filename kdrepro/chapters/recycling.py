@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import verdict as v
 from ..config import StudentConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init
+from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe
 from . import self_vs_ensemble as sve
 
 SPLITS = {"s0": "D0", "s1": "D1", "s01": "D0+D1"}  # student -> the part of the split it distills on
@@ -46,17 +46,27 @@ PAPER_TAUS = (1, 4, 8, 16)
 # bounds the trials. `taus`: Fig. 9's grid, m -> the taus s0 runs at; `fig4`: m -> the taus at
 # which s1 and s0∪1 run too (Fig. 4); `long`: the length control, s0 at the largest m and tau = 4
 # at `long` x the student steps (None: no control at that profile).
-RECIPE = {
-    "smoke": dict(
-        seeds=(0, 1),
-        pool=2,
-        ms=(1,),
-        taus={1: (1.0, 4.0, 8.0)},
-        fig4={1: (1.0, 4.0)},
-        images=2_000,
-        batch=64,
-        long=2,
-        evals=2,
+RECIPE = recipe(
+    paper=dict(
+        seeds=(0, 1, 2),
+        pool=15,
+        ms=(1, 3, 5),
+        taus={m: (1.0, 4.0, 8.0, 16.0) for m in (1, 3, 5)},
+        fig4={m: (1.0, 4.0, 8.0, 16.0) for m in (1, 3, 5)},
+        images=300 * 25_000,
+        batch=128,
+        long=None,
+        evals=30,
+    ),
+    # 9 PreResNet-20 teachers on the whole of D0 (25k images, 10 epochs at batch 256); students of
+    # 6 epochs of 25k (1.2x the teachers' steps); no length control
+    gpu=dict(
+        pool=9,
+        ms=(1, 3),
+        taus={1: (1.0, 4.0), 3: (1.0, 4.0)},
+        fig4={1: (1.0, 4.0), 3: (1.0, 4.0)},
+        images=6 * 25_000,
+        evals=5,
     ),
     # 33 runs, about 6.3 CPU-hours of this 2-core CPU at the rates measured here (a teacher ~10
     # min, a 600k-image student ~10 min from the logit cache); `python -m kdrepro run` prints the
@@ -72,42 +82,27 @@ RECIPE = {
     # tau = 4; +0.9 h), tau = 8 at m = 1 (+0.4 h).
     # Fig. 4: s1 and s0∪1 at m = 3, tau = 4 only; its top row's m = 1 and 5 and its bottom row's tau
     # sweep are cut. Length control: s0 at m = 3, tau = 4 with 1.2M images of steps (3 students).
-    "budget": dict(
-        seeds=(0, 1, 2),
+    budget=dict(
         pool=9,
         ms=(1, 3),
         taus={1: (1.0, 4.0), 3: (1.0, 4.0, 8.0)},
         fig4={3: (4.0,)},
         images=600_000,
-        batch=128,
         long=2,
         evals=4,
     ),
-    # 9 PreResNet-20 teachers on the whole of D0 (25k images, 10 epochs at batch 256); students of
-    # 6 epochs of 25k (1.2x the teachers' steps); no length control
-    "gpu": dict(
-        seeds=(0, 1, 2),
-        pool=9,
-        ms=(1, 3),
-        taus={1: (1.0, 4.0), 3: (1.0, 4.0)},
-        fig4={1: (1.0, 4.0), 3: (1.0, 4.0)},
-        images=6 * 25_000,
-        batch=128,
-        long=None,
-        evals=5,
+    smoke=dict(
+        seeds=(0, 1),
+        pool=2,
+        ms=(1,),
+        taus={1: (1.0, 4.0, 8.0)},
+        fig4={1: (1.0, 4.0)},
+        images=4_000,
+        batch=64,
+        long=2,
+        evals=2,
     ),
-    "paper": dict(
-        seeds=(0, 1, 2),
-        pool=15,
-        ms=(1, 3, 5),
-        taus={m: (1.0, 4.0, 8.0, 16.0) for m in (1, 3, 5)},
-        fig4={m: (1.0, 4.0, 8.0, 16.0) for m in (1, 3, 5)},
-        images=300 * 25_000,
-        batch=128,
-        long=None,
-        evals=30,
-    ),
-}
+)
 FINDINGS = ("H5", "H11")
 SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), teachers fit to 2k images of one half (200 epochs), "

@@ -15,94 +15,26 @@ from dataclasses import replace
 
 import pandas as pd
 
-from .. import runs
+from .. import data, runs
 from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
 from ..errors import ConfigError
-from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init, starts_at_teacher_init
+from ..plan import (
+    CIFAR_TRAIN,
+    Plan,
+    check_profile,
+    check_seeds,
+    epochs_for,
+    fresh_init,
+    recipe,
+    starts_at_teacher_init,
+)
 
 # The recipe at each scale. Units: images (teacher_size, extras, images of student steps), epochs
 # (passes over the teacher's subset; None: the whole training split), learning rates per step. Each
 # m runs up to pool // m trials.
-RECIPE = {
-    "smoke": dict(
-        seeds=(0, 1),
-        model="preresnet8",
-        width=1,
-        pool=4,
-        ms=(1, 2),
-        teacher_size=1_000,
-        teacher_epochs=8,
-        teacher_batch=128,
-        teacher_lr=0.1,
-        extras={1: (0, 1_000)},
-        images=4_000,
-        long=2,
-        batch=128,
-        lr=0.05,
-        temperature=1.0,
-        evals=4,
-        test_size=1_000,
-    ),
-    # Teachers fit their 2k images (the paper's 200 epochs at its batch of 256); students take 3x
-    # the teachers' optimizer steps, as in the paper (300 epochs at batch 128 against 200 at 256):
-    # 600k images of steps. Fig. 1's extra-data axis has three sizes for m = 1, two for m = 3;
-    # `long`: the length control, m = 1 without extra data at 2x the student steps (a verdict is
-    # made at 1x; a core effect smaller than what doubling moves is not decided). `replication`: a
-    # fresh-seed replication shown beside the main trials (new teachers on another 2k-image subset,
-    # new student seeds), for m = 1 and 3 on the base set only, 3 trials each (its cost: 9 teachers,
-    # 6 students).
-    "budget": dict(
-        seeds=(0, 1, 2, 3, 4),
-        model="preresnet8",
-        width=1,
-        pool=15,
-        ms=(1, 3, 5),
-        teacher_size=2_000,
-        teacher_epochs=200,
-        teacher_batch=256,
-        teacher_lr=0.1,
-        extras={1: (0, 2_000, 4_000), 3: (0, 4_000)},
-        images=600_000,
-        long=2,
-        batch=128,
-        lr=0.05,
-        temperature=1.0,
-        evals=4,
-        test_size=None,
-        replication=dict(
-            seeds=(100, 101, 102),
-            pool=9,
-            ms=(1, 3),
-            extras={},
-            long=None,
-            subset_seed=1,
-            member_seed=100,
-        ),
-    ),
-    # Full CIFAR-10 (JPEG), PreResNet-20; 9 teachers of 10 epochs and 6 students of 15 (3x the
-    # teachers' steps, as in the paper): about 18 min at `compute.H100_PRERESNET20`, one network at
-    # a time (packing is faster); tests/test_compute.py holds it to 20 minutes at that rate.
-    "gpu": dict(
-        seeds=(0, 1, 2),
-        model="preresnet20",
-        width=1,
-        pool=9,
-        ms=(1, 3),
-        teacher_size=None,
-        teacher_epochs=10,
-        teacher_batch=256,
-        teacher_lr=0.1,
-        extras={},
-        images=50_000 * 15,
-        long=None,
-        batch=128,
-        lr=0.05,
-        temperature=1.0,
-        evals=5,
-        test_size=None,
-    ),
-    "paper": dict(
+RECIPE = recipe(
+    paper=dict(
         seeds=(0, 1, 2),
         model="preresnet56",
         width=1,
@@ -113,7 +45,7 @@ RECIPE = {
         teacher_batch=256,
         teacher_lr=0.1,
         extras={},
-        images=50_000 * 300,
+        images=300 * CIFAR_TRAIN,
         long=None,
         batch=128,
         lr=0.05,
@@ -121,7 +53,58 @@ RECIPE = {
         evals=30,
         test_size=None,
     ),
-}
+    # Full CIFAR-10 (JPEG), PreResNet-20; 9 teachers of 10 epochs and 6 students of 15 (3x the
+    # teachers' steps, as in the paper): about 18 min at `compute.H100_PRERESNET20`, one network at
+    # a time (packing is faster); tests/test_compute.py holds it to 20 minutes at that rate.
+    gpu=dict(
+        model="preresnet20",
+        pool=9,
+        ms=(1, 3),
+        teacher_epochs=10,
+        images=15 * CIFAR_TRAIN,
+        evals=5,
+    ),
+    # Teachers fit their 2k images (the paper's 200 epochs at its batch of 256); students take 3x
+    # the teachers' optimizer steps, as in the paper (300 epochs at batch 128 against 200 at 256):
+    # 600k images of steps. Fig. 1's extra-data axis has three sizes for m = 1, two for m = 3;
+    # `long`: the length control, m = 1 without extra data at 2x the student steps (a verdict is
+    # made at 1x; a core effect smaller than what doubling moves is not decided). `replication`: a
+    # fresh-seed replication shown beside the main trials (new teachers on another 2k-image subset,
+    # new student seeds), for m = 1 and 3 on the base set only, 3 trials each (its cost: 9 teachers,
+    # 6 students).
+    budget=dict(
+        seeds=(0, 1, 2, 3, 4),
+        model="preresnet8",
+        teacher_size=2_000,
+        extras={1: (0, 2_000, 4_000), 3: (0, 4_000)},
+        images=600_000,
+        long=2,
+        evals=4,
+        replication=dict(
+            seeds=(100, 101, 102),
+            pool=9,
+            ms=(1, 3),
+            extras={},
+            long=None,
+            subset_seed=1,
+            member_seed=100,
+        ),
+    ),
+    smoke=dict(
+        seeds=(0, 1),
+        model="preresnet8",
+        pool=4,
+        ms=(1, 2),
+        teacher_size=1_000,
+        teacher_epochs=12,
+        teacher_batch=128,
+        extras={1: (0, 1_000)},
+        images=4_000,
+        long=2,
+        evals=4,
+        test_size=500,
+    ),
+)
 FINDINGS = ("H2", "H3", "H10")  # the findings this chapter judges
 SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), teachers fit to 2k images (200 epochs), students at 3× "
@@ -226,7 +209,7 @@ def plan(
         common["subset_seed"] = p["subset_seed"]
     pool = teacher_pool(profile, dataset, converged=converged, replication=replication)
     rows = [({"role": "teacher", "member": k}, t) for k, t in enumerate(pool)]
-    base = p["teacher_size"] or 50_000
+    base = p["teacher_size"] or data.SIZES[dataset][0]
     for m in p["ms"]:
         trials = seeds[: p["pool"] // m]
         teams = ensembles(pool, m, len(trials))

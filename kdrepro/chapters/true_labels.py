@@ -17,18 +17,18 @@ from dataclasses import replace
 import pandas as pd
 
 from .. import verdict as v
-from ..plan import Plan, check_profile, teachers_of
+from ..plan import Plan, check_profile, recipe, teachers_of
 from . import self_vs_ensemble as sve
 
 # The recipe at each scale: alphas added to chapter 3's alpha = 0 students, for its ensemble sizes
 # `ms`. The paper runs alpha in {0.1, 0.3, 0.5, 0.7} for m in {1, 3, 5}, 3 trials; at budget two
 # alphas, the smallest and the middle of the paper's, for m = 1 and 3, on chapter 3's five trials.
-RECIPE = {
-    "smoke": dict(alphas=(0.5,), ms=(1, 2)),
-    "budget": dict(alphas=(0.1, 0.5), ms=(1, 3)),
-    "gpu": dict(alphas=(0.5,), ms=(1, 3)),  # within the gpu profiles' 20 H100-minutes
-    "paper": dict(alphas=(0.1, 0.3, 0.5, 0.7), ms=(1, 3, 5)),
-}
+RECIPE = recipe(
+    paper=dict(alphas=(0.1, 0.3, 0.5, 0.7), ms=(1, 3, 5)),
+    gpu=dict(alphas=(0.5,), ms=(1, 3)),  # within the gpu profiles' 20 H100-minutes
+    budget=dict(alphas=(0.1, 0.5), ms=(1, 3)),
+    smoke=dict(alphas=(0.5,), ms=(1, 2)),
+)
 FINDINGS = ("H14",)
 SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), chapter 3's teachers and students (2k images, "
