@@ -12,7 +12,6 @@ compares everything that is stored with an uninterrupted sweep.
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -135,19 +134,12 @@ def test_kills_at_25_moments_never_change_the_result(tmp_path, monkeypatch):
         {int(k) for k in np.linspace(1, total, 25)}
         | {start + 1, (start + end) // 2, end + 1, end + 2}
     )
-
-    def kill(k: int) -> subprocess.CompletedProcess:
-        root = tmp_path / f"k{k}"
-        where = dict(KDREPRO_RESULTS=str(root / "results"), KDREPRO_CACHE=str(root / "cache"))
-        return _child(k, {**env, **where}, setup)
-
-    # the children are independent (a folder each): two at a time, then each is resumed here
-    with ThreadPoolExecutor(2) as pool:
-        kills = dict(zip(moments, pool.map(kill, moments)))
     for k in moments:
         root = tmp_path / f"k{k}"
-        assert kills[k].returncode == -9, (
-            f"fault point {k} of {total}: the child was not killed ({kills[k].stderr})"
+        env.update(KDREPRO_RESULTS=str(root / "results"), KDREPRO_CACHE=str(root / "cache"))
+        killed = _child(k, env, setup)
+        assert killed.returncode == -9, (
+            f"fault point {k} of {total}: the child was not killed ({killed.stderr})"
         )
         _use(monkeypatch, root)
         runs.run_all(sweep(), progress=False)  # resume whatever the kill left

@@ -303,8 +303,8 @@ def plan(
 
 def init_effect(profile: str = "budget") -> str:
     """What Table 1 measured at `profile` of a student started at its teacher's initial weights (as
-    the stored students of chapters 2-4 were), for their setup tables; a sentence saying so when its
-    runs are not in the store (a smoke sweep reaches this chapter last)."""
+    the stored students of chapters 3 and 4 were), for their setup tables; a sentence saying so when
+    its runs are not in the store (a smoke sweep reaches this chapter last)."""
     main = plan(profile)
     try:
         results = runs.run_all(main.configs, store_only=True, progress=False)
