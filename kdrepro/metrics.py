@@ -115,11 +115,13 @@ def deviations(
 ) -> dict[str, list]:
     """How a student deviates from its teacher, binned by the teacher's confidence (its top-class
     probability, at temperature 1): per bin the count, the teacher's and the student's mean
-    probability on the teacher's top class (`teacher_top`, `student_top`) and, over the examples
-    with a label (labels >= 0; out-of-distribution images have -1), on the true class (`labelled`,
-    `teacher_true`, `student_true`). Empty bins hold None. Nagarajan et al. (2023) plot these to
-    show that a student is even less confident than its teacher where the teacher is unsure; fixed
-    bin edges let bins be paired across trials."""
+    probability on the teacher's top class (`teacher_top`, `student_top`), the share of the bin's
+    examples whose top class the student shares (`agree`: top-1 agreement, ties to the lowest class
+    as argmax breaks them) and, over the examples with a label (labels >= 0; out-of-distribution
+    images have -1), on the true class (`labelled`, `teacher_true`, `student_true`). Empty bins hold
+    None. Nagarajan et al. (2023) plot these to show that a student is even less confident than its
+    teacher where the teacher is unsure; fixed bin edges let bins be paired across trials, and
+    `agree` with `count` says how much of the agreement gap sits in each bin."""
     _check(student_logits, teacher_logits)
     _check(student_logits, labels)
     p_t, p_s = _log_probs(teacher_logits).exp(), _log_probs(student_logits).exp()
@@ -133,6 +135,7 @@ def deviations(
         "student_top": p_s.gather(1, top[:, None])[:, 0],
         "teacher_true": p_t.gather(1, true)[:, 0],
         "student_true": p_s.gather(1, true)[:, 0],
+        "agree": (student_logits.argmax(-1) == teacher_logits.argmax(-1)).double(),
     }
     out = {
         "count": torch.zeros(bins, dtype=torch.float64).index_add_(

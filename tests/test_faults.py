@@ -110,7 +110,7 @@ def _use(monkeypatch, root):
     monkeypatch.setenv("KDREPRO_CACHE", str(root / "cache"))
 
 
-def test_kills_at_25_moments_never_change_the_result(tmp_path, monkeypatch):
+def test_kills_at_16_moments_never_change_the_result(tmp_path, monkeypatch):
     monkeypatch.setenv(
         "KDREPRO_CKPT_SECONDS", "0"
     )  # a checkpoint after every step: many writes to land in
@@ -128,10 +128,10 @@ def test_kills_at_25_moments_never_change_the_result(tmp_path, monkeypatch):
     total = int(out.split("fault points:")[1])
     start, end = map(int, out.split("cache build:")[1].split()[:2])
     assert total > 100 and end - start == 25  # one view id per view of the cache
-    # 25 evenly spaced moments, and the cache's: inside its build, and in the write of its file just
-    # after
+    # 12 evenly spaced moments (each costs a child's ~5 s start), and the cache's: inside its build,
+    # and in the write of its file just after
     moments = sorted(
-        {int(k) for k in np.linspace(1, total, 25)}
+        {int(k) for k in np.linspace(1, total, 12)}
         | {start + 1, (start + end) // 2, end + 1, end + 2}
     )
     for k in moments:

@@ -275,6 +275,17 @@ def test_deviations_by_hand():
     assert d["teacher_true"][6] == pytest.approx(0.35) and d["student_true"][6] == pytest.approx(
         0.5
     )
-    assert d["student_top"][0] is None and d["teacher_true"][9] is None
+    assert d["agree"][8] == 1.0 and d["agree"][6] == 0.0  # the second image: student ties on 0
+    assert d["student_top"][0] is None and d["teacher_true"][9] is None and d["agree"][0] is None
     with pytest.raises(ValueError, match="does not match"):
         deviations(teacher, student[:2], torch.tensor([0, 0, 1]))
+
+
+def test_deviations_per_bin_agreement_adds_up_to_the_agreement():
+    from kdrepro.metrics import agreement, deviations
+
+    g = torch.Generator().manual_seed(0)
+    teacher, student = torch.randn(1000, 10, generator=g) * 3, torch.randn(1000, 10, generator=g)
+    d = deviations(teacher, student, torch.randint(0, 10, (1000,), generator=g))
+    hits = sum(n * a for n, a in zip(d["count"], d["agree"], strict=True) if n)
+    assert hits / 1000 == pytest.approx(agreement(teacher, student), abs=1e-12)
