@@ -28,9 +28,11 @@ def student(**kw) -> StudentConfig:
     return StudentConfig(**{**TINY, "teachers": (TeacherConfig(**TINY),), "temperature": 1.0, **kw})
 
 
-def record(low_gap: float, high_gap: float, unsure: int = 4) -> dict:
+def record(low_gap: float, high_gap: float, unsure: int = 4, agree: tuple | None = None) -> dict:
     """A deviation record of 10 bins: `unsure` images in bin 3 (p in [0.3, 0.4)), 100 in the top
-    bin; the student's probability differs from the teacher's by the given gaps there."""
+    bin; the student's probability differs from the teacher's by the given gaps there, and it
+    agrees with its teacher on the shares `agree` of those two bins (no per-bin agreement, as in
+    records stored before it was recorded, when None)."""
     count = [0, 0, 0, unsure, 0, 0, 0, 0, 0, 100]
     teacher = [None, None, None, 0.35, None, None, None, None, None, 0.97]
     student = [
@@ -44,6 +46,8 @@ def record(low_gap: float, high_gap: float, unsure: int = 4) -> dict:
         "teacher_true": teacher,
         "student_true": student,
     }
+    if agree is not None:
+        split["agree"] = [agree[0] if b == 3 else agree[1] if b == 9 else None for b in range(10)]
     return {"train": split, "test": split}
 
 
@@ -61,9 +65,11 @@ def test_a_gap_is_the_count_weighted_mean_over_the_bins_of_a_region():
     assert math.isnan(dev.gap(r, "train", 0.6, 0.8))  # no image there: no gap, not 0
 
 
-def table(low: list[float], high: list[float], acc: dict[str, list[float]]) -> pd.DataFrame:
-    """Teachers that fit, chapter 3's m = 1 students with the given gaps and accuracies, and F2's
-    two arms, one trial per list entry."""
+def table(
+    low: list[float], high: list[float], acc: dict[str, list[float]], agree: list | None = None
+) -> pd.DataFrame:
+    """Teachers that fit, chapter 3's m = 1 students with the given gaps, accuracies and per-bin
+    agreements, and F2's two arms, one trial per list entry."""
     rows = [
         {"role": "teacher", "clean_train_accuracy": 1.0, "run_id": f"t{i}"} for i in range(len(low))
     ]
@@ -83,7 +89,7 @@ def table(low: list[float], high: list[float], acc: dict[str, list[float]]) -> p
                     "trial": i,
                     "run_id": f"{arm}{i}",
                     "accuracy": acc[arm][i],
-                    "deviations": record(lo, hi),
+                    "deviations": record(lo, hi, agree=agree[i] if agree else None),
                 }
             )
     return pd.DataFrame(rows)
@@ -115,6 +121,36 @@ def test_f1_holds_when_the_student_falls_short_where_the_teacher_is_unsure_and_f
         table([0.10, 0.12, 0.08, 0.11, 0.09], [0.0, 0.0, 0.0, 0.0, 0.0], {**GAIN, "late": late})
     )
     assert f1.status == "not reproduced"
+
+
+def test_disagreements_are_located_by_teacher_confidence_exactly():
+    students = pd.DataFrame(
+        [
+            {"deviations": record(0, 0, agree=(0.5, 0.98))},  # 2 + 2 disagreements
+            {"deviations": record(0, 0, agree=(1.0, 1.0))},  # none: no share
+            {"deviations": record(0, 0)},  # stored before per-bin agreement
+        ]
+    )
+    d = dev.disagreements(students, "test")
+    assert d.where_unsure[0] == pytest.approx(0.5) and d.images_unsure[0] == pytest.approx(4 / 104)
+    assert d.isna().iloc[1:].where_unsure.all() and math.isnan(d.images_unsure[2])
+
+
+def test_where_disagreements_sit_is_context_that_decides_both_ways():
+    late = [0.53, 0.54, 0.54, 0.52, 0.53]
+    gaps_ = ([-0.10, -0.12, -0.08, -0.11, -0.09], [0.0, 0.01, -0.01, 0.0, 0.0])
+
+    def context(agree):
+        f1, _ = dev.findings(table(*gaps_, {**GAIN, "late": late}, agree))
+        (c,) = [c for c in f1.checks if "concentrate" in c.what]
+        assert not c.core
+        return c
+
+    unsure = [(0.5, 0.98), (0.25, 0.97), (0.5, 0.99), (0.75, 0.98), (0.5, 0.96)]
+    assert context(unsure).outcome == v.HOLDS
+    assert context([(1.0, 0.9 - t / 100) for t in range(5)]).outcome == v.FAILS
+    old = context(None)
+    assert old.outcome == v.INCONCLUSIVE and old.here.startswith("0 of 5 students")
 
 
 def test_f2_is_scored_against_the_midpoint_and_needs_a_gain_to_recover():

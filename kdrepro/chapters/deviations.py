@@ -113,6 +113,12 @@ def gap(record: dict, split: str, low: float, high: float) -> float:
     return float(weights @ diffs / weights.sum())
 
 
+def unsure_bins(split: dict) -> list[int]:
+    """The bins of a split's deviation record that lie wholly below LOW."""
+    edges = len(split["count"])
+    return [b for b in range(edges) if (b + 1) / edges <= LOW]
+
+
 def gaps(students: pd.DataFrame, split: str) -> pd.DataFrame:
     """Per student: the gap where its teacher is unsure (`low`, below LOW), where it is confident
     (`high`, from HIGH), their difference (`spread`: positive when the student exaggerates), and how
@@ -120,13 +126,55 @@ def gaps(students: pd.DataFrame, split: str) -> pd.DataFrame:
     rows = []
     for r in students.itertuples():
         low, high = gap(r.deviations, split, 0.0, LOW), gap(r.deviations, split, HIGH, 1.0)
-        unsure = sum(
-            c
-            for b, c in enumerate(r.deviations[split]["count"])
-            if (b + 1) / len(r.deviations[split]["count"]) <= LOW
-        )
+        unsure = sum(r.deviations[split]["count"][b] for b in unsure_bins(r.deviations[split]))
         rows.append({"low": low, "high": high, "spread": high - low, "unsure": unsure})
     return pd.DataFrame(rows, index=students.index)
+
+
+def disagreements(students: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Per student: the share of its top-1 disagreements with its teacher that fall where the
+    teacher is unsure (`where_unsure`, below LOW) and the share of the split's images there
+    (`images_unsure`); NaN for a record without per-bin agreement (stored before it was recorded)
+    or a student that never disagrees."""
+    rows = []
+    for r in students.itertuples():
+        d = r.deviations[split]
+        edges, count = len(d["count"]), d["count"]
+        if "agree" not in d:
+            rows.append({"where_unsure": math.nan, "images_unsure": math.nan})
+            continue
+        missed = [count[b] * (1 - d["agree"][b]) if count[b] else 0 for b in range(edges)]
+        unsure = unsure_bins(d)
+        rows.append(
+            {
+                "where_unsure": sum(missed[b] for b in unsure) / sum(missed)
+                if sum(missed)
+                else math.nan,
+                "images_unsure": sum(count[b] for b in unsure) / sum(count),
+            }
+        )
+    return pd.DataFrame(rows, index=students.index)
+
+
+def _where_disagreements_sit(name: str, g: pd.DataFrame) -> v.Check:
+    """Context linking F1 to the paper's thesis (§6: the student fails to match its teacher even
+    where it could): whether the test disagreements behind the agreement gap sit where the teacher
+    is unsure, the region where the student exaggerates its uncertainty."""
+    d = disagreements(g, "test").dropna()
+    what = (
+        f"{name}, test set: the student's disagreements with its teacher concentrate where the "
+        f"teacher is unsure (p < {LOW:g}): their share there exceeds the share of images there"
+    )
+    source, paper = "our link to the paper's §6", "not measured by either paper"
+    if len(d) < 2:
+        here = f"{len(d)} of {len(g)} students record per-bin agreement"
+        return v.Check(what, source, paper, here, v.INCONCLUSIVE, core=False)
+    excess = v.interval(d.where_unsure - d.images_unsure)
+    here = _here(excess, "share of disagreements − share of images ") + (
+        f"; {d.where_unsure.mean():.0%} of disagreements on {d.images_unsure.mean():.0%} of "
+        "images (means)"
+    )
+    return v.Check(what, source, paper, here, v.rises(excess), core=False)
 
 
 def bins(students: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -279,6 +327,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     for k, (name, g) in enumerate(groups(students).items()):
         f1 += _exaggeration(name, g, CORE_SPLIT, core=k == 0)
         f1 += _exaggeration(name, g, "test", core=False)
+        f1 += [_where_disagreements_sit(name, g)] if k == 0 else []
     return [
         v.Finding(
             "F1",
