@@ -26,7 +26,6 @@ def at_scale(name: str, profile: str = "gpu") -> str:
 
 
 NOT_RUN = {
-    "H12": "student capacity (Fig. 12): chapter not written yet",
     "H13": (
         "ImageNet and IMDB (Table 2, App. C.3-C.4): cannot run here. The paper reports ResNet-50 "
         "on ImageNet at 85.5 / 87.8 / 88.4 % top-1 agreement (m = 1 / 3 / 5; student accuracy "

@@ -41,6 +41,7 @@ BOOK: tuple[tuple[str, bool], ...] = (
     ("recycling", False),
     ("train_agreement", False),
     ("optimization", False),
+    ("capacity", False),
     ("true_labels", False),
     ("deviations", False),
 )
