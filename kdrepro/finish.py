@@ -54,20 +54,16 @@ def finish_student(
     check_learned(cfg, final)
     (train_x, train_y), (test_x, test_y) = train, test
     final["eval_train_agreement"] = fresh_pass_agreement(cfg, model, teacher, train_x, device)
-    on = {"test": (test_x, test_y), "train": (train_x, train_y)}
-    deviations = {
-        split: metrics.deviations(
-            predict(teacher, x, device, bf16=False), predict(model, x, device, bf16=False), y
-        )
-        for split, (x, y) in on.items()
+    # teacher and student logits on each split, in fp32, predicted once for every use below
+    logits = {
+        split: (predict(teacher, x, device, bf16=False), predict(model, x, device, bf16=False), y)
+        for split, (x, y) in {"test": (test_x, test_y), "train": (train_x, train_y)}.items()
     }
+    deviations = {split: metrics.deviations(*out) for split, out in logits.items()}
     if cfg.compares_stages:
         final.update(stage_cka(teacher.members[0], model, test_x[:CKA_IMAGES], device))
         # tau = 1 KL on the un-augmented distillation images: Fig. 6b's "train KL"
-        final["train_kl"] = metrics.predictive_kl(
-            predict(teacher, train_x, device, bf16=False),
-            predict(model, train_x, device, bf16=False),
-        )
+        final["train_kl"] = metrics.predictive_kl(*logits["train"][:2])
     if start is None:
         return None, deviations
     pick = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))[:SURFACE_IMAGES]
