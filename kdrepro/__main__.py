@@ -4,8 +4,9 @@
 Runs every config of the experiment that is not in the store yet (teachers first), then prints a
 summary table; `--executor ray` runs them as tasks on a Ray cluster instead (`kdrepro.cluster`).
 `python -m kdrepro list` names the experiments; `python -m kdrepro summary` regenerates the summary
-page's tables (book/_generated/summary.md) from results/. Expected failures (bad input, missing or
-corrupt data, a run not in the store) print one line and exit 2; `--debug` shows their traceback.
+page's parts (book/_generated/summary.md and summary_detail.md) from results/. Expected failures
+(bad input, missing or corrupt data, a run not in the store) print one line and exit 2; `--debug`
+shows their traceback.
 """
 
 import argparse
@@ -64,9 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     names.add_argument("--published", action="store_true", help="only those in the book")
     summary = sub.add_parser(
-        "summary", parents=[debug], help="write the summary page's generated tables from results/"
+        "summary", parents=[debug], help="write the summary page's generated parts from results/"
     )
-    summary.add_argument("--out", default=str(store.REPO / "book" / "_generated" / "summary.md"))
+    summary.add_argument(
+        "--out-dir",
+        default=str(store.REPO / "book" / "_generated"),
+        help=f"where to write {' and '.join(report.PAGES)}",
+    )
     run = sub.add_parser(
         "run",
         parents=[debug],
@@ -122,9 +127,10 @@ def _run(args: argparse.Namespace) -> None:
         print(" ".join(n for n, published in chapters.BOOK if published or not args.published))
         return
     if args.command == "summary":
-        out = Path(args.out)
-        atomic_write(out, report.summary_markdown().encode())
-        print(f"wrote {out}")
+        for name, text in report.summary_markdown().items():
+            out = Path(args.out_dir) / name
+            atomic_write(out, text.encode())
+            print(f"wrote {out}")
         return
     chapter = chapters.get(args.experiment)
     if args.seeds or args.dataset:  # one plan, as asked

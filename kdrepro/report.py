@@ -1,14 +1,18 @@
-"""The summary page (`book/intro.md`'s generated tables) and what it reads: the stored tables of a
-chapter's plans, every finding they judge, and the findings not run here.
+"""The summary page (`book/intro.md`'s generated parts: the matrix that opens it, the detail below
+its rules) and what it reads: the stored tables of a chapter's plans, every finding they judge, and
+the findings not run here.
 
 The verdict on each finding (H1-H15) comes from its chapter's checks (`chapters.<name>.findings`,
 decided by the rules in `verdict`), computed from stored results: a verdict is never typed by hand.
 """
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from . import chapters, runs
 from .errors import KdreproError
+from .verdict import Finding
 
 
 def at_scale(name: str, profile: str = "gpu") -> str:
@@ -25,13 +29,27 @@ def at_scale(name: str, profile: str = "gpu") -> str:
     return "\n\n".join(f.text() for f in chapters.get(name).findings(table, scope))
 
 
+@dataclass(frozen=True)
+class NotRun:
+    """A finding no chapter judges: a few words and the paper's number (the matrix), why it does
+    not run here in one short line (the matrix), and in full (the detail)."""
+
+    title: str
+    paper: str
+    why: str
+    detail: str
+
+
 NOT_RUN = {
-    "H13": (
-        "ImageNet and IMDB (Table 2, App. C.3-C.4): cannot run here. The paper reports ResNet-50 "
+    "H13": NotRun(
+        "Fidelity stays low beyond CIFAR (ImageNet, IMDB)",
+        "85.5 / 87.8 / 88.4 % agreement at m = 1 / 3 / 5, ImageNet (Table 2)",
+        "cannot run here (no ImageNet or IMDB offline)",
+        "ImageNet and IMDB (Table 2, App. C.3-C.4) cannot run here. The paper reports ResNet-50 "
         "on ImageNet at 85.5 / 87.8 / 88.4 % top-1 agreement (m = 1 / 3 / 5; student accuracy "
         "75.3-75.6 %) and a biLSTM on IMDB at 86.5 / 89.8 / 90.8 %: fidelity stays well below "
         "100 % outside CIFAR too. Neither dataset is available offline, and kdrepro has no "
-        "ImageNet-scale loader or text model, so no `paper` command runs them"
+        "ImageNet-scale loader or text model, so no `paper` command runs them.",
     ),
 }
 
@@ -51,14 +69,21 @@ def tables(name: str, profile: str = "budget") -> list[tuple]:
     return out
 
 
-def all_findings(profile: str = "budget") -> tuple[list, pd.DataFrame]:
-    """Every finding the stored runs can judge, and the compute they took (per chapter, all its
-    plans)."""
+def runs_of(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The runs of a chapter's plan tables, each once: plans share runs (teachers, a condition two
+    plans compare), and a plan lists a teacher once per student that reads it, so runs are told
+    apart by run id."""
+    return pd.concat(tables).drop_duplicates("run_id")
+
+
+def all_findings(profile: str = "budget") -> tuple[list[Finding], pd.DataFrame]:
+    """Every finding the stored runs can judge, and the compute they took (per chapter, each run
+    of all its plans once)."""
     findings, compute = [], []
     for name in chapters.PUBLISHED:
         chapter = chapters.get(name)
         shown = tables(name, profile)
-        table = pd.concat([t for _, _, t in shown]).drop_duplicates("run_id")
+        table = runs_of([t for _, _, t in shown])
         if table.git_dirty.any():
             raise KdreproError(
                 f"{name}: {int(table.git_dirty.sum())} stored runs were made with uncommitted "
@@ -82,43 +107,106 @@ def progress(name: str, profile: str = "budget") -> tuple[int, int]:
     return sum(runs.stored(c) is not None for c in configs.values()), len(configs)
 
 
-def summary_markdown(profile: str = "budget") -> str:
-    """The summary page's verdict and compute tables, generated from results/."""
-    findings, compute = all_findings(profile)
+def pending(profile: str = "budget") -> dict[str, str]:
+    """The findings of chapters not yet published, each with its chapter's progress in a few
+    words."""
+    out = {}
+    for name in chapters.CHAPTERS:
+        if name not in chapters.PUBLISHED:
+            done, total = progress(name, profile)
+            for key in chapters.get(name).FINDINGS:
+                out[key] = f"runs in progress: {done} of {total} stored"
+    return out
+
+
+def _cell(text: str) -> str:
+    """`text` in a Markdown table cell: a bar would end the cell (1 − |a − b|)."""
+    return text.replace("|", "\\|")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(map(_cell, row)) + " |" for row in rows),
+    ]
+
+
+def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
+    """The summary page's first screen: one line per finding, H1-H15 then F1, F2. A judged finding
+    shows its headline check (`Finding.headline`): the paper's number, ours with its 95 % interval,
+    n and outcome, and the verdict; a finding not judged here, why (`waiting`: its chapter's
+    progress, from `pending`; `NOT_RUN`)."""
     judged = {f.key: f for f in findings}
-    pending = {}
-    for name in set(chapters.CHAPTERS) - set(chapters.PUBLISHED):
-        done, total = progress(name, profile)
-        for key in chapters.get(name).FINDINGS:
-            pending[key] = (
-                f"chapter `{name}` not yet published: {done} of {total} `{profile}` runs stored"
-            )
-    lines = [
-        "| # | claim | verdict | evidence (core checks; 95 % intervals over trials) |",
-        "|---|---|---|---|",
-    ]
-    keys = {key for chapter in chapters.CHAPTERS.values() for key in chapter.FINDINGS} | set(
-        NOT_RUN
-    )
-    for key in sorted(keys, key=finding_order):
+    titles = {key: t for c in chapters.CHAPTERS.values() for key, t in c.FINDINGS.items()}
+    titles |= {key: n.title for key, n in NOT_RUN.items()}
+    rows = []
+    for key in sorted(titles, key=finding_order):
         if key in judged:
-            f = judged[key]
-            evidence = "; ".join(
-                f"{c.what} — paper: {c.paper} ({c.source}), here: {c.here} — **{c.outcome}**"
-                for c in f.checks
-                if c.core
+            f, h = judged[key], judged[key].headline
+            verdict = f"**{f.status}**" + ("; runs not converged" if f.unconverged else "")
+            rows.append(
+                (key, titles[key], f"{h.paper} ({h.source})", f"{h.value} ({h.outcome})", verdict)
             )
-            why = f"; runs not converged at this scale: {f.unconverged}" if f.unconverged else ""
-            lines.append(f"| {key} | {f.claim} | **{f.status}** ({f.scope}{why}) | {evidence} |")
-        elif key in pending:
-            lines.append(f"| {key} | — | runs in progress | {pending[key]} |")
-        else:
-            status = "cannot run here" if "cannot run here" in NOT_RUN[key] else "not yet run"
-            lines.append(f"| {key} | — | {status} | {NOT_RUN[key]} |")
-    lines += ["", "| chapter | runs | CPU hours | hardware |", "|---|---|---|---|"]
+        elif key in NOT_RUN:
+            rows.append((key, titles[key], NOT_RUN[key].paper, NOT_RUN[key].why, "—"))
+        else:  # its chapter is in progress, or its stored runs do not reach it
+            rows.append((key, titles[key], "—", waiting.get(key, "not judged at this scale"), "—"))
+    return "\n".join(_table(("#", "finding", "paper", "here", "verdict"), rows)) + "\n"
+
+
+def detail(findings: list[Finding], compute: pd.DataFrame, waiting: dict[str, str]) -> str:
+    """The summary page's evidence, below its rules: per judged finding its verdict, scope, what
+    did not converge (once) and every check, core and context; then the findings not run here and
+    the compute of each published chapter."""
+    lines = []
+    for f in sorted(findings, key=lambda f: finding_order(f.key)):
+        headline = f.headline
+        lines += [f"#### {f.key}: {f.claim}", "", f"Verdict: **{f.status}**. Scope: {f.scope}.", ""]
+        if f.unconverged:
+            lines += [f"Runs not converged at this scale: {f.unconverged}.", ""]
+        rows = [
+            (
+                "headline" if c is headline else "core" if c.core else "context",
+                c.what,
+                f"{c.paper} ({c.source})",
+                f"{c.here}; length control: {c.note}" if c.note else c.here,
+                f"**{c.outcome}**" if c.core else c.outcome,
+            )
+            for c in f.checks
+        ]
+        lines += _table(("kind", "check", "paper", "here", "outcome"), rows) + [""]
+    if waiting:
+        keys = ", ".join(sorted(waiting, key=finding_order))
+        lines += [
+            f"{keys}: their chapters' runs are in progress; their evidence appears here "
+            "once the runs are stored.",
+            "",
+        ]
+    for key, n in sorted(NOT_RUN.items(), key=lambda kv: finding_order(kv[0])):
+        lines += [f"#### {key}: {n.title}", "", n.detail, ""]
     lines += [
-        f"| {r.experiment} | {r.runs} | {r.cpu_hours:.2f} | {r.device} |"
-        for r in compute.itertuples()
+        "#### Compute",
+        "",
+        "Each stored run of a published chapter counted once, over every plan the chapter shows.",
+        "",
     ]
-    lines.append(f"| **total** | {compute.runs.sum()} | {compute.cpu_hours.sum():.2f} | |")
+    rows = [
+        (r.experiment, str(r.runs), f"{r.cpu_hours:.2f}", r.device) for r in compute.itertuples()
+    ]
+    rows.append(("**total**", str(compute.runs.sum()), f"{compute.cpu_hours.sum():.2f}", ""))
+    lines += _table(("chapter", "runs", "CPU hours", "hardware"), rows)
     return "\n".join(lines) + "\n"
+
+
+PAGES = ("summary.md", "summary_detail.md")  # in book/_generated/, included by book/intro.md
+
+
+def summary_markdown(profile: str = "budget") -> dict[str, str]:
+    """The summary page's generated parts, by file name (`PAGES`), from results/: the matrix,
+    which opens the page, and the detail, which follows the rules."""
+    findings, compute = all_findings(profile)
+    waiting = pending(profile)
+    return dict(
+        zip(PAGES, (matrix(findings, waiting), detail(findings, compute, waiting)), strict=True)
+    )

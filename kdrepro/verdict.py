@@ -114,14 +114,34 @@ class Interval:
         """The interval's half-width (what a comparison must exceed to be decided)."""
         return (self.hi - self.lo) / 2
 
-    def text(self, scale: float = 100.0, digits: int = 1, unit: str = " pt") -> str:
-        """'+1.2 pt [−0.3, +2.7]' (scale 100 turns fractions into points)."""
-        f = lambda v: f"{v * scale:+.{digits}f}".replace("-", "−")  # noqa: E731
+    def text(
+        self, scale: float = 100.0, digits: int = 1, unit: str = " pt", signed: bool = True
+    ) -> str:
+        """'+1.2 pt [−0.3, +2.7]' (scale 100 turns fractions into points); `signed=False` for a
+        level ('98.0 % [97.6, 98.5]')."""
+        sign = "+" if signed else ""
+        f = lambda v: f"{v * scale:{sign}.{digits}f}".replace("-", "−")  # noqa: E731
         return (
             f"{f(self.mean)}{unit} [{f(self.lo)}, {f(self.hi)}]"
             if self.n > 1
             else f"{f(self.mean)}{unit} (1 trial)"
         )
+
+    def short(
+        self,
+        scale: float = 100.0,
+        digits: int = 1,
+        unit: str = " pt",
+        signed: bool = True,
+        at: str = "",
+    ) -> str:
+        """The number, its interval and n in one short phrase, for the summary's matrix:
+        '+7.2 pt [+5.5, +8.9], 5 trials'; `at` says where it was measured ('98.0 % [97.6, 98.5]
+        at 60,000 images, 5 trials')."""
+        where = f" {at}" if at else ""
+        if self.n == 1:
+            return f"{self.text(scale, digits, unit, signed)}{where}"
+        return f"{self.text(scale, digits, unit, signed)}{where}, {self.n} trials"
 
 
 def interval(values) -> Interval:
@@ -287,6 +307,11 @@ class Check:
     outcome: str
     core: bool = True
     note: str = ""  # why a decided outcome was kept or withdrawn (`guarded`)
+    # `here`'s number alone, short (`Interval.short`): what the summary's matrix shows of the
+    # check a finding's `headline` returns, where it must be set
+    value: str = ""
+    # marks a finding's headline when it is not its first core check (see `Finding.headline`)
+    headline: bool = False
 
 
 @dataclass
@@ -309,6 +334,20 @@ class Finding:
         if all(o == HOLDS for o in core):
             return "reproduced"
         return "partly reproduced" if HOLDS in core else "inconclusive"
+
+    @property
+    def headline(self) -> Check:
+        """The check that states the claim, which the summary's matrix shows: the core check its
+        chapter marks `headline=True`, else its first core check (chapters list the check that
+        states the claim first unless they mark another)."""
+        core = [c for c in self.checks if c.core]
+        marked = [c for c in self.checks if c.headline]
+        if not core or len(marked) > 1 or any(not c.core for c in marked):
+            raise ValueError(f"{self.key}: a finding needs one headline, a core check")
+        check = marked[0] if marked else core[0]
+        if not check.value:
+            raise ValueError(f"{self.key}: its headline check ({check.what}) has no short value")
+        return check
 
     @property
     def reason(self) -> str:

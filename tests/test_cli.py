@@ -75,3 +75,13 @@ def test_chapters_prints_the_registry_on_one_line(capsys, monkeypatch):
     assert capsys.readouterr().out == "lenet_mnist self_vs_ensemble augmentation\n"
     assert main(["chapters", "--published"]) == 0
     assert capsys.readouterr().out == "lenet_mnist augmentation\n"
+
+
+def test_summary_writes_the_matrix_and_the_detail_into_one_folder(tmp_path, capsys):
+    from kdrepro import report
+
+    assert main(["summary", "--out-dir", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(report.PAGES)
+    matrix, detail = ((tmp_path / name).read_text() for name in report.PAGES)
+    assert matrix.startswith("| # | finding | paper | here | verdict |\n")
+    assert "#### Compute" in detail and "| **total** |" in detail

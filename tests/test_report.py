@@ -995,3 +995,192 @@ def test_chapter_3_pairs_each_first_run_with_its_rerun():
         "random": 7,
     }
     assert set(first[first.m == 1].start) == {"own teacher"}
+
+
+def true_labels_table(trials=5):
+    """Chapter 9's students, m = 1 and 3 at alpha = 0, 0.1 and 0.5: the true labels leave agreement
+    alone and raise accuracy only at m = 1. Teachers fit their images."""
+    rows = [
+        {"role": "teacher", "train_accuracy": 1.0, "clean_train_accuracy": 1.0, "late_change": 0.0}
+    ]
+    e = noise()
+    for m in (1, 3):
+        for alpha in (0.0, 0.1, 0.5):
+            rows += [
+                {
+                    "role": "student",
+                    "trial": t,
+                    "m": m,
+                    "alpha": alpha,
+                    "length": 1,
+                    "agreement": 0.8 + (t - 2) * 0.002 + e(),
+                    "accuracy": 0.7 + (0.02 * alpha if m == 1 else 0) + (t - 2) * 0.002 + e(),
+                    "late_change": 0.0,
+                }
+                for t in range(trials)
+            ]
+    return pd.DataFrame(rows)
+
+
+def every_finding():
+    """Every chapter's findings on the hand-made tables above, H1-H15 but H13, F1, F2."""
+    from test_capacity import table as capacity_table
+    from test_deviations import GAIN
+    from test_deviations import table as deviations_table
+
+    from kdrepro.chapters import (
+        augmentation,
+        capacity,
+        deviations,
+        optimization,
+        recycling,
+        train_agreement,
+        true_labels,
+    )
+
+    teachers = [0.88, 0.90, 0.89, 0.91, 0.87]
+    cells = {
+        (1, 0): (0.80, 0.66, 0.65, 0.75),
+        (1, 4000): (0.83, 0.64, 0.65, 0.76),
+        (3, 0): (0.85, 0.68, 0.72, 0.80),
+        (5, 0): (0.87, 0.69, 0.73, 0.81),
+    }
+    singles = {"baseline": (0.995, 0.80), "rotation": (0.85, 0.81), "vflip": (0.86, 0.79)}
+    late = [0.53, 0.54, 0.54, 0.52, 0.53]
+    return [
+        *lenet_mnist.findings(lenet_table([0.93] * 5, [0.98] * 5, teachers, teachers)),
+        *self_vs_ensemble.findings(ensemble_table(cells, {1: 5, 3: 5, 5: 3})),
+        *augmentation.findings(policy_table(PAPER_LIKE)),
+        *recycling.findings(split_table()),
+        *train_agreement.findings(
+            train_agreement_table({**singles, "color_jitter": (0.88, 0.8), "combined": (0.6, 0.8)})
+        ),
+        *optimization.findings(optimization_table()),
+        *capacity.findings(capacity_table([0.010, 0.012, 0.008, 0.011, 0.009])),
+        *true_labels.findings(true_labels_table()),
+        *deviations.findings(deviations_table([-0.1] * 5, [0.0] * 5, {**GAIN, "late": late})),
+    ]
+
+
+def cells(line: str) -> list[str]:
+    """A Markdown table row's cells (an escaped bar stays inside its cell)."""
+    return [c.strip() for c in line.replace("\\|", "¦").strip().strip("|").split("|")]
+
+
+def test_the_matrix_is_one_short_line_per_finding_in_the_papers_order():
+    findings = every_finding()
+    assert sorted(f.key for f in findings) == sorted(
+        k for c in chapters.CHAPTERS.values() for k in c.FINDINGS
+    )
+    lines = report.matrix(findings, {}).splitlines()
+    assert lines[:2] == ["| # | finding | paper | here | verdict |", "|---|---|---|---|---|"]
+    rows = [cells(line) for line in lines[2:]]
+    assert [r[0] for r in rows] == [f"H{i}" for i in range(1, 16)] + ["F1", "F2"]
+    # a laptop screen: no cell runs past 120 characters, and every row has its five
+    assert all(len(r) == 5 and max(map(len, r)) <= 120 for r in rows), max(
+        (max(map(len, r)), r) for r in rows
+    )
+    by_key = {f.key: f for f in findings}
+    for key, title, paper, here, verdict in rows:
+        if key in report.NOT_RUN:
+            assert (paper, here, verdict) == (
+                report.NOT_RUN[key].paper,
+                report.NOT_RUN[key].why,
+                "—",
+            )
+            continue
+        f = by_key[key]
+        assert verdict == f"**{f.status}**" and here.endswith(f"({f.headline.outcome})")
+        assert "[" in here and "trials" in here  # the number, its interval and n
+
+
+def test_the_matrix_shows_each_findings_headline_and_the_progress_of_the_rest():
+    teachers = [0.88, 0.90, 0.89, 0.91, 0.87]
+    (h1,) = lenet_mnist.findings(
+        lenet_table(
+            [0.93, 0.92, 0.94, 0.93, 0.95], [0.993, 0.992, 0.994, 0.991, 0.995], teachers, teachers
+        )
+    )
+    waiting = {k: "runs in progress: 3 of 9 stored" for k in ("H2", "H3", "H10")}
+    lines = report.matrix([h1], waiting).splitlines()
+    assert lines[2] == (
+        "| H1 | Near-perfect fidelity in an easy setting (LeNet-5, MNIST) | > 99 % (with up to "
+        "700k EMNIST images; 60k MNIST is its smallest set) (§4.1, Fig. 2) | 99.3 % [99.1, 99.5] "
+        "at 60,000 images, 5 trials (inconclusive) | **partly reproduced** |"
+    )
+    assert lines[3] == (
+        "| H2 | Self-distillation: low fidelity, yet the student can beat its teacher | — | "
+        "runs in progress: 3 of 9 stored | — |"
+    )
+    assert lines[4].startswith("| H3 |") and lines[5].startswith("| H4 |")
+    assert lines[4].endswith("| — | runs in progress: 3 of 9 stored | — |")
+    assert lines[5].endswith("| — | not judged at this scale | — |")  # no progress given
+    assert lines[14] == (
+        "| H13 | Fidelity stays low beyond CIFAR (ImageNet, IMDB) | 85.5 / 87.8 / 88.4 % agreement "
+        "at m = 1 / 3 / 5, ImageNet (Table 2) | cannot run here (no ImageNet or IMDB offline) | — |"
+    )
+    # runs that did not converge are named in the verdict, in a few words; the detail says which
+    h1.unconverged = "5 of 5 teachers do not fit their training set"
+    assert (
+        report.matrix([h1], waiting)
+        .splitlines()[2]
+        .endswith("| **inconclusive**; runs not converged |")
+    )
+
+
+def test_the_detail_lists_every_check_and_says_what_did_not_converge_once():
+    cells_ = {(1, 0): (0.80, 0.66, 0.65, 0.75), (3, 0): (0.85, 0.68, 0.72, 0.80)}
+    table = ensemble_table(cells_, {1: 5, 3: 5})
+    table.loc[0, "clean_train_accuracy"] = 0.985
+    findings = self_vs_ensemble.findings(table)
+    compute = pd.DataFrame(
+        [{"experiment": "self_vs_ensemble", "runs": 13, "cpu_hours": 2.5, "device": "AMD EPYC"}]
+    )
+    text = report.detail(findings, compute, {"H4": "runs in progress: 0 of 40 stored"})
+    lines = text.splitlines()
+    note = "1 of 3 teachers do not fit their training set"
+    assert sum(note in line for line in lines) == len(findings) == 3  # once per finding
+    h2 = lines.index(
+        "#### H2: Self-distillation: fidelity is low, and the student can beat the teacher "
+        "because of it"
+    )
+    assert lines[h2 + 1 : h2 + 8] == [
+        "",
+        f"Verdict: **inconclusive**. Scope: {self_vs_ensemble.SCOPE}.",
+        "",
+        "Runs not converged at this scale: 1 of 3 teachers do not fit their training set "
+        "(eval-mode train accuracy 98.5%–98.5%, below 99%).",
+        "",
+        "| kind | check | paper | here | outcome |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [cells(line) for line in lines[h2 + 8 :][: len(findings[0].checks)]]
+    # the ceiling's bars are escaped: every row keeps its five cells
+    assert [len(r) for r in rows] == [5] * len(findings[0].checks)
+    assert [r[0] for r in rows] == ["headline", "core", "context"]
+    assert rows[0][1] == (
+        "agreement at least 10% below the ceiling its accuracies allow (1 − ¦teacher − student "
+        "accuracy¦)"
+    )
+    assert [r[4] for r in rows] == [f"**{c.outcome}**" for c in findings[0].checks[:2]] + [
+        findings[0].checks[2].outcome
+    ]
+    assert "H4: their chapters' runs are in progress" in text
+    assert lines[-4:] == [
+        "| chapter | runs | CPU hours | hardware |",
+        "|---|---|---|---|",
+        "| self_vs_ensemble | 13 | 2.50 | AMD EPYC |",
+        "| **total** | 13 | 2.50 |  |",
+    ]
+
+
+def test_each_run_counts_once_in_the_compute_table():
+    main = pd.DataFrame({"run_id": ["t0", "t0", "s0", "s1"], "wall_seconds": [10.0, 10.0, 1, 2]})
+    fresh = pd.DataFrame({"run_id": ["t0", "s2"], "wall_seconds": [10.0, 3.0]})
+    runs = report.runs_of([main, fresh])  # a teacher two students read, and two plans share
+    assert sorted(runs.run_id) == ["s0", "s1", "s2", "t0"] and runs.wall_seconds.sum() == 16
+    # in the store: the published chapters' runs, each once over all their plans
+    _, compute = report.all_findings()
+    for row in compute.itertuples():
+        ids = {c.run_id for p in chapters.plans(row.experiment, "budget") for c in p.configs}
+        assert row.runs == len(ids) == report.progress(row.experiment)[1]

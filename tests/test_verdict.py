@@ -232,3 +232,29 @@ def test_a_non_negative_quantity_is_judged_by_counting_trials():
     assert v.every_trial([0.0, 0.3, 0.4], above=0.05) == v.INCONCLUSIVE
     with pytest.raises(ValueError, match="1 of 3 trials are NaN"):
         v.every_trial([0.2, float("nan"), 0.4], above=0.05)
+
+
+def test_interval_short_names_the_trials():
+    iv = v.Interval(0.072, 0.055, 0.089, 5)
+    assert iv.short() == "+7.2 pt [+5.5, +8.9], 5 trials"
+    assert (
+        v.Interval(0.9804, 0.9756, 0.9852, 5).short(unit=" %", signed=False, at="at 60,000 images")
+        == "98.0 % [97.6, 98.5] at 60,000 images, 5 trials"
+    )
+    assert v.Interval(0.01, -math.inf, math.inf, 1).short() == "+1.0 pt (1 trial)"
+
+
+def test_the_headline_is_the_first_core_check_unless_one_is_marked():
+    first = v.Check("a", "Fig. 1", "p", "h", v.HOLDS, value="+1 pt")
+    context = v.Check("c", "Fig. 1", "p", "h", v.HOLDS, core=False, value="+2 pt")
+    marked = v.Check("b", "Fig. 2", "p", "h", v.FAILS, value="−1 pt", headline=True)
+    assert v.Finding("H0", "claim", [context, first]).headline is first
+    assert v.Finding("H0", "claim", [first, marked]).headline is marked
+    with pytest.raises(ValueError, match="one headline, a core check"):
+        v.Finding("H0", "claim", [marked, v.Check(**{**marked.__dict__, "what": "b2"})]).headline
+    with pytest.raises(ValueError, match="one headline, a core check"):
+        v.Finding(
+            "H0", "claim", [first, v.Check(**{**context.__dict__, "headline": True})]
+        ).headline
+    with pytest.raises(ValueError, match="has no short value"):
+        v.Finding("H0", "claim", [check(v.HOLDS)]).headline

@@ -22,7 +22,9 @@ class Chapter(Protocol):
     one that shows its main plan alone (see `plans` below)."""
 
     SCOPE: str  # what the verdicts speak for: the recipe's setting, in words
-    FINDINGS: tuple[str, ...]  # the keys of the findings it judges (H1-H15, F1, F2)
+    # the findings it judges (H1-H15, F1, F2), each in a few words: the summary's matrix shows
+    # them, for a chapter whose runs are not all stored too
+    FINDINGS: dict[str, str]
 
     def plan(self, profile: str = "budget", **kwargs) -> Plan: ...
 

@@ -142,7 +142,10 @@ RECIPE = recipe(
     ),
 )
 LONG_POLICY = "baseline"  # the length control's condition: the reference of the comparisons
-FINDINGS = ("H4", "H15")
+FINDINGS = {
+    "H4": "Augmentation barely helps fidelity; logit tempering matters more",
+    "H15": "With ensemble teachers, the most faithful student is the best calibrated",
+}
 SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), 3-teacher ensembles of chapter 3's teachers fit to 2k "
     "images, students at 3× their steps, budget scale"
@@ -323,12 +326,19 @@ def _calibration(g: pd.DataFrame, m: int, moved: dict[str, v.Interval]) -> v.Che
     ecetext = "; ".join(
         sve._here(ece[(a, rival[a])], f"ECE of {_name(a)} − {_name(rival[a])}: ") for a in top
     )
+    value = (
+        f"m = {m:g}, ECE {_name(top[0])} − {_name(rival[top[0]])}: "
+        + ece[(top[0], rival[top[0]])].short()
+        if len(top) == 1
+        else f"m = {m:g}: {len(top)} policies tied in agreement"
+    )
     check = v.Check(
         f"m = {m}: the most faithful policy has the lowest ECE",
         "§7, Fig. 11",
         "always, with ensemble teachers",
         f"{lead}; {ecetext}",
         outcome,
+        value=value,
     )
     return _guard(check, {"agreement": gap, "ece": ece_effect}, moved)
 
@@ -382,6 +392,9 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 "+5.5 pt (τ = 1 → 4) vs +1.5 pt (Baseline → MixUp at τ = 4)",
                 sve._here(more, "(Baseline τ4 − τ1) − (MixUp τ4 − Baseline τ4) "),
                 v.rises(more),
+                value=f"tempering − augmentation {more.short()}",
+                # the claim's contrast; MixUp near the top (listed first) is Fig. 3's ranking
+                headline=True,
             ),
             {"agreement": more.mean},
             moved,
@@ -459,6 +472,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
             "with ensemble teachers",
             "not testable here: no ensemble (m > 1) at this scale",
             v.INCONCLUSIVE,
+            value="not testable: no ensemble at this scale",
         )
     ]
     out.append(

@@ -32,7 +32,7 @@ RECIPE = recipe(
     budget=dict(students=("preresnet20",), ms=(1, 3)),
     smoke=dict(students=("preresnet14",), ms=(1,)),
 )
-FINDINGS = ("H12",)
+FINDINGS = {"H12": "Student capacity is not the bottleneck"}
 SCOPE = (
     "PreResNet-8 teachers and PreResNet-8 / -20 students, CIFAR-10 (JPEG q75), chapter 3's "
     "teachers (2k images) and recipe (students at 3× the teachers' steps), budget scale"
@@ -121,6 +121,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                         _PAPER,
                         _here(d, f"agreement, {model} − {own} "),
                         v.at_most(d, LITTLE),
+                        value=f"m = {m}, {model} − {own}: {d.short()}",
                     ),
                     d.mean - LITTLE,
                     moved.get("agreement"),

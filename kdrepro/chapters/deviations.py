@@ -34,7 +34,10 @@ from . import self_vs_ensemble as sve
 # `switch`: the share of the student steps trained on the one-hot labels before distilling (the
 # follow-up switches "in the middle of training").
 RECIPE = recipe(paper=dict(switch=0.5), gpu={}, budget={}, smoke={})
-FINDINGS = ("F1", "F2")
+FINDINGS = {
+    "F1": "A student exaggerates its teacher's confidence (follow-up)",
+    "F2": "A late switch to distillation recovers much of its gain (follow-up)",
+}
 SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), the students of chapters 3 and 5 and chapter 3's "
     "recipe for F2's arms, budget scale"
@@ -240,6 +243,7 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
                 f"{len(unsure)} of {len(all_)} trials have images the teacher is unsure of",
                 v.INCONCLUSIVE,
                 core=core,
+                value=f"{len(unsure)} of {len(all_)} trials with unsure images",
             )
         )
     else:
@@ -253,6 +257,7 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
                 "such images per student (median)",
                 v.falls(low),
                 core=core,
+                value=f"where the teacher is unsure, student − teacher {low.short()}",
             )
         )
     if len(both) < 2:
@@ -313,6 +318,7 @@ def _late_switch(students: pd.DataFrame) -> list[v.Check]:
             _here(above, "late − midpoint ") + f"; share of the gain recovered "
             f"{share:.0%} (ratio of means){why}",
             outcome,
+            value=f"late − midpoint {above.short()}",
         ),
     ]
 

@@ -29,7 +29,7 @@ RECIPE = recipe(
     budget=dict(alphas=(0.1, 0.5), ms=(1, 3)),
     smoke=dict(alphas=(0.5,), ms=(1, 2)),
 )
-FINDINGS = ("H14",)
+FINDINGS = {"H14": "True labels do not improve fidelity"}
 SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), chapter 3's teachers and students (2k images, "
     "students at 3× the teachers' steps), budget scale"
@@ -127,6 +127,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                         _PAPER_AGREEMENT.get(m, "no rise"),
                         _here(d, f"agreement, α = {a:g} − α = 0 "),
                         v.at_most(d, NOT_RISE),
+                        value=f"m = {m:g}, α = {a:g} − α = 0: {d.short()}",
                     ),
                     d.mean - NOT_RISE,
                     moved.get("agreement"),
