@@ -181,8 +181,9 @@ def _where_disagreements_sit(name: str, g: pd.DataFrame) -> v.Check:
 
 
 def bins(students: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Long table for the figure: one row per student and non-empty bin, with the bin's centre,
-    count and student - teacher probability on the teacher's top class."""
+    """Long table for the figures: one row per student and non-empty bin, with the bin's centre,
+    count, student - teacher probability on the teacher's top class and top-1 agreement (NaN in a
+    record stored before per-bin agreement)."""
     rows = []
     for r in students.itertuples():
         d = r.deviations[split]
@@ -198,6 +199,7 @@ def bins(students: pd.DataFrame, split: str) -> pd.DataFrame:
                 "teacher": d["teacher_top"][b],
                 "student": d["student_top"][b],
                 "gap": d["student_top"][b] - d["teacher_top"][b],
+                "agree": d["agree"][b] if "agree" in d else math.nan,
             }
             for b in range(edges)
             if d["count"][b]
