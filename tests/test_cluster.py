@@ -1,7 +1,8 @@
-"""The Ray executor (`kdrepro.cluster`) on a local 2-CPU Ray cluster: an experiment's smoke sweep
-gives the same run ids and bit-identical stored numbers as the sequential path with the same torch
-threads; a worker SIGKILLed mid-run is retried, resumes from its checkpoint (the cluster's cache is
-shared here) and stores the same result; bad input gives one line."""
+"""The Ray executor (`kdrepro.cluster`) on a local 2-CPU Ray cluster: an experiment's smoke sweep,
+its driver killed mid-way and rerun, gives the same run ids and bit-identical stored numbers as the
+sequential path with the same torch threads; a worker SIGKILLed mid-run is retried, resumes from
+its checkpoint (the cluster's cache is shared here) and stores the same result; bad input gives one
+line."""
 
 import json
 import os
@@ -81,23 +82,6 @@ def sequential(configs, tmp_path: Path, monkeypatch) -> dict:
     finally:
         torch.set_num_threads(threads)
     return stored(tmp_path / "sequential")
-
-
-def test_a_smoke_sweep_on_ray_stores_what_the_sequential_path_stores(
-    ray_cache, tmp_path, monkeypatch
-):
-    configs = chapters.plan("lenet_mnist", "smoke").configs
-    expected = sequential(configs, tmp_path, monkeypatch)
-    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "ray"))
-    results = cluster.run_all(configs, cpus_per_run=1, progress=False)
-    assert [r["run_id"] for r in results] == [c.run_id for c in configs]
-    got = stored(tmp_path / "ray")
-    assert set(got) == set(expected) == {c.run_id for c in configs}
-    for run_id in expected:
-        assert got[run_id] == expected[run_id], run_id
-    # Rerunning trains nothing: every result is read back from the store.
-    assert cluster.run_all(configs, progress=False) == results
-    assert not list((ray_cache / "checkpoints").glob("*.pt"))
 
 
 def descends_from(pid: int, ancestor: int) -> bool:
@@ -189,9 +173,15 @@ def test_a_wrong_address_is_one_line(tmp_path):
     assert lines[-1].startswith("error: no Ray cluster at --address '127.0.0.1:1'"), proc.stderr
 
 
-def test_a_driver_killed_mid_sweep_loses_nothing_and_the_rerun_trains_only_what_is_missing(
-    tmp_path,
+def test_a_ray_sweep_killed_mid_way_resumes_to_what_the_sequential_path_stores(
+    ray_cache, tmp_path, monkeypatch
 ):
+    """An experiment's smoke sweep on Ray (`python -m kdrepro run ... --executor ray`): its driver,
+    killed with its local cluster once a student is stored, loses nothing; the rerun trains only
+    what is missing; the stored numbers are bit-identical to the sequential path's; and a third run
+    (in this process) trains nothing."""
+    main_plan = chapters.plan("lenet_mnist", "smoke").configs
+    expected = sequential(main_plan, tmp_path, monkeypatch)
     env = {
         **os.environ,
         "KDREPRO_RESULTS": str(tmp_path / "results"),
@@ -241,3 +231,11 @@ def test_a_driver_killed_mid_sweep_loses_nothing_and_the_rerun_trains_only_what_
     }
     assert {p: after[p] for p in before} == before  # nothing stored was rewritten
     assert len(after) == len(configs)
+    got = stored(tmp_path / "results")
+    for run_id in expected:
+        assert got[run_id] == expected[run_id], run_id
+    assert not list((tmp_path / "cache" / "checkpoints").glob("*.pt"))
+    monkeypatch.setenv("KDREPRO_RESULTS", str(tmp_path / "results"))
+    results = cluster.run_all(main_plan, progress=False)  # every result read back from the store
+    assert [r["run_id"] for r in results] == [c.run_id for c in main_plan]
+    assert {p: p.stat().st_mtime_ns for p in after} == {p: m for p, (_, m) in after.items()}
