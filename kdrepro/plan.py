@@ -31,11 +31,50 @@ class LearnedNothing(KdreproError):
 CIFAR_TRAIN = data.SIZES["cifar10"][0]
 
 
+# A recipe's sub-tables (airbench's `hyp` has such), merged key by key: `data` (the images), `net`
+# (the network of teachers and students), `teacher` and `student` (optimizer, steps, evaluations).
+# Every other value, a number or a tuple or a mapping keyed by m or by optimizer, is replaced whole:
+# a smaller profile's `taus={3: (4.0,)}` runs m = 3 alone, not m = 3 beside the paper's other m.
+TABLES = ("data", "net", "teacher", "student")
+
+
+def override(table: dict, changes: dict, where: str = "recipe") -> dict:
+    """`table` with `changes`, each sub-table merged key by key. A key `table` lacks is a
+    ConfigError: a misspelt key would otherwise add a setting no plan reads and leave the intended
+    one as it was."""
+    out = dict(table)
+    for key, value in changes.items():
+        if key not in table:
+            raise ConfigError(
+                f"{where}: {key!r} is not a key of the table it overrides; expected one of "
+                f"{sorted(table)}"
+            )
+        if key in TABLES:
+            out[key] = override(table[key], value, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
 def recipe(paper: dict, **smaller: dict) -> dict[str, dict]:
-    """A chapter's recipe at every profile it has: the paper's settings, and each smaller profile
-    as the settings it changes (nanoGPT's configs override its defaults so); a key only a smaller
-    profile has (chapter 3's `replication`) is that profile's alone."""
-    return {"paper": paper, **{name: {**paper, **changes} for name, changes in smaller.items()}}
+    """A chapter's recipe at every profile it has: the paper's table, and each smaller profile as
+    the settings it changes (nanoGPT's configs override its defaults so), merged into a copy of
+    the paper's (`override`)."""
+    return {"paper": paper, **{name: override(paper, c, name) for name, c in smaller.items()}}
+
+
+def training(table: dict) -> dict:
+    """A recipe's `teacher` or `student` table as config fields: how a run steps (batch, optimizer,
+    a cosine per step from `lr` to `lr_min`) and how often it is scored."""
+    return dict(
+        batch_size=table["batch"],
+        lr=table["lr"],
+        lr_min=table["lr_min"],
+        momentum=table["momentum"],
+        nesterov=table["nesterov"],
+        weight_decay=table["weight_decay"],
+        evals=table["evals"],
+    )
 
 
 def check_profile(profile: str, recipes: dict | None = None) -> None:

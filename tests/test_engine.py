@@ -441,6 +441,33 @@ def test_plans_are_well_formed(name, profile):
     ]
 
 
+def test_a_smaller_profile_overrides_the_papers_table_key_by_key():
+    """`plan.recipe`: sub-tables merge key by key, any other value is replaced whole (a mapping
+    keyed by m too), and a key the paper's table lacks, a misspelling, is refused in one line."""
+    paper = dict(
+        seeds=(0, 1, 2),
+        taus={1: (1.0, 4.0), 3: (1.0, 4.0)},
+        teacher=dict(epochs=200, batch=256, lr=0.1),
+        student=dict(images=15_000_000, lr=0.05),
+    )
+    r = plan.recipe(paper, budget=dict(taus={3: (4.0,)}, teacher=dict(epochs=10)))
+    assert r["paper"] is paper and paper["teacher"]["epochs"] == 200
+    assert r["budget"] == dict(
+        seeds=(0, 1, 2),
+        taus={3: (4.0,)},
+        teacher=dict(epochs=10, batch=256, lr=0.1),
+        student=dict(images=15_000_000, lr=0.05),
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^smoke\.teacher: 'epoch' is not a key of the table it overrides; expected one of "
+        r"\['batch', 'epochs', 'lr'\]$",
+    ):
+        plan.recipe(paper, smoke=dict(teacher=dict(epoch=12)))
+    with pytest.raises(ConfigError, match="^gpu: 'model' is not a key"):
+        plan.recipe(paper, gpu=dict(model="preresnet20"))
+
+
 def test_lenet_plan_distillation_sets_contain_teacher_set():
     s = plan.students_of(chapters.plan("lenet_mnist", "budget"))
     assert {c.steps for c in s} == {600_000 // 128, 2 * 600_000 // 128}  # with the length control

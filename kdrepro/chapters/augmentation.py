@@ -22,7 +22,16 @@ import pandas as pd
 from .. import data
 from .. import verdict as v
 from ..config import StudentConfig
-from ..plan import CIFAR_TRAIN, Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe
+from ..plan import (
+    CIFAR_TRAIN,
+    Plan,
+    check_profile,
+    check_seeds,
+    epochs_for,
+    fresh_init,
+    recipe,
+    training,
+)
 from . import self_vs_ensemble as sve
 
 # name -> (label, augmentation policy, temperature, distillation-set addition). Each policy adds to
@@ -58,36 +67,43 @@ PAPER = {
 }
 VGG_POLICIES = ("baseline", "rotation", "vflip", "color_jitter", "combined", "mixup")  # Fig. 13
 
-# The student recipe at each scale (the teachers' is chapter 3's). Units: images (extra, ood, images
-# of student steps; `images` must be a whole number of epochs of every distillation set), learning
+# The student recipe at each scale; the teachers are chapter 3's pool at the same profile
+# (`self_vs_ensemble.RECIPE`, the same configs and runs). Units: images (extra, ood, student images
+# of steps: a whole number of epochs of every distillation set), images per step (batch), learning
 # rates per step. `ms`: the ensemble sizes run; trials per m are at most pool // m. `policies`: the
-# keys of POLICIES run. `long`: the length control, Baseline at `long` times the student steps
-# (None: none). `vgg`: run Fig. 13 (its own VGG-16 teacher pool).
+# keys of POLICIES run, each with its own temperature. `long`: the length control, Baseline at
+# `long` times the student steps (None: none). `vgg`: run Fig. 13 (its own VGG-16 teacher pool).
 RECIPE = recipe(
     paper=dict(
         seeds=(0, 1, 2),
         ms=(1, 3, 5),
         policies=tuple(POLICIES),
-        extra=None,
-        ood_dataset="svhn",
-        ood=10_000,
-        images=300 * CIFAR_TRAIN,
         long=None,
-        batch=128,
-        lr=0.05,
-        evals=30,
         vgg=True,
+        data=dict(
+            extra=None,  # unseen real images of the "extra" policies (None: none)
+            ood_dataset="svhn",
+            ood=10_000,  # images of ood_dataset the "ood" policy adds
+        ),
+        student=dict(
+            images=300 * CIFAR_TRAIN,
+            batch=128,
+            lr=0.05,  # cosine per step down to lr_min
+            lr_min=1e-6,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,
+            evals=30,  # test-set evaluations per run, evenly spaced in steps
+        ),
     ),
     # Chapter 3's gpu pool (9 PreResNet-20 teachers on the full set); 2-teacher ensembles, since 3
     # trials of 3 would cost 24 min; 5 epochs of student steps (1x the teachers' steps) and 12.5k
     # OOD images (the paper's 1:4 ratio)
     gpu=dict(
         ms=(2,),
-        ood_dataset="fashion_mnist",
-        ood=12_500,
-        images=5 * CIFAR_TRAIN,
-        evals=4,
         vgg=False,
+        data=dict(ood_dataset="fashion_mnist", ood=12_500),
+        student=dict(images=5 * CIFAR_TRAIN, evals=4),
     ),
     # Chapter 3's converged pool (15 PreResNet-8s fit to 2k images: 200 epochs at batch 256, 1,562
     # steps) and its student length, 600k images of steps at batch 128 (4,687 steps: 3x the
@@ -110,12 +126,10 @@ RECIPE = recipe(
         seeds=(0, 1, 2, 3, 4),
         ms=(3,),
         policies=("baseline", "baseline_t4", "mixup", "mixup_t4"),
-        ood_dataset=None,
-        ood=None,
-        images=600_000,
         long=2,
-        evals=4,
         vgg=False,
+        data=dict(ood_dataset=None, ood=None),
+        student=dict(images=600_000, evals=4),
     ),
     smoke=dict(
         seeds=(0, 1),
@@ -131,14 +145,10 @@ RECIPE = recipe(
             "ood",
             "noise",
         ),
-        extra=1_000,
-        ood_dataset="fashion_mnist",
-        ood=1_000,
-        images=4_000,
         long=None,  # the length control's guard is unit-tested; CI's time is short
-        batch=64,
-        evals=2,
         vgg=False,
+        data=dict(extra=1_000, ood_dataset="fashion_mnist", ood=1_000),
+        student=dict(images=4_000, batch=64, evals=2),
     ),
 )
 LONG_POLICY = "baseline"  # the length control's condition: the reference of the comparisons
@@ -170,9 +180,10 @@ def plan(
     p, t = RECIPE[profile], sve.teacher_recipe(profile)
     dataset = dataset or sve.default_dataset(profile)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
-    pools = {t["model"]: sve.teacher_pool(profile, dataset)}
+    resnet = t["net"]["model"]
+    pools = {resnet: sve.teacher_pool(profile, dataset)}
     if p["vgg"]:  # Fig. 13: VGG-16 teachers on the same images, presumably the ResNet recipe [U]
-        pools["vgg16"] = [replace(cfg, model="vgg16") for cfg in pools[t["model"]]]
+        pools["vgg16"] = [replace(cfg, model="vgg16") for cfg in pools[resnet]]
     rows = [
         ({"role": "teacher", "member": k, "arch": arch}, cfg)
         for arch, pool in pools.items()
@@ -180,7 +191,7 @@ def plan(
     ]
     vgg = {**p, "ms": (5,), "policies": VGG_POLICIES, "long": None}
     for arch, pool in pools.items():
-        rows += _students(vgg if arch == "vgg16" else p, pool, seeds, t["teacher_size"], dataset)
+        rows += _students(vgg if arch == "vgg16" else p, pool, seeds, t["data"]["subset"], dataset)
     return Plan(
         "augmentation", profile, rows, {**p, "seeds": seeds, "dataset": dataset, "teachers": t}
     )
@@ -190,6 +201,7 @@ def _students(
     p: dict, pool: list, seeds: tuple[int, ...], teacher_size: int | None, dataset: str
 ) -> list:
     rows = []
+    d, st = p["data"], p["student"]
     base = teacher_size or data.SIZES[dataset][0]
     for m in p["ms"]:
         trials = seeds[: len(pool) // m]
@@ -198,11 +210,11 @@ def _students(
         arms += [(LONG_POLICY, p["long"])] if p["long"] else []
         for name, length in arms:
             _, policy, tau, addition = POLICIES[name]
-            if addition == "extra" and not (p["extra"] and teacher_size):
+            if addition == "extra" and not (d["extra"] and teacher_size):
                 continue  # no unseen real images when teachers train on the whole set (paper)
-            extra = p["extra"] if addition == "extra" else 0
-            ood = dict(ood_dataset=p["ood_dataset"], ood_size=p["ood"]) if addition == "ood" else {}
-            examples = base + extra + (p["ood"] if ood else 0)
+            extra = d["extra"] if addition == "extra" else 0
+            ood = dict(ood_dataset=d["ood_dataset"], ood_size=d["ood"]) if addition == "ood" else {}
+            examples = base + extra + (d["ood"] if ood else 0)
             for i, s in enumerate(trials):
                 t0 = teams[i][0]
                 cfg = StudentConfig(
@@ -217,10 +229,8 @@ def _students(
                     control=teams[i - 1] if len(trials) > 1 else (),
                     augment=policy,
                     temperature=tau,
-                    batch_size=p["batch"],
-                    lr=p["lr"],
-                    epochs=length * epochs_for(p["images"], examples),
-                    evals=p["evals"],
+                    epochs=length * epochs_for(st["images"], examples),
+                    **training(st),
                     **ood,
                 )
                 rows.append(

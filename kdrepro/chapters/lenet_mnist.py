@@ -19,45 +19,59 @@ import pandas as pd
 
 from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe
+from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe, training
 
-# The recipe at each scale. Units: images, epochs (passes over the teacher's subset), learning rates
-# per step.
+# The recipe at each scale. Units: images (subset, sizes, student images of steps), epochs (passes
+# over the teacher's subset), images per step (batch), learning rates per step.
 RECIPE = recipe(
     paper=dict(
-        seeds=(0, 1, 2),
-        replication_seeds=(3, 4, 5),
-        teacher_size=200,
-        teacher_epochs=100,
-        teacher_batch=64,
-        teacher_lr=0.05,
-        teacher_evals=5,
-        sizes=(200, 2_000, 12_000, 60_000),
-        images=300 * 60_000,
-        long=None,
-        batch=128,
-        lr=0.05,
-        temperature=1.0,
-        evals=30,
-        crop_pad=2,
-        test_size=None,
+        seeds=(0, 1, 2),  # one trial each: its teacher's subset and seed, its students' seed
+        replication_seeds=(3, 4, 5),  # fresh trials of the smallest and largest set (`plans`)
+        sizes=(200, 2_000, 12_000, 60_000),  # the students' nested distillation sets
+        long=None,  # the length control: the largest set at this multiple of the steps
+        data=dict(
+            subset=200,  # the teacher's stratified subset, the smallest set's images
+            augment="crop",  # no flip: digits are not mirror-symmetric
+            crop_pad=2,
+            test_size=None,  # a stratified subset of the test set (None: all of it)
+        ),
+        net=dict(model="lenet5"),
+        teacher=dict(
+            epochs=100,
+            batch=64,
+            lr=0.05,  # cosine per step down to lr_min
+            lr_min=0.0,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,
+            evals=5,  # test-set evaluations per run, evenly spaced in steps
+        ),
+        student=dict(
+            images=300 * 60_000,  # of steps, the same for every set
+            batch=128,
+            lr=0.05,
+            lr_min=1e-6,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,
+            temperature=1.0,
+            evals=30,
+        ),
     ),
     budget=dict(
         seeds=(0, 1, 2, 3, 4),
         replication_seeds=(5, 6, 7, 8, 9),
-        images=600_000,
         long=2,
-        evals=8,
+        student=dict(images=600_000, evals=8),
     ),
     smoke=dict(
         seeds=(0, 1),
         replication_seeds=(2, 3),
-        teacher_epochs=60,
         sizes=(200, 2_000),
-        images=12_000,
         long=2,
-        evals=4,
-        test_size=1_000,
+        data=dict(test_size=1_000),
+        teacher=dict(epochs=60),
+        student=dict(images=12_000, evals=4),
     ),
 )
 FINDINGS = {"H1": "Near-perfect fidelity in an easy setting (LeNet-5, MNIST)"}
@@ -82,23 +96,22 @@ def plan(
     p = {**RECIPE[profile], **({"sizes": tuple(sizes)} if sizes else {})}
     p["long"] = p["long"] if long else None
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
+    d, t, st = p["data"], p["teacher"], p["student"]
     common = dict(
         dataset=dataset,
-        model="lenet5",
-        augment="crop",
-        crop_pad=p["crop_pad"],
-        test_size=p["test_size"],
+        **p["net"],
+        augment=d["augment"],
+        crop_pad=d["crop_pad"],
+        test_size=d["test_size"],
     )
     teachers = {
         s: TeacherConfig(
             **common,
-            train_size=p["teacher_size"],
+            train_size=d["subset"],
             subset_seed=s,
             seed=s,
-            epochs=p["teacher_epochs"],
-            batch_size=p["teacher_batch"],
-            lr=p["teacher_lr"],
-            evals=p["teacher_evals"],
+            epochs=t["epochs"],
+            **training(t),
         )
         for s in seeds
     }
@@ -117,11 +130,9 @@ def plan(
                 init_seed=fresh_init(s),
                 teachers=(teachers[s],),
                 control=control,
-                temperature=p["temperature"],
-                batch_size=p["batch"],
-                lr=p["lr"],
-                epochs=length * epochs_for(p["images"], size),
-                evals=p["evals"],
+                temperature=st["temperature"],
+                epochs=length * epochs_for(st["images"], size),
+                **training(st),
             )
             rows.append(
                 ({"role": "student", "trial": s, "distill_size": size, "length": length}, cfg)

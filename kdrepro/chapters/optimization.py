@@ -15,7 +15,16 @@ import pandas as pd
 from .. import data, runs, store
 from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
-from ..plan import CIFAR_TRAIN, Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe
+from ..plan import (
+    CIFAR_TRAIN,
+    Plan,
+    check_profile,
+    check_seeds,
+    epochs_for,
+    fresh_init,
+    recipe,
+    training,
+)
 from . import self_vs_ensemble as sve
 
 LAMBDAS = (0.0, 0.25, 0.375, 0.5, 0.75, 0.875, 1.0)  # Fig. 6b
@@ -60,51 +69,63 @@ KL_TOLERANCE = 0.10
 # "the teacher's basin": a ridge on the path under 5 % of the student's excess loss (ours)
 BASIN_TOLERANCE = 0.05
 
-# The recipe at each scale. Units: images (teacher_size; `images` of student steps for the default
-# run, a whole number of epochs of teacher_size), epochs, learning rates per step. Teachers:
-# LayerNorm, SGD with cosine annealing (chapter 3's optimizer). `durations`: per optimizer,
-# multiples of `images` for the longer runs without weight decay (the paper: 1k and 5k epochs
-# against 300, i.e. 3.3x and 16.7x, SGD and Adam). `long`: the length control, the default student
-# at this multiple of its steps (None: none). `lams`: Fig. 6b's lambdas besides 0 (smoke runs the
-# two its checks need). `table1_seeds`: Table 1's trials (a random-init and a shared-init student
-# each); `surface`: grid points per axis of Fig. 6c's loss planes, computed for the students of
-# `surface_lams` in every trial of `seeds`.
+# The recipe at each scale. Units: images (subset; student images of steps for the default run, a
+# whole number of epochs of the subset), epochs (passes over the subset), images per step (batch),
+# learning rates per step. Teachers: LayerNorm, chapter 3's optimizer (SGD, cosine annealing).
+# `durations`: per optimizer, multiples of the student images for the longer runs without weight
+# decay (the paper: 1k and 5k epochs against 300, i.e. 3.3x and 16.7x, SGD and Adam). `long`: the
+# length control, the default student at this multiple of its steps (None: none). `lams`: Fig. 6b's
+# lambdas besides 0 (smoke runs the two its checks need). `table1_seeds`: Table 1's trials (a
+# random-init and a shared-init student each); `surface`: grid points per axis of Fig. 6c's loss
+# planes, computed for the students of `surface_lams` in every trial of `seeds`.
 RECIPE = recipe(
     paper=dict(
-        seeds=(0, 1, 2),
+        seeds=(0, 1, 2),  # one trial each: its teacher's subset and seed, its students' seed
         table1_seeds=tuple(range(10)),
-        model="preresnet20",
-        teacher_size=None,
-        teacher_epochs=200,
-        teacher_batch=256,
-        teacher_lr=0.1,
-        images=300 * CIFAR_TRAIN,
         durations={"sgd": (10 / 3, 50 / 3), "adam": (10 / 3, 50 / 3)},
         long=None,
         lams=LAMBDAS[1:],
-        batch=128,
-        lr=0.05,
-        adam_lr=1e-3,
-        temperature=4.0,
-        evals=30,
-        teacher_evals=30,
-        test_size=None,
         surface_lams=(0.0, 0.25, 0.375),
         surface=25,
+        data=dict(
+            subset=None,  # each trial's stratified subset, teacher's and students' (None: all)
+            test_size=None,  # a stratified subset of the test set (None: all of it)
+        ),
+        net=dict(model="preresnet20", norm="layer"),  # teacher and student alike
+        teacher=dict(
+            epochs=200,
+            batch=256,
+            lr=0.1,  # cosine per step down to lr_min
+            lr_min=0.0,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,
+            evals=30,  # test-set evaluations per run, evenly spaced in steps
+        ),
+        student=dict(
+            images=300 * CIFAR_TRAIN,
+            batch=128,
+            lr=0.05,
+            lr_min=1e-6,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,  # Fig. 6a's longer runs take none
+            adam_lr=1e-3,  # Fig. 6a's Adam runs (the paper does not state theirs)
+            temperature=4.0,
+            evals=30,
+        ),
     ),
     # LayerNorm PreResNet-20 teachers on the full set (chapter 3's gpu teacher schedule); students
     # of 4 epochs (0.8x the teachers' steps), one longer duration (2x), and no lambda = 0.875 row:
     # 19 min at `compute.H100_PRERESNET20`
     gpu=dict(
         table1_seeds=(0, 1, 2),
-        teacher_epochs=10,
-        images=4 * CIFAR_TRAIN,
         durations={"sgd": (2,), "adam": (2,)},
         lams=(0.25, 0.375, 0.5, 0.75, 1.0),
-        evals=4,
-        teacher_evals=5,
         surface_lams=(0.0, 0.25, 0.375, 0.5),
         surface=13,
+        teacher=dict(epochs=10, evals=5),
+        student=dict(images=4 * CIFAR_TRAIN, evals=4),
     ),
     # A LayerNorm PreResNet-8 fits 500 images (100 % eval-mode train accuracy; a pilot measured 99.8
     # % by three quarters of training) in 1,562 steps at batch 128 (400 epochs), the steps of
@@ -114,36 +135,28 @@ RECIPE = recipe(
     # 0.875 and 1 are cut (the paper's curve is flat above 0.5).
     budget=dict(
         table1_seeds=(0, 1, 2, 3, 4),
-        model="preresnet8",
-        teacher_size=500,
-        teacher_epochs=400,
-        teacher_batch=128,
-        images=600_000,
         durations={"sgd": (2, 5), "adam": (2,)},
         long=2,
         lams=(0.25, 0.375, 0.5, 0.75),
-        evals=4,
-        teacher_evals=4,
         surface_lams=(0.0, 0.25, 0.375, 0.5),
         surface=13,
+        data=dict(subset=500),
+        net=dict(model="preresnet8"),
+        teacher=dict(epochs=400, batch=128, evals=4),
+        student=dict(images=600_000, evals=4),
     ),
     smoke=dict(
         seeds=(0, 1),
         table1_seeds=(0, 1),
-        model="preresnet8",
-        teacher_size=1_000,
-        teacher_epochs=12,
-        teacher_batch=128,
-        images=4_000,
         durations={"sgd": (2,), "adam": (2,)},
         long=None,  # the length control's guard is unit-tested; CI's time is short
         lams=(0.25, 0.5),
-        batch=64,
-        evals=2,
-        teacher_evals=4,
-        test_size=500,
         surface_lams=(0.0, 0.5),
         surface=5,
+        data=dict(subset=1_000, test_size=500),
+        net=dict(model="preresnet8"),
+        teacher=dict(epochs=12, batch=128, evals=4),
+        student=dict(images=4_000, batch=64, evals=2),
     ),
 )
 FINDINGS = {
@@ -168,43 +181,41 @@ def plan(
     dataset = dataset or sve.default_dataset(profile)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
     table1 = seeds if seeds != p["seeds"] else check_seeds(p["table1_seeds"])
-    common = dict(dataset=dataset, model=p["model"], norm="layer", test_size=p["test_size"])
+    d, t, st = p["data"], p["teacher"], p["student"]
+    common = dict(dataset=dataset, **p["net"], test_size=d["test_size"])
     everyone = tuple(dict.fromkeys(seeds + table1))
     teachers = {
         s: TeacherConfig(
             **common,
-            train_size=p["teacher_size"],
+            train_size=d["subset"],
             seed=s,
             subset_seed=s,
-            epochs=p["teacher_epochs"],
-            batch_size=p["teacher_batch"],
-            lr=p["teacher_lr"],
-            evals=p["teacher_evals"],
+            epochs=t["epochs"],
+            **training(t),
         )
         for s in everyone
     }
     rows = [({"role": "teacher", "trial": s}, cfg) for s, cfg in teachers.items()]
-    base = p["teacher_size"] or data.SIZES[dataset][0]
-    steps = epochs_for(p["images"], base)
+    base = d["subset"] or data.SIZES[dataset][0]
+    steps = epochs_for(st["images"], base)
     # Rows in order of cost, so that a sweep cut short has whole comparisons: Table 1, then Fig. 6b,
     # then the length control and Fig. 6a.
     table1_rows, lambda_rows, long_rows = [], [], []
     for i, s in enumerate(everyone):
         student = dict(
             common,
-            train_size=p["teacher_size"],
+            train_size=d["subset"],
             seed=s,
             subset_seed=s,
             teachers=(teachers[s],),
             control=(teachers[everyone[i - 1]],) if len(everyone) > 1 else (),
-            temperature=p["temperature"],
-            batch_size=p["batch"],
-            evals=p["evals"],
+            temperature=st["temperature"],
+            **training(st),
         )
         fresh = dict(student, init_seed=fresh_init(s))
         planes = p["surface"] if s in seeds else 0
         default = StudentConfig(
-            **fresh, lr=p["lr"], epochs=steps, surface=planes if 0.0 in p["surface_lams"] else 0
+            **fresh, epochs=steps, surface=planes if 0.0 in p["surface_lams"] else 0
         )
         table1_rows.append(
             (
@@ -231,7 +242,7 @@ def plan(
                         "duration": 1.0,
                         "length": 1,
                     },
-                    StudentConfig(**student, lr=p["lr"], epochs=steps, init="shared"),
+                    StudentConfig(**student, epochs=steps, init="shared"),
                 )
             )
         if s not in seeds:
@@ -239,7 +250,6 @@ def plan(
         for lam in p["lams"]:
             cfg = StudentConfig(
                 **fresh,
-                lr=p["lr"],
                 epochs=steps,
                 init="interpolate",
                 init_lambda=lam,
@@ -271,17 +281,19 @@ def plan(
                         "duration": 1.0,
                         "length": p["long"],
                     },
-                    StudentConfig(**fresh, lr=p["lr"], epochs=p["long"] * steps),
+                    StudentConfig(**fresh, epochs=p["long"] * steps),
                 )
             )
         for opt, ks in p["durations"].items():
             for k in ks:
                 cfg = StudentConfig(
-                    **fresh,
-                    optimizer=opt,
-                    weight_decay=0.0,
-                    lr=p["lr" if opt == "sgd" else "adam_lr"],
-                    epochs=round(k * p["images"] / base),
+                    **{
+                        **fresh,
+                        "optimizer": opt,
+                        "weight_decay": 0.0,
+                        "lr": st["lr" if opt == "sgd" else "adam_lr"],
+                    },
+                    epochs=round(k * st["images"] / base),
                 )
                 long_rows.append(
                     (

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import verdict as v
 from ..config import StudentConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe
+from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe, training
 from . import self_vs_ensemble as sve
 
 SPLITS = {"s0": "D0", "s1": "D1", "s01": "D0+D1"}  # student -> the part of the split it distills on
@@ -39,13 +39,13 @@ PAPER_HEAT = {
 }
 PAPER_TAUS = (1, 4, 8, 16)
 
-# The recipe at each scale. Units: `images` of student steps (a whole number of epochs of one half's
-# subset and of two); `batch`, the students' batch; `evals`, evaluations per run. Teachers: chapter
-# 3's recipe at the same profile (`self_vs_ensemble.teacher_recipe`), `pool` of them on D0. Trial i
-# takes its ensembles of every m from pool members [i * max(ms), (i + 1) * max(ms)), so the pool
-# bounds the trials. `taus`: Fig. 9's grid, m -> the taus s0 runs at; `fig4`: m -> the taus at
-# which s1 and s0∪1 run too (Fig. 4); `long`: the length control, s0 at the largest m and tau = 4
-# at `long` x the student steps (None: no control at that profile).
+# The recipe at each scale. Units: images (student images of steps, a whole number of epochs of one
+# half's subset and of two), images per step (batch), learning rates per step. Teachers: chapter 3's
+# recipe at the same profile (`self_vs_ensemble.RECIPE`: its net, subset and teacher tables), `pool`
+# of them on D0. Trial i takes its ensembles of every m from pool members [i * max(ms), (i + 1) *
+# max(ms)), so the pool bounds the trials. `taus`: Fig. 9's grid, m -> the taus s0 runs at; `fig4`:
+# m -> the taus at which s1 and s0∪1 run too (Fig. 4); `long`: the length control, s0 at the
+# largest m and tau = 4 at `long` x the student steps (None: no control at that profile).
 RECIPE = recipe(
     paper=dict(
         seeds=(0, 1, 2),
@@ -53,10 +53,17 @@ RECIPE = recipe(
         ms=(1, 3, 5),
         taus={m: (1.0, 4.0, 8.0, 16.0) for m in (1, 3, 5)},
         fig4={m: (1.0, 4.0, 8.0, 16.0) for m in (1, 3, 5)},
-        images=300 * 25_000,
-        batch=128,
         long=None,
-        evals=30,
+        student=dict(
+            images=300 * 25_000,
+            batch=128,
+            lr=0.05,  # cosine per step down to lr_min
+            lr_min=1e-6,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,
+            evals=30,  # test-set evaluations per run, evenly spaced in steps
+        ),
     ),
     # 9 PreResNet-20 teachers on the whole of D0 (25k images, 10 epochs at batch 256); students of
     # 6 epochs of 25k (1.2x the teachers' steps); no length control
@@ -65,8 +72,7 @@ RECIPE = recipe(
         ms=(1, 3),
         taus={1: (1.0, 4.0), 3: (1.0, 4.0)},
         fig4={1: (1.0, 4.0), 3: (1.0, 4.0)},
-        images=6 * 25_000,
-        evals=5,
+        student=dict(images=6 * 25_000, evals=5),
     ),
     # 33 runs, about 6.3 CPU-hours of this 2-core CPU at the rates measured here (a teacher ~10
     # min, a 600k-image student ~10 min from the logit cache); `python -m kdrepro run` prints the
@@ -87,9 +93,8 @@ RECIPE = recipe(
         ms=(1, 3),
         taus={1: (1.0, 4.0), 3: (1.0, 4.0, 8.0)},
         fig4={3: (4.0,)},
-        images=600_000,
         long=2,
-        evals=4,
+        student=dict(images=600_000, evals=4),
     ),
     smoke=dict(
         seeds=(0, 1),
@@ -97,10 +102,8 @@ RECIPE = recipe(
         ms=(1,),
         taus={1: (1.0, 4.0, 8.0)},
         fig4={1: (1.0, 4.0)},
-        images=4_000,
-        batch=64,
         long=None,  # the length control's guard is unit-tested; CI's time is short
-        evals=2,
+        student=dict(images=4_000, batch=64, evals=2),
     ),
 )
 FINDINGS = {
@@ -120,10 +123,11 @@ def plan(
     several tau and m."""
     check_profile(profile, RECIPE)
     p, t = RECIPE[profile], sve.teacher_recipe(profile)
+    st = p["student"]
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
     pool = sve.teacher_pool(profile, dataset, part="D0", members=p["pool"])
     rows = [({"role": "teacher", "member": k}, cfg) for k, cfg in enumerate(pool)]
-    half = t["teacher_size"]  # None: the whole half
+    half = t["data"]["subset"]  # None: the whole half
     block = max(p["ms"])  # trial i's ensembles of every m: pool members [i*block, (i+1)*block)
     trials = seeds[: len(pool) // block]
     for m in p["ms"]:
@@ -149,10 +153,8 @@ def plan(
                     teachers=teams[i],
                     control=teams[i - 1] if len(trials) > 1 else (),
                     temperature=tau,
-                    batch_size=p["batch"],
-                    lr=t["lr"],
-                    epochs=length * epochs_for(p["images"], examples),
-                    evals=p["evals"],
+                    epochs=length * epochs_for(st["images"], examples),
+                    **training(st),
                 )
                 rows.append(
                     (

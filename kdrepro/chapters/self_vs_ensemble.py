@@ -26,43 +26,63 @@ from ..plan import (
     check_seeds,
     epochs_for,
     fresh_init,
+    override,
     recipe,
     starts_at_teacher_init,
+    training,
 )
 
-# The recipe at each scale. Units: images (teacher_size, extras, images of student steps), epochs
-# (passes over the teacher's subset; None: the whole training split), learning rates per step. Each
-# m runs up to pool // m trials.
+# The recipe at each scale. Units: images (subset, extras, student images of steps), epochs (passes
+# over the teachers' subset), images per step (batch), learning rates per step. Each m runs up to
+# pool // m trials.
 RECIPE = recipe(
     paper=dict(
-        seeds=(0, 1, 2),
-        model="preresnet56",
-        width=1,
-        pool=15,
-        ms=(1, 3, 5),
-        teacher_size=None,
-        teacher_epochs=200,
-        teacher_batch=256,
-        teacher_lr=0.1,
-        extras={},
-        images=300 * CIFAR_TRAIN,
-        long=None,
-        batch=128,
-        lr=0.05,
-        temperature=1.0,
-        evals=30,
-        test_size=None,
+        seeds=(0, 1, 2),  # the students' seeds, one trial each
+        pool=15,  # teachers, all on the same images, one seed each
+        ms=(1, 3, 5),  # ensemble sizes
+        extras={},  # m -> extra real images the students also see (Fig. 1's axis); absent: none
+        long=None,  # the length control: m = 1 without extras at this multiple of the steps
+        replication=None,  # a fresh-seed replication: its overrides of this table (None: none)
+        data=dict(
+            subset=None,  # the teachers' stratified subset of the training split (None: all)
+            subset_seed=0,
+            test_size=None,  # a stratified subset of the test set (None: all of it)
+        ),
+        net=dict(model="preresnet56", width=1),  # teachers and students alike
+        teacher=dict(
+            seed=0,  # pool member k's seed is seed + k
+            epochs=200,
+            batch=256,
+            lr=0.1,  # cosine per step down to lr_min
+            lr_min=0.0,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,
+            evals=30,  # test-set evaluations per run, evenly spaced in steps
+        ),
+        student=dict(
+            # every student takes the steps of this many images, whatever its set's size (a whole
+            # number of epochs of each)
+            images=300 * CIFAR_TRAIN,
+            batch=128,
+            lr=0.05,
+            lr_min=1e-6,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,
+            temperature=1.0,
+            evals=30,
+        ),
     ),
     # Full CIFAR-10 (JPEG), PreResNet-20; 9 teachers of 10 epochs and 6 students of 15 (3x the
     # teachers' steps, as in the paper): about 18 min at `compute.H100_PRERESNET20`, one network at
     # a time (packing is faster); tests/test_compute.py holds it to 20 minutes at that rate.
     gpu=dict(
-        model="preresnet20",
         pool=9,
         ms=(1, 3),
-        teacher_epochs=10,
-        images=15 * CIFAR_TRAIN,
-        evals=5,
+        net=dict(model="preresnet20"),
+        teacher=dict(epochs=10, evals=5),
+        student=dict(images=15 * CIFAR_TRAIN, evals=5),
     ),
     # Teachers fit their 2k images (the paper's 200 epochs at its batch of 256); students take 3x
     # the teachers' optimizer steps, as in the paper (300 epochs at batch 128 against 200 at 256):
@@ -74,35 +94,32 @@ RECIPE = recipe(
     # 6 students).
     budget=dict(
         seeds=(0, 1, 2, 3, 4),
-        model="preresnet8",
-        teacher_size=2_000,
         extras={1: (0, 2_000, 4_000), 3: (0, 4_000)},
-        images=600_000,
         long=2,
-        evals=4,
         replication=dict(
             seeds=(100, 101, 102),
             pool=9,
             ms=(1, 3),
             extras={},
             long=None,
-            subset_seed=1,
-            member_seed=100,
+            data=dict(subset_seed=1),
+            teacher=dict(seed=100),
         ),
+        data=dict(subset=2_000),
+        net=dict(model="preresnet8"),
+        teacher=dict(evals=4),
+        student=dict(images=600_000, evals=4),
     ),
     smoke=dict(
         seeds=(0, 1),
-        model="preresnet8",
         pool=4,
         ms=(1, 2),
-        teacher_size=1_000,
-        teacher_epochs=12,
-        teacher_batch=128,
         extras={1: (0, 1_000)},
-        images=4_000,
         long=2,
-        evals=4,
-        test_size=500,
+        data=dict(subset=1_000, test_size=500),
+        net=dict(model="preresnet8"),
+        teacher=dict(epochs=12, batch=128, evals=4),
+        student=dict(images=4_000, evals=4),
     ),
 )
 FINDINGS = {
@@ -123,14 +140,16 @@ def default_dataset(profile: str) -> str:
 # The book's first budget runs, kept to read them (chapter 3's first-run comparison, `first_runs`):
 # 60-epoch teachers at batch 128 (76-79 % train accuracy), students of 78k images of steps (0.65x
 # the teachers'), +4k extra images for m = 1 and 3, no length control.
-FIRST = {
-    **RECIPE["budget"],
-    "teacher_epochs": 60,
-    "teacher_batch": 128,
-    "extras": {1: (0, 4_000), 3: (0, 4_000)},
-    "images": 78_000,
-    "long": None,
-}
+FIRST = override(
+    RECIPE["budget"],
+    dict(
+        extras={1: (0, 4_000), 3: (0, 4_000)},
+        long=None,
+        teacher=dict(epochs=60, batch=128),
+        student=dict(images=78_000),
+    ),
+    "FIRST",
+)
 
 
 def teacher_recipe(profile: str, converged: bool = True, replication: bool = False) -> dict:
@@ -139,11 +158,11 @@ def teacher_recipe(profile: str, converged: bool = True, replication: bool = Fal
     check_profile(profile, RECIPE)
     p = FIRST if profile == "budget" and not converged else RECIPE[profile]
     if replication:
-        if "replication" not in p:
+        if p["replication"] is None:
             raise ConfigError(
                 f"profile={profile!r}: chapter 3 has no fresh-seed replication at this profile"
             )
-        return {**p, **p["replication"]}
+        return override(p, p["replication"], f"{profile}.replication")
     return p
 
 
@@ -160,20 +179,18 @@ def teacher_pool(
     same run id); chapter 5 trains the same recipe on one half of the training split. The
     replication's pool draws another subset and other seeds."""
     p = teacher_recipe(profile, converged, replication)
+    d, t = p["data"], p["teacher"]
     return [
         TeacherConfig(
             dataset=dataset or default_dataset(profile),
-            model=p["model"],
-            width=p["width"],
-            test_size=p["test_size"],
+            **p["net"],
+            test_size=d["test_size"],
             train_part=part,
-            train_size=p["teacher_size"],
-            subset_seed=p.get("subset_seed", 0),
-            seed=p.get("member_seed", 0) + k,
-            epochs=p["teacher_epochs"],
-            batch_size=p["teacher_batch"],
-            lr=p["teacher_lr"],
-            evals=p["evals"],
+            train_size=d["subset"],
+            subset_seed=d["subset_seed"],
+            seed=t["seed"] + k,
+            epochs=t["epochs"],
+            **training(t),
         )
         for k in range(members or p["pool"])
     ]
@@ -206,21 +223,23 @@ def plan(
     distillation data; with replication, the fresh-seed replication (another subset, other teachers
     and students)."""
     p = teacher_recipe(profile, converged, replication)
+    d, st = p["data"], p["student"]
     dataset = dataset or default_dataset(profile)
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
-    common = dict(dataset=dataset, model=p["model"], width=p["width"], test_size=p["test_size"])
-    if replication:  # students distill on their teachers' subset
-        common["subset_seed"] = p["subset_seed"]
+    # students distill on their teachers' subset, or on a larger set that nests it (the extras)
+    common = dict(
+        dataset=dataset, **p["net"], test_size=d["test_size"], subset_seed=d["subset_seed"]
+    )
     pool = teacher_pool(profile, dataset, converged=converged, replication=replication)
     rows = [({"role": "teacher", "member": k}, t) for k, t in enumerate(pool)]
-    base = p["teacher_size"] or data.SIZES[dataset][0]
+    base = d["subset"] or data.SIZES[dataset][0]
     for m in p["ms"]:
         trials = seeds[: p["pool"] // m]
         teams = ensembles(pool, m, len(trials))
         arms = [(extra, 1) for extra in p["extras"].get(m, (0,))]
         arms += [(0, p["long"])] if p["long"] and m == 1 else []
         for extra, length in arms:
-            size = base + extra if p["teacher_size"] else None
+            size = base + extra if d["subset"] else None
             for i, s in enumerate(trials):
                 control = teams[i - 1] if len(trials) > 1 else ()
                 cfg = StudentConfig(
@@ -230,11 +249,9 @@ def plan(
                     init_seed=fresh_init(s),
                     teachers=teams[i],
                     control=control,
-                    temperature=p["temperature"],
-                    batch_size=p["batch"],
-                    lr=p["lr"],
-                    epochs=length * epochs_for(p["images"], base + extra),
-                    evals=p["evals"],
+                    temperature=st["temperature"],
+                    epochs=length * epochs_for(st["images"], base + extra),
+                    **training(st),
                 )
                 rows.append(
                     ({"role": "student", "trial": s, "m": m, "extra": extra, "length": length}, cfg)
@@ -247,7 +264,7 @@ def plans(profile: str = "budget") -> list[Plan]:
     one."""
     check_profile(profile, RECIPE)
     return [plan(profile)] + (
-        [plan(profile, replication=True)] if "replication" in RECIPE[profile] else []
+        [plan(profile, replication=True)] if RECIPE[profile]["replication"] else []
     )
 
 

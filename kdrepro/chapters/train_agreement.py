@@ -50,7 +50,7 @@ def plan(
         "policy": aug.plan(profile, **kw),
     }
     extra = [m for m, sizes in sources["extra"].settings["extras"].items() if len(sizes) > 1]
-    arch = sources["extra"].settings["model"]
+    arch = sources["extra"].settings["net"]["model"]
     right = set(POLICIES) <= set(sources["policy"].settings["policies"])  # Fig. 5 right
     keep = {
         "extra": lambda labels: labels["m"] in extra and labels["length"] == 1,
