@@ -63,6 +63,11 @@ def recipe(paper: dict, **smaller: dict) -> dict[str, dict]:
     return {"paper": paper, **{name: override(paper, c, name) for name, c in smaller.items()}}
 
 
+# The paper's optimizer for teachers and students alike (App. A.3; the official code's
+# `config/image_classification.yaml`): SGD with Nesterov momentum 0.9 and weight decay 1e-4.
+SGD = dict(momentum=0.9, nesterov=True, weight_decay=1e-4)
+
+
 def training(table: dict) -> dict:
     """A recipe's `teacher` or `student` table as config fields: how a run steps (batch, optimizer,
     a cosine per step from `lr` to `lr_min`) and how often it is scored."""

@@ -24,6 +24,7 @@ from .. import verdict as v
 from ..config import StudentConfig
 from ..plan import (
     CIFAR_TRAIN,
+    SGD,
     Plan,
     check_profile,
     check_seeds,
@@ -90,9 +91,7 @@ RECIPE = recipe(
             batch=128,
             lr=0.05,  # cosine per step down to lr_min
             lr_min=1e-6,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=1e-4,
+            **SGD,
             evals=30,  # test-set evaluations per run, evenly spaced in steps
         ),
     ),

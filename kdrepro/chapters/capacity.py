@@ -56,24 +56,10 @@ def plan(
     check_profile(profile, RECIPE)
     p = RECIPE[profile]
     source = sve.plan(profile, seeds=seeds, dataset=dataset)
-    base = [
-        (
-            {
-                "role": "student",
-                "trial": labels["trial"],
-                "m": labels["m"],
-                "student": cfg.model,
-                "own": 1,  # the teachers' architecture
-                "length": labels["length"],
-            },
-            cfg,
-        )
-        for labels, cfg in source.rows
-        if labels["role"] == "student" and labels["extra"] == 0 and labels["m"] in p["ms"]
+    base = [  # own = 1: the teachers' architecture
+        ({**labels, "student": cfg.model, "own": 1}, cfg)
+        for labels, cfg in sve.students_without_extra(source, p["ms"])
     ]
-    missing = set(p["ms"]) - {labels["m"] for labels, _ in base}
-    if missing:
-        raise ValueError(f"chapter 3 at {profile} has no students of m = {sorted(missing)}")
     students = base + [
         ({**labels, "student": model, "own": 0}, replace(cfg, model=model))
         for labels, cfg in base

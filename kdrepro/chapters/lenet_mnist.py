@@ -19,7 +19,7 @@ import pandas as pd
 
 from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe, training
+from ..plan import SGD, Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe, training
 
 # The recipe at each scale. Units: images (subset, sizes, student images of steps), epochs (passes
 # over the teacher's subset), images per step (batch), learning rates per step.
@@ -41,9 +41,7 @@ RECIPE = recipe(
             batch=64,
             lr=0.05,  # cosine per step down to lr_min
             lr_min=0.0,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=1e-4,
+            **SGD,
             evals=5,  # test-set evaluations per run, evenly spaced in steps
         ),
         student=dict(
@@ -51,9 +49,7 @@ RECIPE = recipe(
             batch=128,
             lr=0.05,
             lr_min=1e-6,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=1e-4,
+            **SGD,
             temperature=1.0,
             evals=30,
         ),

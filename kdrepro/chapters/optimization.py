@@ -17,6 +17,7 @@ from .. import verdict as v
 from ..config import StudentConfig, TeacherConfig
 from ..plan import (
     CIFAR_TRAIN,
+    SGD,
     Plan,
     check_profile,
     check_seeds,
@@ -97,9 +98,7 @@ RECIPE = recipe(
             batch=256,
             lr=0.1,  # cosine per step down to lr_min
             lr_min=0.0,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=1e-4,
+            **SGD,
             evals=30,  # test-set evaluations per run, evenly spaced in steps
         ),
         student=dict(
@@ -107,9 +106,7 @@ RECIPE = recipe(
             batch=128,
             lr=0.05,
             lr_min=1e-6,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=1e-4,  # Fig. 6a's longer runs take none
+            **SGD,  # Fig. 6a's longer runs take none
             adam_lr=1e-3,  # Fig. 6a's Adam runs (the paper does not state theirs)
             temperature=4.0,
             evals=30,

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import verdict as v
 from ..config import StudentConfig
-from ..plan import Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe, training
+from ..plan import SGD, Plan, check_profile, check_seeds, epochs_for, fresh_init, recipe, training
 from . import self_vs_ensemble as sve
 
 SPLITS = {"s0": "D0", "s1": "D1", "s01": "D0+D1"}  # student -> the part of the split it distills on
@@ -59,9 +59,7 @@ RECIPE = recipe(
             batch=128,
             lr=0.05,  # cosine per step down to lr_min
             lr_min=1e-6,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=1e-4,
+            **SGD,
             evals=30,  # test-set evaluations per run, evenly spaced in steps
         ),
     ),

@@ -21,6 +21,7 @@ from ..config import StudentConfig, TeacherConfig
 from ..errors import ConfigError
 from ..plan import (
     CIFAR_TRAIN,
+    SGD,
     Plan,
     check_profile,
     check_seeds,
@@ -55,9 +56,7 @@ RECIPE = recipe(
             batch=256,
             lr=0.1,  # cosine per step down to lr_min
             lr_min=0.0,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=1e-4,
+            **SGD,
             evals=30,  # test-set evaluations per run, evenly spaced in steps
         ),
         student=dict(
@@ -67,9 +66,7 @@ RECIPE = recipe(
             batch=128,
             lr=0.05,
             lr_min=1e-6,
-            momentum=0.9,
-            nesterov=True,
-            weight_decay=1e-4,
+            **SGD,
             temperature=1.0,
             evals=30,
         ),
@@ -257,6 +254,29 @@ def plan(
                     ({"role": "student", "trial": s, "m": m, "extra": extra, "length": length}, cfg)
                 )
     return Plan("self_vs_ensemble", profile, rows, {**p, "seeds": seeds, "dataset": dataset})
+
+
+def students_without_extra(source: Plan, ms: tuple[int, ...]) -> list[tuple]:
+    """Chapter 3's students of `ms` without extra data (its length control included), labelled by
+    trial, m and length: the reference students beside which chapters 8 and 9 run students that
+    differ from them in one setting. ValueError when an m has no student."""
+    rows = [
+        (
+            {
+                "role": "student",
+                "trial": lab["trial"],
+                "m": lab["m"],
+                "length": lab["length"],
+            },
+            cfg,
+        )
+        for lab, cfg in source.rows
+        if lab["role"] == "student" and lab["extra"] == 0 and lab["m"] in ms
+    ]
+    missing = set(ms) - {lab["m"] for lab, _ in rows}
+    if missing:
+        raise ValueError(f"chapter 3 at {source.profile} has no students of m = {sorted(missing)}")
+    return rows
 
 
 def plans(profile: str = "budget") -> list[Plan]:

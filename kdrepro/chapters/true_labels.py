@@ -63,22 +63,9 @@ def plan(
     p = RECIPE[profile]
     source = sve.plan(profile, seeds=seeds, dataset=dataset)
     base = [
-        (
-            {
-                "role": "student",
-                "trial": labels["trial"],
-                "m": labels["m"],
-                "alpha": 0.0,
-                "length": labels["length"],
-            },
-            cfg,
-        )
-        for labels, cfg in source.rows
-        if labels["role"] == "student" and labels["extra"] == 0 and labels["m"] in p["ms"]
+        ({**labels, "alpha": 0.0}, cfg)
+        for labels, cfg in sve.students_without_extra(source, p["ms"])
     ]
-    missing = set(p["ms"]) - {labels["m"] for labels, _ in base}
-    if missing:
-        raise ValueError(f"chapter 3 at {profile} has no students of m = {sorted(missing)}")
     students = base + [
         ({**labels, "alpha": a}, replace(cfg, alpha=a))
         for labels, cfg in base
