@@ -31,6 +31,7 @@ CHECKPOINT = (
     "curves",
     "window",
     "elapsed",
+    "cpu",
 )
 
 

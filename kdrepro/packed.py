@@ -217,7 +217,7 @@ def fit_pack(
     (tests/test_packed.py bounds it). A member whose loss diverges or that learns nothing is
     returned as its TrainingFailed, the others as usual (a NaN stays in its own member's weights: no
     kernel mixes members). A pack is not checkpointed: killed, it restarts (packs are for short GPU
-    runs); each member's wall time is its share of the pack's."""
+    runs); each member's wall and CPU times are its shares of the pack's."""
     _check_pack(cfgs, device.type)
     nets = [inputs.new_model(c) for c in cfgs]
     cfg, g, distill = cfgs[0], len(cfgs), teachers is not None
@@ -248,7 +248,7 @@ def fit_pack(
         for c, (x, _) in zip(cfgs, sets)
     ]
     loss_sum, hits, seen = torch.zeros(g, device=device), torch.zeros(g, device=device), 0
-    curves, t0 = [[] for _ in cfgs], time.perf_counter()
+    curves, t0, c0 = [[] for _ in cfgs], time.perf_counter(), time.process_time()
     failed: dict[int, errors.TrainingFailed] = {}
     for step in tqdm(
         range(cfg.steps),
@@ -317,7 +317,11 @@ def fit_pack(
             loss_sum.zero_()
             hits.zero_()
             seen = 0
-    share, out = round((time.perf_counter() - t0) / g, 2), []
+    share, cpu_share = (
+        round((time.perf_counter() - t0) / g, 2),
+        round((time.process_time() - c0) / g, 2),
+    )
+    out = []
     for k, (c, net, curve) in enumerate(zip(cfgs, nets, curves)):
         final, deviations = (dict(curve[-1]) if k not in failed else {}), None
         try:
@@ -339,6 +343,7 @@ def fit_pack(
                 predictions.evaluate(teacher_test[k], test_y) if distill else None,
                 {key: v.detach().cpu() for key, v in net.state_dict().items()},
                 share,
+                cpu_share,
                 packed=g,
                 deviations=deviations,
             )

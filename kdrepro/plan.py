@@ -156,6 +156,8 @@ class Plan:
                 "steps": res["steps"],
                 **dict(zip(("late_change", "late_se"), late_change(res["curves"], cfg.batch_size))),
                 "wall_seconds": res["provenance"]["wall_seconds"],
+                # older records have wall time only
+                "cpu_seconds": res["provenance"].get("cpu_seconds", float("nan")),
                 "device_name": res["provenance"]["device_name"],
                 "git_commit": res["provenance"]["git_commit"],
                 "git_dirty": res["provenance"]["git_dirty"],

@@ -94,7 +94,9 @@ def all_findings(profile: str = "budget") -> tuple[list[Finding], pd.DataFrame]:
             {
                 "experiment": name,
                 "runs": len(table),
-                "cpu_hours": table.wall_seconds.sum() / 3600,
+                "wall_hours": table.wall_seconds.sum() / 3600,
+                "cpu_hours": table.cpu_seconds.sum() / 3600,  # NaN (old records) counts 0
+                "cpu_runs": int(table.cpu_seconds.notna().sum()),
                 "device": ", ".join(sorted(table.device_name.unique())),
             }
         )
@@ -155,6 +157,13 @@ def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
     return "\n".join(_table(("#", "finding", "paper", "here", "verdict"), rows)) + "\n"
 
 
+def _cpu(hours: float, recorded: int, runs: int) -> str:
+    """A CPU-hours cell: the sum over the runs that recorded their CPU time, and how many did."""
+    if recorded == 0:
+        return "not recorded"
+    return f"{hours:.2f}" if recorded == runs else f"{hours:.2f} ({recorded} of {runs} runs)"
+
+
 def detail(findings: list[Finding], compute: pd.DataFrame, waiting: dict[str, str]) -> str:
     """The summary page's evidence, below its rules: per judged finding its verdict, scope, what
     did not converge (once) and every check, core and context; then the findings not run here and
@@ -188,14 +197,33 @@ def detail(findings: list[Finding], compute: pd.DataFrame, waiting: dict[str, st
     lines += [
         "#### Compute",
         "",
-        "Each stored run of a published chapter counted once, over every plan the chapter shows.",
+        "Each stored run of a published chapter counted once, over every plan the chapter shows. "
+        "Wall hours are the runs' training time as recorded, which includes any time their "
+        "process was stopped or shared its cores; CPU hours are the process's CPU time (all "
+        "its threads), recorded by runs made since it was added.",
         "",
     ]
     rows = [
-        (r.experiment, str(r.runs), f"{r.cpu_hours:.2f}", r.device) for r in compute.itertuples()
+        (
+            r.experiment,
+            str(r.runs),
+            f"{r.wall_hours:.2f}",
+            _cpu(r.cpu_hours, r.cpu_runs, r.runs),
+            r.device,
+        )
+        for r in compute.itertuples()
     ]
-    rows.append(("**total**", str(compute.runs.sum()), f"{compute.cpu_hours.sum():.2f}", ""))
-    lines += _table(("chapter", "runs", "CPU hours", "hardware"), rows)
+    total = compute.sum(numeric_only=True)
+    rows.append(
+        (
+            "**total**",
+            str(int(total.runs)),
+            f"{total.wall_hours:.2f}",
+            _cpu(total.cpu_hours, int(total.cpu_runs), int(total.runs)),
+            "",
+        )
+    )
+    lines += _table(("chapter", "runs", "wall hours", "CPU hours", "hardware"), rows)
     return "\n".join(lines) + "\n"
 
 

@@ -120,6 +120,7 @@ def record(cfg: RunConfig, trained: "train.Trained", device: torch.device) -> di
         "provenance": {
             **store.provenance(device),
             "wall_seconds": trained.seconds,
+            "cpu_seconds": trained.cpu_seconds,
             "seed": cfg.seed,
             **({"packed": trained.packed} if trained.packed > 1 else {}),
             **({"cached_teacher": True} if trained.cached_teacher else {}),

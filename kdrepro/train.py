@@ -49,17 +49,19 @@ __all__ = ["NUMERICS", "Trained", "evaluation", "fit", "take_step"]
 @dataclass
 class Trained:
     """What a finished run hands to `runs`: its test curves and final metrics, its teacher's test
-    metrics (when distilling), the final weights (on the CPU), the wall time across resumes (a
-    packed run's share of its pack's), when the config asks for one, Fig. 6c's loss plane, how many
-    runs trained packed together (`packed`), whether the teacher's labels came from `logit_cache`,
-    and a student's deviations from its teacher (`metrics.deviations` on its test and un-augmented
-    train images)."""
+    metrics (when distilling), the final weights (on the CPU), the wall time and the process's CPU
+    time across resumes (a packed run's shares of its pack's; CPU time, unlike wall time, does not
+    grow while the process is stopped), when the config asks for one, Fig. 6c's loss plane, how
+    many runs trained packed together (`packed`), whether the teacher's labels came from
+    `logit_cache`, and a student's deviations from its teacher (`metrics.deviations` on its test
+    and un-augmented train images)."""
 
     final: dict
     curves: list[dict]
     teacher_test: dict | None
     weights: dict
     seconds: float
+    cpu_seconds: float
     surface: dict | None = None
     packed: int = 1
     cached_teacher: bool = False
@@ -106,6 +108,7 @@ def fit(
         "step": 0,
         "curves": [],
         "elapsed": 0.0,
+        "cpu": 0.0,
         "window": [0.0, 0, 0],
     }  # train loss sum, hits and examples since the last evaluation
     checkpoint.restore(cfg, state)
@@ -114,6 +117,7 @@ def fit(
         train_x, run_indices(cfg, len(train_x), state["step"]), aug, state["augment_rng"]
     )
     t0, last_save = time.perf_counter() - state["elapsed"], time.perf_counter()
+    c0 = time.process_time() - state["cpu"]
     forward, labeller, cache = (
         compiled(model, device),
         compiled(teacher, device) if distill else None,
@@ -181,7 +185,9 @@ def fit(
         bar.update()
         if state["step"] == cfg.steps or time.perf_counter() - last_save >= save_every:
             state.update(
-                elapsed=time.perf_counter() - t0, window=[loss_sum.item(), hits.item(), seen]
+                elapsed=time.perf_counter() - t0,
+                cpu=time.process_time() - c0,
+                window=[loss_sum.item(), hits.item(), seen],
             )
             checkpoint.save(cfg, state)
             last_save = time.perf_counter()
@@ -199,6 +205,7 @@ def fit(
         evaluate(teacher_test, test_y) if distill else None,
         {k: v.detach().cpu() for k, v in model.state_dict().items()},
         round(time.perf_counter() - t0, 2),
+        round(time.process_time() - c0, 2),
         plane,
         cached_teacher=cache is not None,
         deviations=deviations,

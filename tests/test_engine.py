@@ -404,6 +404,31 @@ def test_a_run_resumes_at_its_saved_step_and_only_under_the_same_numerics(
     )  # another numerics: restarted
 
 
+def test_cpu_time_excludes_a_pause_that_wall_time_counts_and_survives_a_resume(
+    tmp_store, monkeypatch
+):
+    import time
+
+    cfg, pause = teacher(epochs=4), 1.5
+    real_step, paused = torch.optim.SGD.step, []
+
+    def step(self, *a, **k):  # one pause mid-run, as a stopped (SIGSTOP) process sees it
+        if not paused:
+            paused.append(time.sleep(pause))
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    first = train.fit(cfg, torch.device("cpu"), progress=False)
+    assert first.seconds >= pause and 0 < first.cpu_seconds
+    # CPU time counts the threads' work only: at most every thread busy outside the pause
+    assert first.cpu_seconds <= torch.get_num_threads() * (first.seconds - pause) + 0.5
+    # resumed from its last checkpoint (the last step), a run goes on from both saved clocks
+    saved = files.load_tensors(checkpoint.path(cfg))[0]
+    assert pause <= saved["elapsed"] <= first.seconds and 0 < saved["cpu"] <= first.cpu_seconds
+    again = train.fit(cfg, torch.device("cpu"), progress=False)
+    assert again.seconds >= saved["elapsed"] and again.cpu_seconds >= saved["cpu"]
+
+
 @pytest.mark.parametrize(
     "name,profile", [(n, p) for n in sorted(chapters.CHAPTERS) for p in chapters.profiles(n)]
 )

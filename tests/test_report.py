@@ -1134,7 +1134,12 @@ def test_the_detail_lists_every_check_and_says_what_did_not_converge_once():
     table.loc[0, "clean_train_accuracy"] = 0.985
     findings = self_vs_ensemble.findings(table)
     compute = pd.DataFrame(
-        [{"experiment": "self_vs_ensemble", "runs": 13, "cpu_hours": 2.5, "device": "AMD EPYC"}]
+        [
+            {"experiment": "self_vs_ensemble", "runs": 13, "wall_hours": 2.5, "cpu_hours": 4.0}
+            | {"cpu_runs": 3, "device": "AMD EPYC"},
+            {"experiment": "recycling", "runs": 2, "wall_hours": 0.5, "cpu_hours": 0.0}
+            | {"cpu_runs": 0, "device": "AMD EPYC"},
+        ]
     )
     text = report.detail(findings, compute, {"H4": "runs in progress: 0 of 40 stored"})
     lines = text.splitlines()
@@ -1166,11 +1171,12 @@ def test_the_detail_lists_every_check_and_says_what_did_not_converge_once():
         findings[0].checks[2].outcome
     ]
     assert "H4: their chapters' runs are in progress" in text
-    assert lines[-4:] == [
-        "| chapter | runs | CPU hours | hardware |",
-        "|---|---|---|---|",
-        "| self_vs_ensemble | 13 | 2.50 | AMD EPYC |",
-        "| **total** | 13 | 2.50 |  |",
+    assert lines[-5:] == [
+        "| chapter | runs | wall hours | CPU hours | hardware |",
+        "|---|---|---|---|---|",
+        "| self_vs_ensemble | 13 | 2.50 | 4.00 (3 of 13 runs) | AMD EPYC |",
+        "| recycling | 2 | 0.50 | not recorded | AMD EPYC |",
+        "| **total** | 15 | 3.00 | 4.00 (3 of 15 runs) |  |",
     ]
 
 
