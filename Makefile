@@ -2,9 +2,10 @@
 PY ?= .venv/bin/python
 BIN = $(dir $(PY))
 # Chapters from their one registry, kdrepro.chapters.BOOK: the published ones (nbval, the book) and,
-# for SMOKE, every chapter, published or being rerun. fidelity is a notebook without runs.
-CHAPTERS = fidelity $(shell $(PY) -m kdrepro chapters --published || echo kdrepro-chapters-failed)
-SMOKE = fidelity $(shell $(PY) -m kdrepro chapters || echo kdrepro-chapters-failed)
+# for SMOKE, every chapter, published or being rerun. fidelity is a notebook without runs; history,
+# an appendix that reads the book's first runs and trains nothing.
+CHAPTERS = fidelity $(shell $(PY) -m kdrepro chapters --published || echo kdrepro-chapters-failed) history
+SMOKE = fidelity $(shell $(PY) -m kdrepro chapters || echo kdrepro-chapters-failed) history
 export KDREPRO_DATA ?= $(abspath ../shared/data)
 
 .PHONY: install test smoke chapters summary book clean

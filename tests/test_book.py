@@ -48,7 +48,8 @@ def test_every_code_cell_compiles_on_this_python(path):
 def test_the_makefile_the_toc_and_the_notebooks_follow_the_chapter_registry():
     """`kdrepro.chapters.BOOK` is the one list of chapters: the Makefile reads it (through `python
     -m kdrepro chapters`), the table of contents holds its published chapters, and every chapter has
-    a notebook (fidelity, a notebook without runs, comes first)."""
+    a notebook (fidelity, a notebook without runs, comes first; history, an appendix that reads the
+    first runs, last)."""
     import subprocess
     import sys
 
@@ -57,8 +58,8 @@ def test_the_makefile_the_toc_and_the_notebooks_follow_the_chapter_registry():
     from kdrepro import chapters
 
     root = BOOK.parent
-    published = ["fidelity", *chapters.PUBLISHED]
-    every = ["fidelity", *chapters.CHAPTERS]
+    published = ["fidelity", *chapters.PUBLISHED, "history"]
+    every = ["fidelity", *chapters.CHAPTERS, "history"]
     dry = subprocess.run(
         ["make", "-n", "test", "smoke", f"PY={sys.executable}"],
         cwd=root,
@@ -69,5 +70,9 @@ def test_the_makefile_the_toc_and_the_notebooks_follow_the_chapter_registry():
     assert "--nbval-lax " + " ".join(f"book/{n}.ipynb" for n in published) + "\n" in dry
     assert f"for c in {' '.join(every)}; do" in dry
     toc = [entry["file"] for entry in yaml.safe_load((root / "_toc.yml").read_text())["chapters"]]
-    assert toc == [f"book/{name}" for name in published] + ["book/making", "book/references"]
+    assert toc == [f"book/{name}" for name in published[:-1]] + [
+        "book/making",
+        "book/history",
+        "book/references",
+    ]
     assert sorted(p.stem for p in NOTEBOOKS) == sorted(every)
