@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import chapters, runs
 from .errors import KdreproError
-from .verdict import Finding
+from .verdict import FAILS, HOLDS, Finding
 
 
 def at_scale(name: str, profile: str = "gpu") -> str:
@@ -155,6 +155,27 @@ def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
         else:  # its chapter is in progress, or its stored runs do not reach it
             rows.append((key, titles[key], "—", waiting.get(key, "not judged at this scale"), "—"))
     return "\n".join(_table(("#", "finding", "paper", "here", "verdict"), rows)) + "\n"
+
+
+def key_result(findings: list[Finding]) -> str:
+    """A chapter's key-result box (Markdown), from its findings alone: per finding its verdict, the
+    paper's headline number against ours (`Finding.headline`, as the summary's matrix shows it) and
+    how its core checks came out; then the scale the verdicts speak for."""
+    paras = []
+    for f in findings:
+        h, core = f.headline, [c.outcome for c in f.checks if c.core]
+        held, failed = core.count(HOLDS), core.count(FAILS)
+        tally = f"{held} of {len(core)} core checks hold" + (f", {failed} fail" if failed else "")
+        if f.unconverged:
+            tally += (
+                "; some runs did not converge, so the verdict is inconclusive whatever they say"
+            )
+        paras.append(
+            f"**{f.key}, {f.status}.** {f.claim}. The paper: {h.paper} ({h.source}); here: "
+            f"{h.value} ({h.outcome}). {tally}."
+        )
+    scopes = list(dict.fromkeys(f.scope for f in findings))
+    return "\n\n".join(paras + [f"Scale: {'; '.join(scopes)}."])
 
 
 def _cpu(hours: float, recorded: int, runs: int) -> str:

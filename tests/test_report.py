@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from kdrepro import chapters, figures, plan, report
+from kdrepro import verdict as v
 from kdrepro.chapters import lenet_mnist, self_vs_ensemble
 
 
@@ -1126,6 +1127,33 @@ def test_the_matrix_shows_each_findings_headline_and_the_progress_of_the_rest():
         .splitlines()[2]
         .endswith("| **inconclusive**; runs not converged |")
     )
+
+
+def test_the_key_result_box_gives_each_verdict_its_headline_and_its_core_tally():
+    def check(outcome, core=True, **kw):
+        return v.Check("c", "Fig. 1", "> 99 %", "here", outcome, core=core, **kw)
+
+    first = v.Finding(
+        "H1",
+        "Easy fidelity",
+        [check(v.HOLDS, value="98.0 % [97.6, 98.5]"), check(v.FAILS), check(v.HOLDS, core=False)],
+        "LeNet-5, MNIST",
+    )
+    second = v.Finding(
+        "H2",
+        "Low fidelity",
+        [check(v.INCONCLUSIVE), check(v.HOLDS, value="+1.0 pt [0.2, 1.8]", headline=True)],
+        "LeNet-5, MNIST",
+        unconverged="1 of 3 teachers do not fit",
+    )
+    assert report.key_result([first, second]).split("\n\n") == [
+        "**H1, not reproduced.** Easy fidelity. The paper: > 99 % (Fig. 1); here: 98.0 % [97.6, "
+        "98.5] (holds). 1 of 2 core checks hold, 1 fail.",
+        "**H2, inconclusive.** Low fidelity. The paper: > 99 % (Fig. 1); here: +1.0 pt [0.2, 1.8] "
+        "(holds). 1 of 2 core checks hold; some runs did not converge, so the verdict is "
+        "inconclusive whatever they say.",
+        "Scale: LeNet-5, MNIST.",
+    ]
 
 
 def test_the_detail_lists_every_check_and_says_what_did_not_converge_once():
