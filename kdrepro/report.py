@@ -137,23 +137,32 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
     """The summary page's first screen: one line per finding, H1-H15 then F1, F2. A judged finding
     shows its headline check (`Finding.headline`): the paper's number, ours with its 95 % interval,
-    n and outcome, and the verdict; a finding not judged here, why (`waiting`: its chapter's
-    progress, from `pending`; `NOT_RUN`)."""
+    n and outcome, and the verdict; a finding not judged here, the paper's number (its chapter's
+    `HEADLINES`, or `NOT_RUN`) and why (`waiting`: its chapter's progress, from `pending`).
+    ValueError when a judged finding's headline cites other words than its chapter's `HEADLINES`."""
     judged = {f.key: f for f in findings}
     titles = {key: t for c in chapters.CHAPTERS.values() for key, t in c.FINDINGS.items()}
+    headlines = {key: h for c in chapters.CHAPTERS.values() for key, h in c.HEADLINES.items()}
     titles |= {key: n.title for key, n in NOT_RUN.items()}
     rows = []
     for key in sorted(titles, key=finding_order):
+        if key in NOT_RUN:
+            rows.append((key, titles[key], NOT_RUN[key].paper, NOT_RUN[key].why, "—"))
+            continue
+        source, paper = headlines[key]
+        cited = f"{paper} ({source})"
         if key in judged:
             f, h = judged[key], judged[key].headline
+            if (h.source, h.paper) != (source, paper):
+                raise ValueError(
+                    f"{key}: its headline check's paper/source differ from its chapter's HEADLINES"
+                )
             verdict = f"**{f.status}**" + ("; runs not converged" if f.unconverged else "")
-            rows.append(
-                (key, titles[key], f"{h.paper} ({h.source})", f"{h.value} ({h.outcome})", verdict)
-            )
-        elif key in NOT_RUN:
-            rows.append((key, titles[key], NOT_RUN[key].paper, NOT_RUN[key].why, "—"))
+            rows.append((key, titles[key], cited, f"{h.value} ({h.outcome})", verdict))
         else:  # its chapter is in progress, or its stored runs do not reach it
-            rows.append((key, titles[key], "—", waiting.get(key, "not judged at this scale"), "—"))
+            rows.append(
+                (key, titles[key], cited, waiting.get(key, "not judged at this scale"), "—")
+            )
     return "\n".join(_table(("#", "finding", "paper", "here", "verdict"), rows)) + "\n"
 
 
