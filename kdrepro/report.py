@@ -137,23 +137,37 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
     """The summary page's first screen: one line per finding, H1-H15 then F1, F2. A judged finding
     shows its headline check (`Finding.headline`): the paper's number, ours with its 95 % interval,
-    n and outcome, and the verdict; a finding not judged here, why (`waiting`: its chapter's
-    progress, from `pending`; `NOT_RUN`)."""
+    n and outcome, and the verdict; a finding not judged here, the paper's number (its chapter's
+    `HEADLINES`, which its budget headline check cites too, or `NOT_RUN`) and why (`waiting`: its
+    chapter's progress, from `pending`)."""
     judged = {f.key: f for f in findings}
     titles = {key: t for c in chapters.CHAPTERS.values() for key, t in c.FINDINGS.items()}
+    headlines = {key: h for c in chapters.CHAPTERS.values() for key, h in c.HEADLINES.items()}
     titles |= {key: n.title for key, n in NOT_RUN.items()}
     rows = []
     for key in sorted(titles, key=finding_order):
+        if key in NOT_RUN:
+            rows.append((key, titles[key], NOT_RUN[key].paper, NOT_RUN[key].why, "—"))
+            continue
         if key in judged:
+            # the check itself: at a profile without the budget headline's condition (H6 without
+            # extra data at gpu) another core check heads the finding, with its own citation
             f, h = judged[key], judged[key].headline
             verdict = f"**{f.status}**" + ("; runs not converged" if f.unconverged else "")
             rows.append(
                 (key, titles[key], f"{h.paper} ({h.source})", f"{h.value} ({h.outcome})", verdict)
             )
-        elif key in NOT_RUN:
-            rows.append((key, titles[key], NOT_RUN[key].paper, NOT_RUN[key].why, "—"))
         else:  # its chapter is in progress, or its stored runs do not reach it
-            rows.append((key, titles[key], "—", waiting.get(key, "not judged at this scale"), "—"))
+            source, paper = headlines[key]
+            rows.append(
+                (
+                    key,
+                    titles[key],
+                    f"{paper} ({source})",
+                    waiting.get(key, "not judged at this scale"),
+                    "—",
+                )
+            )
     return "\n".join(_table(("#", "finding", "paper", "here", "verdict"), rows)) + "\n"
 
 

@@ -1109,13 +1109,15 @@ def test_the_matrix_shows_each_findings_headline_and_the_progress_of_the_rest():
         "700k EMNIST images; 60k MNIST is its smallest set) (§4.1, Fig. 2) | 99.3 % [99.1, 99.5] "
         "at 60,000 images, 5 trials (inconclusive) | **partly reproduced** |"
     )
+    # a finding not yet judged shows the paper's number all the same, from its chapter's HEADLINES
     assert lines[3] == (
-        "| H2 | Self-distillation: low fidelity, yet the student can beat its teacher | — | "
-        "runs in progress: 3 of 9 stored | — |"
+        "| H2 | Self-distillation: low fidelity, yet the student can beat its teacher | ≈ 72–75 % "
+        "agreement at ≈ 1 pt accuracy gap (R56, CIFAR-100) (Fig. 1, §4) | runs in progress: 3 of "
+        "9 stored | — |"
     )
     assert lines[4].startswith("| H3 |") and lines[5].startswith("| H4 |")
-    assert lines[4].endswith("| — | runs in progress: 3 of 9 stored | — |")
-    assert lines[5].endswith("| — | not judged at this scale | — |")  # no progress given
+    assert lines[4].endswith("(Fig. 1, §4) | runs in progress: 3 of 9 stored | — |")
+    assert lines[5].endswith("(§5.1) | not judged at this scale | — |")  # no progress given
     assert lines[14] == (
         "| H13 | Fidelity stays low beyond CIFAR (ImageNet, IMDB) | 85.5 / 87.8 / 88.4 % agreement "
         "at m = 1 / 3 / 5, ImageNet (Table 2) | cannot run here (no ImageNet or IMDB offline) | — |"
@@ -1153,6 +1155,30 @@ def test_the_key_result_box_gives_each_verdict_its_headline_and_its_core_tally()
         "(holds). 1 of 2 core checks hold; some runs did not converge, so the verdict is "
         "inconclusive whatever they say.",
         "Scale: LeNet-5, MNIST.",
+    ]
+
+
+def test_every_chapter_cites_the_papers_headline_of_each_of_its_findings_once():
+    for name, chapter in chapters.CHAPTERS.items():
+        assert set(chapter.HEADLINES) == set(chapter.FINDINGS), name
+        assert all(
+            isinstance(h, tuple) and len(h) == 2 and all(h) for h in chapter.HEADLINES.values()
+        ), name
+    # every judged headline cites its chapter's words, so a row reads the same judged or pending
+    for f in every_finding():
+        chapter = next(c for c in chapters.CHAPTERS.values() if f.key in c.FINDINGS)
+        assert (f.headline.source, f.headline.paper) == chapter.HEADLINES[f.key], f.key
+    # with nothing judged, every row the chapters own shows the paper's headline number
+    lines = report.matrix([], {"H12": "runs in progress: 20 of 40 stored"}).splitlines()
+    rows = {r[0]: r for r in map(cells, lines[2:])}
+    for chapter in chapters.CHAPTERS.values():
+        for key, (source, paper) in chapter.HEADLINES.items():
+            assert rows[key][2] == f"{paper} ({source})".replace("|", "¦")
+            assert rows[key][4] == "—" and len(rows[key][2]) <= 120
+    assert rows["H12"][2:] == [
+        "R20 → R56 student: +2–3 pt agreement; R56 → R110: ≈ 0 (App. C.1, Fig. 12)",
+        "runs in progress: 20 of 40 stored",
+        "—",
     ]
 
 

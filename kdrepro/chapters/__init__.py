@@ -25,6 +25,10 @@ class Chapter(Protocol):
     # the findings it judges (H1-H15, F1, F2), each in a few words: the summary's matrix shows
     # them, for a chapter whose runs are not all stored too
     FINDINGS: dict[str, str]
+    # per finding, (source, paper) of its headline check (`Finding.headline`), which takes them from
+    # here: the summary's matrix shows them before the finding is judged, and refuses a judged
+    # finding whose headline says otherwise
+    HEADLINES: dict[str, tuple[str, str]]
 
     def plan(self, profile: str = "budget", **kwargs) -> Plan: ...
 
@@ -52,7 +56,9 @@ CHAPTERS: dict[str, ModuleType] = {
 }
 PUBLISHED = tuple(name for name, published in BOOK if published)
 for _name, _module in CHAPTERS.items():
-    _missing = [a for a in ("SCOPE", "FINDINGS", "plan", "findings") if not hasattr(_module, a)]
+    _missing = [
+        a for a in ("SCOPE", "FINDINGS", "HEADLINES", "plan", "findings") if not hasattr(_module, a)
+    ]
     if _missing:
         raise TypeError(f"chapter {_name}: the Chapter interface needs {', '.join(_missing)}")
 

@@ -155,6 +155,10 @@ FINDINGS = {
     "H4": "Augmentation barely helps fidelity; logit tempering matters more",
     "H15": "With ensemble teachers, the most faithful student is the best calibrated",
 }
+HEADLINES: dict[str, tuple[str, str]] = {
+    "H4": ("§5.1", "+5.5 pt (τ = 1 → 4) vs +1.5 pt (Baseline → MixUp at τ = 4)"),
+    "H15": ("§7, Fig. 11", "always, with ensemble teachers"),
+}
 SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), 3-teacher ensembles of chapter 3's teachers fit to 2k "
     "images, students at 3× their steps, budget scale"
@@ -343,8 +347,7 @@ def _calibration(g: pd.DataFrame, m: int, moved: dict[str, v.Interval]) -> v.Che
     )
     check = v.Check(
         f"m = {m}: the most faithful policy has the lowest ECE",
-        "§7, Fig. 11",
-        "always, with ensemble teachers",
+        *HEADLINES["H15"],
         f"{lead}; {ecetext}",
         outcome,
         value=value,
@@ -397,8 +400,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         _guard(
             v.Check(
                 "tempering adds more agreement than the best augmentation adds on top of it",
-                "§5.1",
-                "+5.5 pt (τ = 1 → 4) vs +1.5 pt (Baseline → MixUp at τ = 4)",
+                *HEADLINES["H4"],
                 sve._here(more, "(Baseline τ4 − τ1) − (MixUp τ4 − Baseline τ4) "),
                 v.rises(more),
                 value=f"tempering − augmentation {more.short()}",
@@ -477,8 +479,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     calib = calib or [
         v.Check(
             "the most faithful policy has the lowest ECE",
-            "§7, Fig. 11",
-            "with ensemble teachers",
+            *HEADLINES["H15"],
             "not testable here: no ensemble (m > 1) at this scale",
             v.INCONCLUSIVE,
             value="not testable: no ensemble at this scale",

@@ -33,6 +33,10 @@ RECIPE = recipe(
     smoke=dict(students=("preresnet14",), ms=(1,)),
 )
 FINDINGS = {"H12": "Student capacity is not the bottleneck"}
+# the paper's Fig. 12 as its App. C.1 states it (CIFAR-100, agreement)
+HEADLINES: dict[str, tuple[str, str]] = {
+    "H12": ("App. C.1, Fig. 12", "R20 → R56 student: +2–3 pt agreement; R56 → R110: ≈ 0"),
+}
 SCOPE = (
     "PreResNet-8 teachers and PreResNet-8 / -20 students, CIFAR-10 (JPEG q75), chapter 3's "
     "teachers (2k images) and recipe (students at 3× the teachers' steps), budget scale"
@@ -43,9 +47,6 @@ SCOPE = (
 # check fails when the whole interval lies above it, when capacity buys more fidelity than the
 # paper found.
 LITTLE = 0.03
-
-# The paper's Fig. 12 as its App. C.1 states it (CIFAR-100, agreement).
-_PAPER = "R20 → R56 student: +2–3 pt agreement; R56 → R110: ≈ 0"
 
 
 def plan(
@@ -103,8 +104,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     v.Check(
                         f"m = {m}: a {model} student gains at most {LITTLE * 100:.0f} pt agreement "
                         f"over a {own} student (the teacher's architecture)",
-                        "App. C.1, Fig. 12",
-                        _PAPER,
+                        *HEADLINES["H12"],
                         _here(d, f"agreement, {model} − {own} "),
                         v.at_most(d, LITTLE),
                         value=f"m = {m}, {model} − {own}: {d.short()}",

@@ -38,6 +38,10 @@ FINDINGS = {
     "F1": "A student exaggerates its teacher's confidence (follow-up)",
     "F2": "A late switch to distillation recovers much of its gain (follow-up)",
 }
+HEADLINES: dict[str, tuple[str, str]] = {
+    "F1": ("follow-up §3", "student − teacher confidence < 0 where the teacher is least sure"),
+    "F2": ("follow-up §3", "a late switch recovers much of distillation's gain"),
+}
 SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), the students of chapters 3 and 5 and chapter 3's "
     "recipe for F2's arms, budget scale"
@@ -234,14 +238,13 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
         f"{where}: the shortfall is larger where the teacher is unsure than where it is "
         f"confident (p ≥ {HIGH:g}): an exaggeration, not a uniform shift",
     )
-    paper = ("student − teacher < 0", "gap(confident) − gap(unsure) > 0")
+    paper_spread = "gap(confident) − gap(unsure) > 0"
     checks = []
     if len(unsure) < 2:  # no interval: say why instead of deciding
         checks.append(
             v.Check(
                 what[0],
-                "follow-up §3",
-                paper[0],
+                *HEADLINES["F1"],
                 f"{len(unsure)} of {len(all_)} trials have images the teacher is unsure of",
                 v.INCONCLUSIVE,
                 core=core,
@@ -253,8 +256,7 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
         checks.append(
             v.Check(
                 what[0],
-                "follow-up §3",
-                paper[0],
+                *HEADLINES["F1"],
                 _here(low, "student − teacher ") + f"; {int(unsure.unsure.median())} "
                 "such images per student (median)",
                 v.falls(low),
@@ -267,7 +269,7 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
             v.Check(
                 what[1],
                 "follow-up §3",
-                paper[1],
+                paper_spread,
                 f"{len(both)} of {len(all_)} trials have images both where the "
                 "teacher is unsure and where it is confident",
                 v.INCONCLUSIVE,
@@ -280,7 +282,7 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
             v.Check(
                 what[1],
                 "follow-up §3",
-                paper[1],
+                paper_spread,
                 _here(spread, "difference "),
                 v.rises(spread),
                 core=core,
@@ -315,8 +317,7 @@ def _late_switch(students: pd.DataFrame) -> list[v.Check]:
         v.Check(
             "a student switched from one-hot labels to distillation half-way recovers most "
             "of that gain (above the midpoint of one-hot and distilled)",
-            "follow-up §3",
-            "recovers much of the gain",
+            *HEADLINES["F2"],
             _here(above, "late − midpoint ") + f"; share of the gain recovered "
             f"{share:.0%} (ratio of means){why}",
             outcome,

@@ -161,6 +161,14 @@ FINDINGS = {
     "H8": "Optimization is the cause: a student started near its teacher converges to it",
     "H9": "The teacher's initial weights give no functional benefit",
 }
+HEADLINES: dict[str, tuple[str, str]] = {
+    "H7": ("Fig. 6a, §6.2", "+4.4 pt at 16.7× (79.0 → 83.4 %)"),
+    "H8": (
+        "Fig. 6b, §6.2",
+        "train agreement +19.3 pt from λ = 0.25 to 0.5, +1.4 pt from 0 to 0.25",
+    ),
+    "H9": ("Table 1, §6.2", "−0.08 pt (77.10 vs 77.17 %, sd 0.24–0.35)"),
+}
 SCOPE = (
     "LayerNorm PreResNet-8 self-distillation at τ = 4, CIFAR-10 (JPEG q75), teachers fit to 500 "
     "images, students at 3× their steps, budget scale"
@@ -363,8 +371,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         ),
         v.Check(
             f"{k2:g}× longer training gains only a few points (at most 5)",
-            "Fig. 6a, §6.2",
-            "+4.4 pt at 16.7× (79.0 → 83.4 %)",
+            *HEADLINES["H7"],
             gain2.text(),
             v.at_most(gain2, 0.05),
             value=f"{k2:g}× longer: {gain2.short()}",
@@ -446,8 +453,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 v.Check(
                     "a sharp threshold at small λ: the rise from λ = 0.25 to 0.5 exceeds the rise "
                     "from 0 to 0.25",
-                    "Fig. 6b, §6.2",
-                    "+19.3 pt vs +1.4 pt",
+                    *HEADLINES["H8"],
                     f"(λ 0.25 → 0.5) {step.text()}, (λ 0 → 0.25) {low.text()}; difference "
                     f"{sharp.text()}, half-width {sharp.half * 100:.1f} pt",
                     v.rises(sharp),
@@ -561,8 +567,7 @@ def table1(table: pd.DataFrame, scope: str = SCOPE, moved: dict | None = None) -
             v.Check(
                 "test agreement: no difference between the teacher's initial weights and a random "
                 "init",
-                "Table 1, §6.2",
-                "−0.08 pt (77.10 vs 77.17 %, sd 0.24–0.35)",
+                *HEADLINES["H9"],
                 f"shared − random {agree.text()}, half-width {agree.half * 100:.1f} pt",
                 v.within(agree, -v.TOLERANCE, v.TOLERANCE),
                 value=f"shared − random {agree.short()}",
