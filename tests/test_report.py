@@ -159,10 +159,10 @@ def test_unconverged_runs_make_a_finding_inconclusive_whatever_its_checks():
     )
 
 
-def ensemble_table(cells, trials, long=None):
+def ensemble_table(cells, trials, long=None, curve=()):
     """cells: (m, extra) -> (agreement, accuracy, teacher accuracy, control agreement), the same in
     each trial up to a small per-trial wobble; `long`: the same for the length control (m = 1, no
-    extra data, 2x steps)."""
+    extra data, 2x steps); `curve`: the ms that only fill Fig. 10's curve."""
     rows = [
         {
             "role": "teacher",
@@ -188,6 +188,7 @@ def ensemble_table(cells, trials, long=None):
                     "m": m,
                     "extra": extra,
                     "length": length,
+                    "curve": int(m in curve),
                     "agreement": agr + w + e(),
                     "accuracy": acc + w + e(),
                     "teacher_accuracy": tacc + w / 2,
@@ -234,6 +235,30 @@ def test_ensemble_rules():
     *_, h10 = self_vs_ensemble.findings(ensemble_table(cells, {1: 5, 3: 5, 5: 3}))
     assert [c.outcome for c in h10.checks if c.core] == ["inconclusive", "inconclusive"]
     assert h10.status == "inconclusive"
+
+
+def test_fig_10s_curve_sizes_are_context_and_leave_h10s_core_checks_as_fixed():
+    cells = {
+        (1, 0): (0.80, 0.66, 0.65, 0.75),
+        (2, 0): (0.79, 0.67, 0.70, 0.76),  # a dip at m = 2: its step fails, as context only
+        (3, 0): (0.85, 0.68, 0.72, 0.80),
+        (4, 0): (0.86, 0.68, 0.73, 0.80),
+        (5, 0): (0.87, 0.69, 0.73, 0.81),
+    }
+    trials = {1: 5, 2: 5, 3: 5, 4: 3, 5: 3}
+    *_, h10 = self_vs_ensemble.findings(ensemble_table(cells, trials, curve=(2, 4)))
+    assert [c.what for c in h10.checks if c.core] == [
+        "agreement rises from m = 1 to m = 3",
+        "agreement rises from m = 3 to m = 5",
+    ]
+    curve = [c for c in h10.checks if c.what.startswith("Fig. 10's curve")]
+    assert [(c.what[-14:], c.outcome, c.core) for c in curve] == [
+        ("m = 1 to m = 2", "fails", False),
+        ("m = 2 to m = 3", "holds", False),
+        ("m = 3 to m = 4", "holds", False),
+        ("m = 4 to m = 5", "holds", False),
+    ]
+    assert h10.status == "reproduced"
 
 
 def test_the_length_control_withdraws_only_effects_that_doubling_matches():

@@ -66,7 +66,10 @@ def plan(
     kw = dict(seeds=seeds, dataset=dataset)
     sources = {"self_vs_ensemble": sve.plan(profile, **kw), "recycling": rec.plan(profile, **kw)}
     keep = {
-        "self_vs_ensemble": lambda labels: labels["extra"] == 0 and labels["length"] == 1,
+        # the core ensemble sizes: Fig. 10's curve sizes would pool unlike ensembles in a group
+        "self_vs_ensemble": lambda labels: (
+            labels["extra"] == 0 and labels["length"] == 1 and not labels["curve"]
+        ),
         "recycling": lambda labels: labels["split"] == rec.HEAT and labels["length"] == 1,
     }
     students = [
