@@ -121,6 +121,12 @@ RECIPE = recipe(
     # trials a 1-pt effect is decided only if the paired differences' SD is under 0.8 pt. Without
     # the four augmentations, "MixUp (τ=4) at or near the top" has three rivals (Baseline (τ=4), the
     # paper's closest, among them), and chapter 6 has no policy students (Fig. 5 right) here.
+    # Fig. 13 (VGG-16 without BatchNorm) is cut too: VGG-16 costs 25x a PreResNet-8 forward, and
+    # its CPU-sized version, every width divided by 8 (5.1M MACs, 0.24M parameters), did not fit
+    # in probes on this CPU with the teachers' recipe (lr 0.1, batch 256): 39 % eval-mode train
+    # accuracy on 2k images after 200 epochs (26 % at lr 0.02 after 130), 96 % on 500 images after
+    # 800 epochs and 77 % after 1,600, at 27-32 % test accuracy; at a quarter width it was still
+    # at chance after 50 epochs.
     budget=dict(
         seeds=(0, 1, 2, 3, 4),
         ms=(3,),
