@@ -19,6 +19,7 @@ from ..plan import SGD, Plan, check_profile, check_seeds, epochs_for, fresh_init
 from . import self_vs_ensemble as sve
 
 SPLITS = {"s0": "D0", "s1": "D1", "s01": "D0+D1"}  # student -> the part of the split it distills on
+NAMES = {"s0": "s0", "s1": "s1", "s01": "s0∪1"}  # how the book writes each split (keys: run labels)
 # Fig. 9's grid runs on s0: the s0 students of one ensemble read one teacher-logit cache at every
 # tau, where s0∪1 (150 passes over its 4k images, fewer than their 162 crop-flip views) labels
 # online, at 1.7x the cost at m = 3.
