@@ -350,6 +350,19 @@ class Finding:
         return check
 
     @property
+    def because(self) -> str:
+        """The sentence a chapter puts after its verdict ('' when reproduced): why it is not
+        reproduced, under that verdict only, else what keeps it from reproduced."""
+        if not self.reason:
+            return ""
+        lead = (
+            "Why it is not reproduced"
+            if self.status == "not reproduced"
+            else "What keeps it from reproduced"
+        )
+        return f" {lead}: {self.reason}."
+
+    @property
     def reason(self) -> str:
         """Why the verdict is not 'reproduced': unconverged runs, and the core checks that did not
         hold."""

@@ -102,6 +102,11 @@ def test_status_rules():
         "H0", "claim", [check(v.HOLDS), v.Check("b rises", "Fig. 1", "p", "h", v.INCONCLUSIVE)]
     )
     assert finding.reason == "b rises: inconclusive"
+    # "why it is not reproduced" only under that verdict
+    assert finding.because == " What keeps it from reproduced: b rises: inconclusive."
+    failed = v.Finding("H0", "claim", [check(v.FAILS)])
+    assert failed.because == " Why it is not reproduced: c: fails."
+    assert v.Finding("H0", "claim", [check(v.HOLDS)]).because == ""
     assert finding.text().splitlines() == [
         "H0: claim",
         "verdict: PARTLY REPRODUCED",

@@ -26,8 +26,8 @@ class Chapter(Protocol):
     # them, for a chapter whose runs are not all stored too
     FINDINGS: dict[str, str]
     # per finding, (source, paper) of its headline check (`Finding.headline`), which takes them from
-    # here: the summary's matrix shows them before the finding is judged, and refuses a judged
-    # finding whose headline says otherwise
+    # here: the summary's matrix shows them before the finding is judged (tests/test_report.py holds
+    # every budget headline to them)
     HEADLINES: dict[str, tuple[str, str]]
 
     def plan(self, profile: str = "budget", **kwargs) -> Plan: ...

@@ -119,6 +119,14 @@ RECIPE = recipe(
         ms=(1, 2),
         extras={1: (0, 1_000)},
         long=2,
+        # the notebook's replication section end to end: 4 more teachers and students, seconds each
+        replication=dict(
+            seeds=(100, 101),
+            extras={},
+            long=None,
+            data=dict(subset_seed=1),
+            teacher=dict(seed=100),
+        ),
         data=dict(subset=1_000, test_size=500),
         net=dict(model="preresnet8"),
         teacher=dict(epochs=12, batch=128, evals=4),
