@@ -38,14 +38,14 @@ def paper_cost(name: str) -> str:
             )
         elif device == "cuda" and all(c.model.startswith("preresnet") for c in configs):
             where.append(
-                "no CUDA benchmark is committed yet; at the single-network H100 rate the `gpu` "
+                "no CUDA benchmark is committed yet; at the single-network H100 rate the gpu "
                 "profiles are sized by (an assumption), about "
                 f"{compute.duration(compute.h100_seconds(configs))}"
             )
         else:
             where.append(f"no {device.upper()} benchmark is committed yet, so no estimate there")
     return (
-        f"At the paper's scale (the `paper` profile) this chapter is {len(configs)} runs: "
+        f"At the paper's scale (the paper profile) this chapter is {len(configs)} runs: "
         f"{where[0]}; {where[1]}. (An extrapolation: FLOPs over the benchmarked network's rate, "
         "checked against our stored runs at budget scale only; one run at a time, packing not "
         "counted.)"
@@ -57,7 +57,7 @@ def gpu_cost(name: str) -> str:
     chapters before it in the book (runs shared by config train once), from a committed CUDA
     benchmark, else at the rate it was sized by."""
     if "gpu" not in chapters.profiles(name):
-        return "This chapter has no `gpu` profile."
+        return "This chapter has no gpu profile."
     book = list(chapters.CHAPTERS)  # in the book's order, published or being rerun
     earlier = book[: book.index(name)]
     seen = {
@@ -71,7 +71,7 @@ def gpu_cost(name: str) -> str:
     new = [c for c in configs if c.run_id not in seen]
     if not new:
         return (
-            f"On one GPU (the `gpu` profile) this chapter's {len(configs)} runs are all trained by "
+            f"On one GPU (the gpu profile) this chapter's {len(configs)} runs are all trained by "
             "earlier chapters."
         )
     got = compute.estimate(new, "cuda")
@@ -83,7 +83,7 @@ def gpu_cost(name: str) -> str:
         "it was sized by (an assumption until a CUDA benchmark is committed)"
     )
     return (
-        f"On one GPU (the `gpu` profile) this chapter is {len(configs)} runs, "
+        f"On one GPU (the gpu profile) this chapter is {len(configs)} runs, "
         f"{len(configs) - len(new)} of them trained by earlier chapters: {when}, one run at a time "
         "(packing runs, --pack, should be faster)."
     )

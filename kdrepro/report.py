@@ -20,12 +20,12 @@ def at_scale(name: str, profile: str = "gpu") -> str:
     profile's stored runs (verdicts stand on the same checks), or how many of its runs are stored
     while any is missing."""
     if profile not in chapters.profiles(name):
-        return f"This chapter has no `{profile}` profile."
+        return f"This chapter has no {profile} profile."
     done, total = progress(name, profile)
     if done < total:
-        return f"The `{profile}` profile has not been run: {done} of its {total} runs are stored."
+        return f"The {profile} profile has not been run: {done} of its {total} runs are stored."
     (_, _, table), *_ = tables(name, profile)
-    scope = f"the `{profile}` recipe of kdrepro/chapters/{name}.py"
+    scope = f"the {profile} recipe of kdrepro/chapters/{name}.py"
     return "\n\n".join(f.text() for f in chapters.get(name).findings(table, scope))
 
 
@@ -211,7 +211,7 @@ def detail(findings: list[Finding], compute: pd.DataFrame, waiting: dict[str, st
             lines += [f"Runs not converged at this scale: {f.unconverged}.", ""]
         rows = [
             (
-                "headline" if c is headline else "core" if c.core else "context",
+                "core, headline" if c is headline else "core" if c.core else "context",
                 c.what,
                 f"{c.paper} ({c.source})",
                 f"{c.here}; length control: {c.note}" if c.note else c.here,

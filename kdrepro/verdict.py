@@ -358,7 +358,7 @@ class Finding:
         lead = (
             "Why it is not reproduced"
             if self.status == "not reproduced"
-            else "What keeps it from reproduced"
+            else "What keeps it from being reproduced"
         )
         return f" {lead}: {self.reason}."
 

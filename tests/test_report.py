@@ -1001,9 +1001,9 @@ def test_a_chapter_at_another_scale_shows_its_verdicts_once_every_run_is_stored(
     assert report.at_scale("lenet_mnist", "budget") == lenet_mnist.findings(table, scope)[0].text()
     done, total = report.progress("self_vs_ensemble", "gpu")
     assert report.at_scale("self_vs_ensemble", "gpu") == (
-        f"The `gpu` profile has not been run: {done} of its {total} runs are stored."
+        f"The gpu profile has not been run: {done} of its {total} runs are stored."
     )
-    assert report.at_scale("lenet_mnist", "gpu") == "This chapter has no `gpu` profile."
+    assert report.at_scale("lenet_mnist", "gpu") == "This chapter has no gpu profile."
 
 
 def test_chapter_3_pairs_each_first_run_with_its_rerun():
@@ -1241,7 +1241,7 @@ def test_the_detail_lists_every_check_and_says_what_did_not_converge_once():
     rows = [cells(line) for line in lines[h2 + 8 :][: len(findings[0].checks)]]
     # the ceiling's bars are escaped: every row keeps its five cells
     assert [len(r) for r in rows] == [5] * len(findings[0].checks)
-    assert [r[0] for r in rows] == ["headline", "core", "context"]
+    assert [r[0] for r in rows] == ["core, headline", "core", "context"]
     assert rows[0][1] == (
         "agreement at least 10% below the ceiling its accuracies allow (1 − ¦teacher − student "
         "accuracy¦)"

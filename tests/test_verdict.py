@@ -103,7 +103,7 @@ def test_status_rules():
     )
     assert finding.reason == "b rises: inconclusive"
     # "why it is not reproduced" only under that verdict
-    assert finding.because == " What keeps it from reproduced: b rises: inconclusive."
+    assert finding.because == " What keeps it from being reproduced: b rises: inconclusive."
     failed = v.Finding("H0", "claim", [check(v.FAILS)])
     assert failed.because == " Why it is not reproduced: c: fails."
     assert v.Finding("H0", "claim", [check(v.HOLDS)]).because == ""

@@ -182,7 +182,8 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     return [
         v.Finding(
             "H1",
-            "KD can reach near-perfect fidelity in easy settings (LeNet-5 on MNIST)",
+            "Knowledge distillation can reach near-perfect fidelity in easy settings "
+            "(LeNet-5 on MNIST)",
             [
                 v.guarded(
                     v.Check(
