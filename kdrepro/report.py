@@ -240,7 +240,7 @@ def detail(findings: list[Finding], compute: pd.DataFrame, waiting: dict[str, st
     ]
     rows = [
         (
-            r.experiment,
+            f"{{doc}}`{r.experiment}`",  # the chapter's title, as a link
             str(r.runs),
             f"{r.wall_hours:.2f}",
             _cpu(r.cpu_hours, r.cpu_runs, r.runs),

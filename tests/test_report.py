@@ -1253,8 +1253,8 @@ def test_the_detail_lists_every_check_and_says_what_did_not_converge_once():
     assert lines[-5:] == [
         "| chapter | runs | wall hours | CPU hours | hardware |",
         "|---|---|---|---|---|",
-        "| self_vs_ensemble | 13 | 2.50 | 4.00 (3 of 13 runs) | AMD EPYC |",
-        "| recycling | 2 | 0.50 | not recorded | AMD EPYC |",
+        "| {doc}`self_vs_ensemble` | 13 | 2.50 | 4.00 (3 of 13 runs) | AMD EPYC |",
+        "| {doc}`recycling` | 2 | 0.50 | not recorded | AMD EPYC |",
         "| **total** | 15 | 3.00 | 4.00 (3 of 15 runs) |  |",
     ]
 
