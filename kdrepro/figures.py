@@ -21,6 +21,12 @@ def pm(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
+def span(values, scale: float = 100.0, digits: int = 1) -> str:
+    """'99.0–99.8' over the values, or one number when they all print the same ('100.0')."""
+    low, high = (f"{x * scale:.{digits}f}" for x in (min(values), max(values)))
+    return low if low == high else f"{low}–{high}"
+
+
 def band(ax, x, mean, std, label: str, **kw) -> None:
     """A mean line with a ±1 std band, the paper's way of showing trials."""
     (line,) = ax.plot(x, mean, marker="o", label=label, **kw)

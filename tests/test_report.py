@@ -12,6 +12,11 @@ from kdrepro import verdict as v
 from kdrepro.chapters import lenet_mnist, self_vs_ensemble
 
 
+def test_a_span_prints_one_number_when_its_ends_print_alike():
+    assert figures.span([0.990, 0.998, 0.9951]) == "99.0–99.8"
+    assert figures.span([1.0, 0.99996]) == "100.0"
+
+
 def test_mean_std_uses_sample_std_and_zero_for_one_trial():
     table = pd.DataFrame({"g": [1, 1, 1, 2], "v": [0.1, 0.2, 0.3, 0.5]})
     out = figures.mean_std(table, ["g"], ["v"])
