@@ -128,10 +128,18 @@ def _cell(text: str) -> str:
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     return [
-        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(map(_cell, header)) + " |",
         "|" + "---|" * len(header),
         *("| " + " | ".join(map(_cell, row)) + " |" for row in rows),
     ]
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A chapter's table as a rendered Markdown table (columns as headers, no index; a missing
+    value prints as "—"), for `IPython.display.Markdown`: the book shows tables, not printed
+    dataframes."""
+    rows = [tuple("—" if pd.isna(x) else str(x) for x in row) for row in table.itertuples(False)]
+    return "\n".join(_table(tuple(map(str, table.columns)), rows)) + "\n"
 
 
 def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:

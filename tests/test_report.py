@@ -17,6 +17,13 @@ def test_a_span_prints_one_number_when_its_ends_print_alike():
     assert figures.span([1.0, 0.99996]) == "100.0"
 
 
+def test_a_table_renders_as_markdown_with_bars_escaped_and_gaps_marked():
+    table = pd.DataFrame({"run": ["a", "1 − |x|"], "n": [3, 2], "paper": ["79.0", np.nan]})
+    assert report.markdown(table) == (
+        "| run | n | paper |\n|---|---|---|\n| a | 3 | 79.0 |\n| 1 − \\|x\\| | 2 | — |\n"
+    )
+
+
 def test_mean_std_uses_sample_std_and_zero_for_one_trial():
     table = pd.DataFrame({"g": [1, 1, 1, 2], "v": [0.1, 0.2, 0.3, 0.5]})
     out = figures.mean_std(table, ["g"], ["v"])

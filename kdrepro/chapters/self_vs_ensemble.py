@@ -143,6 +143,16 @@ HEADLINES: dict[str, tuple[str, str]] = {
     "H3": ("Fig. 1, §4", "≈ 77–80 % agreement at ≈ 3 pt accuracy gap (3 × R56, CIFAR-100)"),
     "H10": ("Fig. 10", "agreement rises with the ensemble size m, from 1 to 12"),
 }
+# Fig. 1's read-outs (±1 pt; R56 on CIFAR-100, τ = 1), test agreement / student accuracy in %, by
+# (m, with extra data): without extra data and at its largest GAN set (+50k). The ensemble panel
+# draws no student accuracy (its teacher is ≈ 76 %). Fig. 10's read-outs for other m contradict
+# Fig. 1a's m = 1 (77.5 against 72.5 %), so the book cites its claim, not its numbers.
+PAPER_FIG1 = {
+    (1, False): "72.5 / 72.0",
+    (1, True): "74.5 / 71.0 (+50k GAN)",
+    (3, False): "77.0 / not drawn",
+    (3, True): "80.0 / not drawn (+50k GAN)",
+}
 SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), teachers fit to 2k images (200 epochs), students at 3× "
     "their steps, budget scale"
