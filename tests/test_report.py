@@ -929,6 +929,14 @@ def test_h7_and_h8_rules():
     h7, h8, h9 = optimization.findings(optimization_table())
     assert outcomes(h7) == ["holds"] * 4 and h7.status == "reproduced"
     assert outcomes(h8) == ["holds"] * 6 and h8.status == "reproduced"
+    # budget runs Adam at the shorter length only: Adam is compared with SGD where both ran
+    table = optimization_table()
+    h7, _, _ = optimization.findings(table[(table.optimizer != "adam") | (table.duration != 9.0)])
+    assert [c.what for c in h7.checks][1:] == [
+        "9× longer training gains only a few points (at most 5)",
+        "Adam below SGD at equal length (3×)",
+    ]
+    assert h7.status == "reproduced"
     assert "at λ 0.25 → 0.375 (3 trials)" in h8.checks[-1].here and not h8.checks[-1].core
     assert [c.what.split(":")[0] for c in h8.checks[2:4]] == ["λ = 0", "λ = 0.5"]
     # longer training gains 15 points, Adam beats SGD, no threshold in lambda
