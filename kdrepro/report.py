@@ -111,14 +111,25 @@ def progress(name: str, profile: str = "budget") -> tuple[int, int]:
 
 def pending(profile: str = "budget") -> dict[str, str]:
     """The findings of chapters not yet published, each with its chapter's progress in a few
-    words."""
+    words (a chapter without a recipe of its own counts the runs it reads)."""
     out = {}
     for name in chapters.CHAPTERS:
         if name not in chapters.PUBLISHED:
             done, total = progress(name, profile)
+            whose = "its" if hasattr(chapters.get(name), "RECIPE") else "the other chapters'"
             for key in chapters.get(name).FINDINGS:
-                out[key] = f"runs in progress: {done} of {total} stored"
+                out[key] = f"chapter in progress: {done} of {total} of {whose} runs stored"
     return out
+
+
+def _chapter_of(key: str) -> str:
+    """The matrix's chapter cell: the number the prose cites, a link once the chapter is in the
+    book."""
+    name = next((n for n, c in chapters.CHAPTERS.items() if key in c.FINDINGS), None)
+    if name is None:
+        return "—"
+    number = chapters.NUMBER[name]
+    return f"{{doc}}`{number} <{name}>`" if name in chapters.PUBLISHED else str(number)
 
 
 def _cell(text: str) -> str:
@@ -155,28 +166,29 @@ def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
     rows = []
     for key in sorted(titles, key=finding_order):
         if key in NOT_RUN:
-            rows.append((key, titles[key], NOT_RUN[key].paper, NOT_RUN[key].why, "—"))
+            rows.append((key, titles[key], "—", NOT_RUN[key].paper, NOT_RUN[key].why, "—"))
             continue
         if key in judged:
             # the check itself: at a profile without the budget headline's condition (H6 without
             # extra data at gpu) another core check heads the finding, with its own citation
             f, h = judged[key], judged[key].headline
             verdict = f"**{f.status}**" + ("; runs not converged" if f.unconverged else "")
-            rows.append(
-                (key, titles[key], f"{h.paper} ({h.source})", f"{h.value} ({h.outcome})", verdict)
-            )
+            paper, here = f"{h.paper} ({h.source})", f"{h.value} ({h.outcome})"
         else:  # its chapter is in progress, or its stored runs do not reach it
             source, paper = headlines[key]
-            rows.append(
-                (
-                    key,
-                    titles[key],
-                    f"{paper} ({source})",
-                    waiting.get(key, "not judged at this scale"),
-                    "—",
-                )
-            )
-    return "\n".join(_table(("#", "finding", "paper", "here", "verdict"), rows)) + "\n"
+            paper, here = f"{paper} ({source})", waiting.get(key, "not judged at this scale")
+            verdict = "—"
+        rows.append((key, titles[key], _chapter_of(key), paper, here, verdict))
+    waits = [k for k in titles if k not in judged and k not in NOT_RUN]
+    tally = (
+        f"Judged here so far: {len(judged)} of {len(titles)} findings"
+        + (f" ({', '.join(sorted(judged, key=finding_order))})" if judged else "")
+        + (f"; {len(waits)} wait for their chapter's runs" if waits else "")
+        + (f"; {', '.join(NOT_RUN)} cannot run here" if NOT_RUN else "")
+        + "."
+    )
+    header = ("#", "finding", "chapter", "paper", "here", "verdict")
+    return tally + "\n\n" + "\n".join(_table(header, rows)) + "\n"
 
 
 def key_result(findings: list[Finding]) -> str:
@@ -238,7 +250,7 @@ def detail(findings: list[Finding], compute: pd.DataFrame, waiting: dict[str, st
     for key, n in sorted(NOT_RUN.items(), key=lambda kv: finding_order(kv[0])):
         lines += [f"#### {key}: {n.title}", "", n.detail, ""]
     lines += [
-        "#### Compute",
+        "### Compute",
         "",
         "Each stored run of a published chapter counted once, over every plan the chapter shows. "
         "Wall hours are the runs' training time as recorded, which includes any time their "

@@ -1119,15 +1119,29 @@ def test_the_matrix_is_one_short_line_per_finding_in_the_papers_order():
         k for c in chapters.CHAPTERS.values() for k in c.FINDINGS
     )
     lines = report.matrix(findings, {}).splitlines()
-    assert lines[:2] == ["| # | finding | paper | here | verdict |", "|---|---|---|---|---|"]
-    rows = [cells(line) for line in lines[2:]]
+    # one sentence first: how many findings are judged, and which cannot run
+    assert lines[0].startswith("Judged here so far: 16 of 17 findings (H1, H2, H3,")
+    assert lines[0].endswith(", F1, F2); H13 cannot run here.") and lines[1] == ""
+    assert lines[2:4] == [
+        "| # | finding | chapter | paper | here | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = [cells(line) for line in lines[4:]]
     assert [r[0] for r in rows] == [f"H{i}" for i in range(1, 16)] + ["F1", "F2"]
-    # a laptop screen: no cell runs past 120 characters, and every row has its five
-    assert all(len(r) == 5 and max(map(len, r)) <= 120 for r in rows), max(
+    # a laptop screen: no cell runs past 120 characters, and every row has its six
+    assert all(len(r) == 6 and max(map(len, r)) <= 120 for r in rows), max(
         (max(map(len, r)), r) for r in rows
     )
+    # the chapter the prose cites each finding by: a link once the chapter is in the book
+    number = {r[0]: r[2] for r in rows}
+    assert (number["H1"], number["H2"], number["H7"], number["F1"]) == (
+        "{doc}`2 <lenet_mnist>`",
+        "3",
+        "7",
+        "10",
+    )
     by_key = {f.key: f for f in findings}
-    for key, title, paper, here, verdict in rows:
+    for key, title, _, paper, here, verdict in rows:
         if key in report.NOT_RUN:
             assert (paper, here, verdict) == (
                 report.NOT_RUN[key].paper,
@@ -1149,29 +1163,36 @@ def test_the_matrix_shows_each_findings_headline_and_the_progress_of_the_rest():
     )
     waiting = {k: "runs in progress: 3 of 9 stored" for k in ("H2", "H3", "H10")}
     lines = report.matrix([h1], waiting).splitlines()
+    assert lines[0] == (
+        "Judged here so far: 1 of 17 findings (H1); 15 wait for their chapter's runs; H13 cannot "
+        "run here."
+    )
+    lines = lines[2:]  # the table
     assert lines[2] == (
-        "| H1 | Near-perfect fidelity in an easy setting (LeNet-5, MNIST) | > 99 % (with up to "
+        "| H1 | Near-perfect fidelity in an easy setting (LeNet-5, MNIST) | {doc}`2 <lenet_mnist>` "
+        "| > 99 % (with up to "
         "700k EMNIST images; 60k MNIST is its smallest set) (§4.1, Fig. 2) | 99.3 % [99.1, 99.5] "
         "at 60,000 images, 5 trials (inconclusive) | **partly reproduced** |"
     )
     # a finding not yet judged shows the paper's number all the same, from its chapter's HEADLINES
     assert lines[3] == (
-        "| H2 | Self-distillation: low fidelity, yet the student can beat its teacher | ≈ 72–75 % "
-        "agreement at ≈ 1 pt accuracy gap (R56, CIFAR-100) (Fig. 1, §4) | runs in progress: 3 of "
-        "9 stored | — |"
+        "| H2 | Self-distillation: low fidelity, yet the student can beat its teacher | 3 | "
+        "≈ 72–75 % agreement at ≈ 1 pt accuracy gap (R56, CIFAR-100) (Fig. 1, §4) | "
+        "runs in progress: 3 of 9 stored | — |"
     )
     assert lines[4].startswith("| H3 |") and lines[5].startswith("| H4 |")
     assert lines[4].endswith("(Fig. 1, §4) | runs in progress: 3 of 9 stored | — |")
     assert lines[5].endswith("(§5.1) | not judged at this scale | — |")  # no progress given
     assert lines[14] == (
-        "| H13 | Fidelity stays low beyond CIFAR (ImageNet, IMDB) | 85.5 / 87.8 / 88.4 % agreement "
-        "at m = 1 / 3 / 5, ImageNet (Table 2) | cannot run here (no ImageNet or IMDB offline) | — |"
+        "| H13 | Fidelity stays low beyond CIFAR (ImageNet, IMDB) | — | 85.5 / 87.8 / 88.4 % "
+        "agreement at m = 1 / 3 / 5, ImageNet (Table 2) | cannot run here (no ImageNet or IMDB "
+        "offline) | — |"
     )
     # runs that did not converge are named in the verdict, in a few words; the detail says which
     h1.unconverged = "5 of 5 teachers do not fit their training set"
     assert (
         report.matrix([h1], waiting)
-        .splitlines()[2]
+        .splitlines()[4]
         .endswith("| **inconclusive**; runs not converged |")
     )
 
@@ -1215,12 +1236,12 @@ def test_every_chapter_cites_the_papers_headline_of_each_of_its_findings_once():
         assert (f.headline.source, f.headline.paper) == chapter.HEADLINES[f.key], f.key
     # with nothing judged, every row the chapters own shows the paper's headline number
     lines = report.matrix([], {"H12": "runs in progress: 20 of 40 stored"}).splitlines()
-    rows = {r[0]: r for r in map(cells, lines[2:])}
+    rows = {r[0]: r for r in map(cells, lines[4:])}
     for chapter in chapters.CHAPTERS.values():
         for key, (source, paper) in chapter.HEADLINES.items():
-            assert rows[key][2] == f"{paper} ({source})".replace("|", "¦")
-            assert rows[key][4] == "—" and len(rows[key][2]) <= 120
-    assert rows["H12"][2:] == [
+            assert rows[key][3] == f"{paper} ({source})".replace("|", "¦")
+            assert rows[key][5] == "—" and len(rows[key][3]) <= 120
+    assert rows["H12"][3:] == [
         "R20 → R56 student: +2–3 pt agreement; R56 → R110: ≈ 0 (App. C.1, Fig. 12)",
         "runs in progress: 20 of 40 stored",
         "—",

@@ -55,6 +55,8 @@ CHAPTERS: dict[str, ModuleType] = {
     name: importlib.import_module(f".{name}", __name__) for name, _ in BOOK
 }
 PUBLISHED = tuple(name for name, published in BOOK if published)
+# the number the book's prose cites each chapter by (chapter 1 is the fidelity notebook: no runs)
+NUMBER = {name: i for i, (name, _) in enumerate(BOOK, start=2)}
 for _name, _module in CHAPTERS.items():
     _missing = [
         a for a in ("SCOPE", "FINDINGS", "HEADLINES", "plan", "findings") if not hasattr(_module, a)

@@ -38,9 +38,10 @@ FINDINGS = {
     "F1": "A student exaggerates its teacher's confidence (follow-up)",
     "F2": "A late switch to distillation recovers much of its gain (follow-up)",
 }
+FOLLOW_UP = "Nagarajan et al. 2023, §3"
 HEADLINES: dict[str, tuple[str, str]] = {
-    "F1": ("follow-up §3", "student − teacher confidence < 0 where the teacher is least sure"),
-    "F2": ("follow-up §3", "a late switch recovers much of distillation's gain"),
+    "F1": (FOLLOW_UP, "student − teacher confidence < 0 where the teacher is least sure"),
+    "F2": (FOLLOW_UP, "a late switch recovers much of distillation's gain"),
 }
 SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), the students of chapters 3 and 5 and chapter 3's "
@@ -271,7 +272,7 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
         checks.append(
             v.Check(
                 what[1],
-                "follow-up §3",
+                FOLLOW_UP,
                 paper_spread,
                 f"{len(both)} of {len(all_)} trials have images both where the "
                 "teacher is unsure and where it is confident",
@@ -284,7 +285,7 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
         checks.append(
             v.Check(
                 what[1],
-                "follow-up §3",
+                FOLLOW_UP,
                 paper_spread,
                 _here(spread, "difference "),
                 v.rises(spread),
@@ -311,7 +312,7 @@ def _late_switch(students: pd.DataFrame) -> list[v.Check]:
     return [
         v.Check(
             "self-distillation gains test accuracy over one-hot training (same steps)",
-            "follow-up §3",
+            FOLLOW_UP,
             "a gain",
             _here(gain, "distilled − one-hot "),
             v.rises(gain),

@@ -35,7 +35,7 @@ FINDINGS = {"H6": "Students do not match their teachers even on the distillation
 # H6's headline is the extra-data check (Fig. 5 left): the budget recipe runs it, and cuts the
 # augmentations of Fig. 5 right
 HEADLINES: dict[str, tuple[str, str]] = {
-    "H6": ("Fig. 5 left", "falls, to ≈ 95 % at +50k GAN (m = 1)"),
+    "H6": ("Fig. 5 left", "train agreement falls, to ≈ 95 % at +50k GAN (m = 1)"),
 }
 SCOPE = "PreResNet-8, CIFAR-10 (JPEG q75), the students of chapters 3-5, budget scale"
 
