@@ -220,7 +220,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 ),
                 v.guarded(
                     v.Check(
-                        "student accuracy equals the teacher's within noise",
+                        "student accuracy equals the teacher's (within our ±1.5 pt margin)",
                         "§4.1",
                         "no generalization gain",
                         f"student − teacher {gap.text()} (equal within our ±1.5 pt margin), "
