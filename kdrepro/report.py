@@ -219,27 +219,38 @@ def _cpu(hours: float, recorded: int, runs: int) -> str:
     return f"{hours:.2f}" if recorded == runs else f"{hours:.2f} ({recorded} of {runs} runs)"
 
 
+def _evidence(f: Finding) -> list[str]:
+    """A judged finding's verdict, scope, what did not converge (once) and every check, core and
+    context, as Markdown lines: the summary's detail and the chapters show the same."""
+    lines = [f"Verdict: **{f.status}**. Scope: {f.scope}.", ""]
+    if f.unconverged:
+        lines += [f"Runs not converged at this scale: {f.unconverged}.", ""]
+    rows = [
+        (
+            "core, headline" if c is f.headline else "core" if c.core else "context",
+            c.what,
+            f"{c.paper} ({c.source})",
+            f"{c.here}; length control: {c.note}" if c.note else c.here,
+            f"**{c.outcome}**" if c.core else c.outcome,
+        )
+        for c in f.checks
+    ]
+    return lines + _table(("kind", "check", "paper", "here", "outcome"), rows) + [""]
+
+
+def finding_markdown(f: Finding) -> str:
+    """A chapter's evidence for one finding, as a rendered table (the summary's detail, under a
+    bold title instead of a heading)."""
+    return "\n".join([f"**{f.key}: {f.claim}**", "", *_evidence(f)])
+
+
 def detail(findings: list[Finding], compute: pd.DataFrame, waiting: dict[str, str]) -> str:
     """The summary page's evidence, below its rules: per judged finding its verdict, scope, what
     did not converge (once) and every check, core and context; then the findings not run here and
     the compute of each published chapter."""
     lines = []
     for f in sorted(findings, key=lambda f: finding_order(f.key)):
-        headline = f.headline
-        lines += [f"#### {f.key}: {f.claim}", "", f"Verdict: **{f.status}**. Scope: {f.scope}.", ""]
-        if f.unconverged:
-            lines += [f"Runs not converged at this scale: {f.unconverged}.", ""]
-        rows = [
-            (
-                "core, headline" if c is headline else "core" if c.core else "context",
-                c.what,
-                f"{c.paper} ({c.source})",
-                f"{c.here}; length control: {c.note}" if c.note else c.here,
-                f"**{c.outcome}**" if c.core else c.outcome,
-            )
-            for c in f.checks
-        ]
-        lines += _table(("kind", "check", "paper", "here", "outcome"), rows) + [""]
+        lines += [f"#### {f.key}: {f.claim}", "", *_evidence(f)]
     if waiting:
         keys = ", ".join(sorted(waiting, key=finding_order))
         lines += [

@@ -1310,3 +1310,20 @@ def test_each_run_counts_once_in_the_compute_table():
     for row in compute.itertuples():
         ids = {c.run_id for p in chapters.plans(row.experiment, "budget") for c in p.configs}
         assert row.runs == len(ids) == report.progress(row.experiment)[1]
+
+
+def test_a_chapter_shows_a_findings_evidence_as_the_summary_does():
+    findings = every_finding()
+    f = next(f for f in findings if f.key == "H2")
+    text = report.finding_markdown(f)
+    lines = text.splitlines()
+    assert lines[0] == f"**H2: {f.claim}**" and lines[2].startswith(f"Verdict: **{f.status}**.")
+    assert "| kind | check | paper | here | outcome |" in lines
+    # the summary's detail holds the same evidence under a heading
+    compute = pd.DataFrame(
+        [
+            {"experiment": "self_vs_ensemble", "runs": 1, "wall_hours": 0.1, "cpu_hours": 0.2}
+            | {"cpu_runs": 1, "device": "AMD EPYC"}
+        ]
+    )
+    assert "\n".join(lines[2:]) in report.detail([f], compute, {})
