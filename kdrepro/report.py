@@ -173,7 +173,7 @@ def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
             # extra data at gpu) another core check heads the finding, with its own citation
             f, h = judged[key], judged[key].headline
             verdict = f"**{f.status}**" + ("; runs not converged" if f.unconverged else "")
-            paper, here = f"{h.paper} ({h.source})", f"{h.value} ({h.outcome})"
+            paper, here = f"{h.paper} ({h.source})", f"{h.value} ({h.result})"
         else:  # its chapter is in progress, or its stored runs do not reach it
             source, paper = headlines[key]
             paper, here = f"{paper} ({source})", waiting.get(key, "not judged at this scale")
@@ -206,7 +206,7 @@ def key_result(findings: list[Finding]) -> str:
             )
         paras.append(
             f"**{f.key}, {f.status}.** {f.claim}. The paper: {h.paper} ({h.source}); here: "
-            f"{h.value} ({h.outcome}). {tally}."
+            f"{h.value} ({h.result}). {tally}."
         )
     scopes = list(dict.fromkeys(f.scope for f in findings))
     return "\n\n".join(paras + [f"Scale: {'; '.join(scopes)}."])
@@ -231,7 +231,7 @@ def _evidence(f: Finding) -> list[str]:
             c.what,
             f"{c.paper} ({c.source})",
             f"{c.here}; length control: {c.note}" if c.note else c.here,
-            f"**{c.outcome}**" if c.core else c.outcome,
+            f"**{c.outcome}**{': ' + c.why if c.why else ''}" if c.core else c.result,
         )
         for c in f.checks
     ]

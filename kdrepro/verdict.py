@@ -293,6 +293,7 @@ def guarded(
         outcome=INCONCLUSIVE,
         note=f"{note}, at least the effect ({shown}), so "
         f"the check was {check.outcome} only at this length",
+        why="the length control withdrew it",
     )
 
 
@@ -312,6 +313,19 @@ class Check:
     value: str = ""
     # marks a finding's headline when it is not its first core check (see `Finding.headline`)
     headline: bool = False
+    # why an inconclusive check does not decide, in a few words ('' when it decides, or when its
+    # interval simply allows both directions): its condition is out of reach, or the length
+    # control withdrew it. The matrix and the evidence show it beside the outcome.
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if self.why and self.outcome != INCONCLUSIVE:
+            raise ValueError(f"{self.what}: only an inconclusive check says why it does not decide")
+
+    @property
+    def result(self) -> str:
+        """The outcome, with why it does not decide where that is not the interval itself."""
+        return f"{self.outcome}: {self.why}" if self.why else self.outcome
 
 
 @dataclass
@@ -368,7 +382,7 @@ class Finding:
         hold."""
         why = [f"runs not converged at this scale ({self.unconverged})"] if self.unconverged else []
         return "; ".join(
-            why + [f"{c.what}: {c.outcome}" for c in self.checks if c.core and c.outcome != HOLDS]
+            why + [f"{c.what}: {c.result}" for c in self.checks if c.core and c.outcome != HOLDS]
         )
 
     def text(self) -> str:
@@ -376,7 +390,7 @@ class Finding:
         lines = [f"{self.key}: {self.claim}", f"verdict: {self.status.upper()}"]
         for c in self.checks:
             lines += [
-                f"- {c.what}{'' if c.core else ' (context, not counted)'}: {c.outcome}",
+                f"- {c.what}{'' if c.core else ' (context, not counted)'}: {c.result}",
                 f"    paper ({c.source}): {c.paper}",
                 f"    here: {c.here}",
             ]

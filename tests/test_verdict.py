@@ -214,6 +214,13 @@ def test_the_length_control_withdraws_an_effect_no_larger_than_what_doubling_mov
     withdrawn = v.guarded(rise, 0.02, moved)
     assert withdrawn.outcome == v.INCONCLUSIVE and "at least the effect (+2.0 pt)" in withdrawn.note
     assert "was holds only at this length" in withdrawn.note
+    # the matrix says why it does not decide; a kept check has no reason to give
+    assert withdrawn.result == "inconclusive: the length control withdrew it" and kept.why == ""
+    assert v.Finding("H0", "claim", [withdrawn]).reason == (
+        "agreement rises: inconclusive: the length control withdrew it"
+    )
+    with pytest.raises(ValueError, match="only an inconclusive check says why"):
+        v.Check("c", "s", "p", "h", v.HOLDS, why="untestable here")
     failed = v.guarded(v.Check("student ≥ teacher", "§4.1", "p", "h", v.FAILS), -0.025, moved)
     assert (
         failed.outcome == v.INCONCLUSIVE
