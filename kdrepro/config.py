@@ -332,6 +332,12 @@ class StudentConfig(RunConfig):
             "must be > 0 exactly when ood_dataset is set",
         )
         _check(
+            self.ood_dataset is None or self.ood_size <= data.SIZES[self.ood_dataset][0],
+            "ood_size",
+            self.ood_size,
+            f"must be at most the size of {self.ood_dataset}'s training split",
+        )
+        _check(
             self.alpha == 0 or self.ood_dataset is None,
             "alpha",
             self.alpha,

@@ -4,11 +4,17 @@
 small enough to sit in (device) memory, so augmentation and normalisation (`unitcube`) run batched
 on the device instead of in a DataLoader. Sources, all under the data root (`paths.data_root`):
 
-  mnist          MNIST/raw/*-ubyte.gz (the official IDX files) fashion_mnist  FashionMNIST/raw/,
-  else /usr/share/datasets/fashion-mnist/ (Debian dataset-fashion-mnist) cifar10_jpeg
-  cifar10-jpeg.zip: train|test/<class>/NNNN.jpg, CIFAR-10 re-encoded as JPEG q75 (lossy) cifar10,
-  cifar100, svhn   torchvision's folders, downloaded by torchvision if absent and the root is
-  writable
+- mnist: MNIST/raw/*-ubyte.gz, the official IDX files.
+- fashion_mnist: FashionMNIST/raw/, else /usr/share/datasets/fashion-mnist/ (Debian's
+  dataset-fashion-mnist).
+- cifar10_jpeg: cifar10-jpeg.zip, train|test/<class>/NNNN.jpg: CIFAR-10 re-encoded as JPEG q75
+  (lossy).
+- cifar10, cifar100, svhn: torchvision's folders, downloaded by torchvision if absent and the root
+  is writable.
+- emnist: EMNIST/raw/emnist-byclass-*-ubyte[.gz], the byclass split (62 classes; Fig. 2's
+  distillation sets beyond MNIST), downloaded the same way. Its images stay as NIST stores them,
+  transposed relative to MNIST's, as the paper's code used them (`gnosis/datasets/emnist.py`,
+  through torchvision).
 
 Decoded JPEG and torchvision splits are cached in `paths.cache_dir("datasets")`, keyed by a hash of
 the source files, so the (possibly read-only) data root is never written unless a download is
@@ -41,6 +47,7 @@ NUM_CLASSES: dict[str, int] = {
     "cifar10_jpeg": 10,
     "cifar100": 100,
     "svhn": 10,
+    "emnist": 62,
 }
 SHAPES: dict[str, tuple[int, int, int]] = {
     name: (1, 28, 28) if name.endswith("mnist") else (3, 32, 32) for name in NUM_CLASSES
@@ -52,6 +59,7 @@ SIZES: dict[str, tuple[int, int]] = {  # (train, test) images
     "cifar10_jpeg": (50_000, 10_000),
     "cifar100": (50_000, 10_000),
     "svhn": (73_257, 26_032),
+    "emnist": (697_932, 116_323),
 }
 SPLITS = ("train", "test")
 PARTS = ("all", "D0", "D1", "D0+D1")
@@ -90,6 +98,7 @@ _TORCHVISION = {
     "cifar10": torchvision.datasets.CIFAR10,
     "cifar100": torchvision.datasets.CIFAR100,
     "svhn": torchvision.datasets.SVHN,
+    "emnist": torchvision.datasets.EMNIST,
 }
 # part of every cache key: bump it when decoding changes so stale caches are not reused
 _CACHE_VERSION = 2
@@ -158,9 +167,23 @@ def _load(name: str, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor
             "install the Debian package (apt-get install dataset-fashion-mnist) "
             f"or put the four Fashion-MNIST IDX files in {root / 'FashionMNIST' / 'raw'}",
         )
+    if name == "emnist":
+        folder = root / "EMNIST" / "raw"
+        stems = _idx_stems(name, split)
+        if not all((folder / s).is_file() or (folder / f"{s}.gz").is_file() for s in stems):
+            _download(name, split, root, f"looked for {stems[0]}[.gz] in {folder}")
+        return _load_idx(name, split, [folder], f"put EMNIST's byclass IDX files in {folder}")
     if name == "cifar10_jpeg":
         return _load_cifar10_jpeg(split, root)
     return _load_torchvision(name, split, root)
+
+
+def _idx_stems(name: str, split: str) -> tuple[str, str]:
+    """The images' and labels' IDX file names, without .gz."""
+    if name == "emnist":
+        prefix = f"emnist-byclass-{split}"
+        return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+    return _IDX_STEMS[split]
 
 
 def _load_idx(
@@ -171,7 +194,7 @@ def _load_idx(
     for folder in folders:
         files = [
             next((p for p in (folder / f"{s}.gz", folder / s) if p.is_file()), None)
-            for s in _IDX_STEMS[split]
+            for s in _idx_stems(name, split)
         ]
         if None not in files:
             for f in files:
@@ -183,7 +206,7 @@ def _load_idx(
                     f"{files[1].name}; copy both files again"
                 )
             return images.unsqueeze(1).contiguous(), labels.long()
-    looked = " and ".join(f"{s}[.gz]" for s in _IDX_STEMS[split])
+    looked = " and ".join(f"{s}[.gz]" for s in _idx_stems(name, split))
     raise DatasetMissing(
         f"{name}: not found (looked for {looked} in {', '.join(map(str, folders))}); {hint}"
     )
@@ -312,6 +335,7 @@ def _torchvision_dataset(
     name: str, split: str, root: Path, download: bool
 ) -> torchvision.datasets.VisionDataset:
     kwargs = {"split": split} if name == "svhn" else {"train": split == "train"}
+    kwargs |= {"split": "byclass"} if name == "emnist" else {}
     return _TORCHVISION[name](str(root), download=download, **kwargs)
 
 

@@ -16,19 +16,23 @@ from .config import RunConfig
 def training_set(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The run's training (or distillation) images and labels, on the CPU, as uint8 / int64.
 
-    Out-of-distribution images (a student's `ood_dataset`) are resized and given the run's channel
-    count; their label is -1: they have none."""
+    Another dataset's images (a student's `ood_dataset`: Fig. 3's out-of-distribution images, Fig.
+    2's EMNIST) are resized and given the run's channel count where they differ; their label is
+    -1: they have none."""
     x, y = data.load(cfg.dataset, "train")
     idx = data.subset(y, cfg.train_size, cfg.train_part, cfg.subset_seed)
     x, y = x[idx], y[idx]
     if getattr(cfg, "ood_dataset", None):
         ox, oy = data.load(cfg.ood_dataset, "train")
-        ox = ox[data.subset(oy, cfg.ood_size, "all", cfg.subset_seed)].float()
-        ox = ox.mean(1, keepdim=True) if x.shape[1] == 1 else ox.expand(-1, x.shape[1], -1, -1)
-        ox = F.interpolate(
-            ox, size=x.shape[-2:], mode="bilinear", antialias=True, align_corners=False
-        )
-        x = torch.cat([x, ox.round().clamp(0, 255).to(torch.uint8)])
+        ox = ox[data.subset(oy, cfg.ood_size, "all", cfg.subset_seed)]
+        if ox.shape[1:] != x.shape[1:]:  # skipped, not computed, where it is the identity
+            ox = ox.float()
+            ox = ox.mean(1, keepdim=True) if x.shape[1] == 1 else ox.expand(-1, x.shape[1], -1, -1)
+            ox = F.interpolate(
+                ox, size=x.shape[-2:], mode="bilinear", antialias=True, align_corners=False
+            )
+            ox = ox.round().clamp(0, 255).to(torch.uint8)
+        x = torch.cat([x, ox])
         y = torch.cat([y, torch.full((len(ox),), -1, dtype=y.dtype)])
     return x, y
 

@@ -231,7 +231,7 @@ def _evidence(f: Finding) -> list[str]:
             c.what,
             f"{c.paper} ({c.source})",
             f"{c.here}; length control: {c.note}" if c.note else c.here,
-            f"**{c.outcome}**{': ' + c.why if c.why else ''}" if c.core else c.result,
+            f"**{c.outcome}**{' — ' + c.why if c.why else ''}" if c.core else c.result,
         )
         for c in f.checks
     ]

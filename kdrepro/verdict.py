@@ -325,7 +325,7 @@ class Check:
     @property
     def result(self) -> str:
         """The outcome, with why it does not decide where that is not the interval itself."""
-        return f"{self.outcome}: {self.why}" if self.why else self.outcome
+        return f"{self.outcome} — {self.why}" if self.why else self.outcome
 
 
 @dataclass

@@ -166,11 +166,31 @@ def test_torchvision_layout_and_cache(tmp_path, monkeypatch, no_network):
     data._load.cache_clear()
 
 
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """An IDX file of unsigned bytes, gzipped: magic 0x0000 0x08 ndim, big-endian sizes, data."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def test_emnist_reads_its_byclass_idx_files_as_stored(tmp_path, no_network):
+    folder = tmp_path / "EMNIST" / "raw"
+    folder.mkdir(parents=True)
+    images = np.arange(3 * 28 * 28).reshape(3, 28, 28) % 251
+    write_idx(folder / "emnist-byclass-train-images-idx3-ubyte.gz", images)
+    write_idx(folder / "emnist-byclass-train-labels-idx1-ubyte.gz", np.array([61, 0, 35]))
+    x, y = data.load("emnist", "train", root=tmp_path)
+    # not transposed: the paper's code used NIST's layout as torchvision reads it
+    assert x.shape == (3, 1, 28, 28) and torch.equal(x[:, 0], torch.from_numpy(images).byte())
+    assert y.tolist() == [61, 0, 35] and y.dtype == torch.int64
+    assert data.SHAPES["emnist"] == (1, 28, 28) and data.NUM_CLASSES["emnist"] == 62
+    data._load.cache_clear()
+
+
 # --- missing datasets and bad arguments
 # ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["cifar100", "cifar10", "svhn"])
+@pytest.mark.parametrize("name", ["cifar100", "cifar10", "svhn", "emnist"])
 def test_missing_downloadable(name, tmp_path, no_network):
     with pytest.raises(data.DatasetMissing) as e:
         data.load(name, "train", root=tmp_path)
@@ -206,7 +226,7 @@ def test_missing_local(name, tmp_path):
 
 def test_bad_name_or_split():
     with pytest.raises(
-        ValueError, match="mnist, fashion_mnist, cifar10, cifar10_jpeg, cifar100, svhn"
+        ValueError, match="mnist, fashion_mnist, cifar10, cifar10_jpeg, cifar100, svhn, emnist"
     ):
         data.load("imagenet", "train")
     with pytest.raises(ValueError, match="train, test"):

@@ -505,6 +505,25 @@ def test_lenet_plan_distillation_sets_contain_teacher_set():
         assert t_idx <= s_idx
 
 
+def test_lenet_paper_plan_adds_figure_2s_emnist_sets_at_equal_steps():
+    main, replication = chapters.plans("lenet_mnist", "paper")
+    s = plan.students_of(main)
+    assert {c.steps for c in s} == {300 * 60_000 // 128}  # every set, EMNIST ones too
+    emnist = [c for c in s if c.ood_dataset == "emnist"]
+    # the teacher's 200 MNIST images beside 179,800 / 359,800 / 599,800 EMNIST ones, per trial
+    assert sorted({(c.train_size, c.examples, c.epochs) for c in emnist}) == [
+        (200, 180_000, 100),
+        (200, 360_000, 50),
+        (200, 600_000, 30),
+    ]
+    assert len(emnist) == 3 * 3 and all(c.train_size == c.teachers[0].train_size for c in emnist)
+    # the replication's two sets are the smallest and the largest, EMNIST's
+    sizes = {lab["distill_size"] for lab, c in replication.rows if lab["role"] == "student"}
+    assert sizes == {200, 600_000}
+    # no EMNIST where there is no internet: the budget plan is MNIST alone
+    assert not any(c.ood_dataset for c in plan.students_of(chapters.plan("lenet_mnist", "budget")))
+
+
 def test_out_of_distribution_images_join_the_distillation_set():
     s = student(ood_dataset="cifar10_jpeg", ood_size=50)
     x, y = inputs.training_set(s)
@@ -514,6 +533,15 @@ def test_out_of_distribution_images_join_the_distillation_set():
         student(ood_dataset="cifar10_jpeg")
     with pytest.raises(ValueError, match="alpha=0.5: must be 0 with ood_dataset"):
         student(ood_dataset="cifar10_jpeg", ood_size=5, alpha=0.5)
+    with pytest.raises(
+        ValueError, match="ood_size=50001: must be at most the size of cifar10_jpeg"
+    ):
+        student(ood_dataset="cifar10_jpeg", ood_size=50_001)
+    # images of the run's shape join unchanged (Fig. 2's EMNIST sets): no resampling round trip
+    x, y = inputs.training_set(student(ood_dataset="mnist", ood_size=50))
+    mx, my = data.load("mnist", "train")
+    assert torch.equal(x[200:], mx[data.subset(my, 50, "all", student().subset_seed)])
+    assert (y[200:] == -1).all()
 
 
 def test_later_options_are_hashed_only_when_set():

@@ -1174,7 +1174,7 @@ def test_the_matrix_shows_each_findings_headline_and_the_progress_of_the_rest():
         "| H1 | Near-perfect fidelity in an easy setting (LeNet-5, MNIST) | {doc}`2 <lenet_mnist>` "
         "| > 99 % (with up to "
         "700k EMNIST images; 60k MNIST is its smallest set) (§4.1, Fig. 2) | 99.3 % [99.1, 99.5] "
-        "at 60,000 images, 5 trials (inconclusive: untestable without EMNIST-sized sets, "
+        "at 60,000 images, 5 trials (inconclusive — untestable without EMNIST-sized sets, "
         "≥ 175,000 images) | **partly reproduced** |"
     )
     # a finding not yet judged shows the paper's number all the same, from its chapter's HEADLINES

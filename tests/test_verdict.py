@@ -215,9 +215,9 @@ def test_the_length_control_withdraws_an_effect_no_larger_than_what_doubling_mov
     assert withdrawn.outcome == v.INCONCLUSIVE and "at least the effect (+2.0 pt)" in withdrawn.note
     assert "was holds only at this length" in withdrawn.note
     # the matrix says why it does not decide; a kept check has no reason to give
-    assert withdrawn.result == "inconclusive: the length control withdrew it" and kept.why == ""
+    assert withdrawn.result == "inconclusive — the length control withdrew it" and kept.why == ""
     assert v.Finding("H0", "claim", [withdrawn]).reason == (
-        "agreement rises: inconclusive: the length control withdrew it"
+        "agreement rises: inconclusive — the length control withdrew it"
     )
     with pytest.raises(ValueError, match="only an inconclusive check says why"):
         v.Check("c", "s", "p", "h", v.HOLDS, why="untestable here")
