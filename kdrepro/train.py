@@ -68,6 +68,21 @@ class Trained:
     deviations: dict | None = None
 
 
+def progress_line(
+    cfg: RunConfig, step: int, since: tuple[int, float], row: dict, now: float | None = None
+) -> str:
+    """One line for a log at an evaluation: how far the run is, the time left at this process's
+    rate since (step, perf_counter) `since` (its start or resume), and the evaluation's numbers."""
+    done = step - since[0]
+    spent = (time.perf_counter() if now is None else now) - since[1]
+    left = spent / done * (cfg.steps - step) if done else float("nan")
+    shown = ", ".join(f"{k} {row[k]:.3f}" for k in ("accuracy", "agreement") if k in row)
+    return (
+        f"{cfg.kind} {cfg.run_id}: step {step:,} of {cfg.steps:,} ({step / cfg.steps:.0%}), "
+        f"{spent / 60:.1f} min since it started here, about {left / 60:.1f} min left; {shown}"
+    )
+
+
 def fit(
     cfg: RunConfig,
     device: torch.device,
@@ -145,7 +160,8 @@ def fit(
         leave=False,
         unit="step",
         disable=not progress or not sys.stderr.isatty(),
-    )  # per-step bars only on a terminal
+    )  # per-step bars only on a terminal; a log gets a line per evaluation (`progress_line`)
+    lines, since = progress and not sys.stderr.isatty(), (state["step"], time.perf_counter())
     for step in range(state["step"], cfg.steps):
         idx, xb, views = next(stream)
 
@@ -182,6 +198,8 @@ def fit(
             bar.set_postfix(
                 {k: f"{row[k]:.3f}" for k in ("train_loss", "accuracy", "agreement") if k in row}
             )
+            if lines:
+                tqdm.write(progress_line(cfg, state["step"], since, row), file=sys.stderr)
         bar.update()
         if state["step"] == cfg.steps or time.perf_counter() - last_save >= save_every:
             state.update(

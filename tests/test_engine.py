@@ -758,3 +758,18 @@ def test_chapter_3s_replication_draws_another_subset_other_teachers_and_other_st
         assert round(c.steps / c.teachers[0].steps, 2) == 3.0  # whole batches
     with pytest.raises(ConfigError, match="no fresh-seed replication"):
         sve.plan("paper", replication=True)
+
+
+def test_a_log_gets_a_line_per_evaluation_with_the_time_left(tmp_store, capsys):
+    cfg = teacher(evals=3)
+    line = train.progress_line(cfg, 6, (2, 100.0), {"accuracy": 0.5, "agreement": 0.25}, now=160.0)
+    # 4 steps in a minute, 6 of 12 left: 1.5 minutes at that rate
+    assert line == (
+        f"teacher {cfg.run_id}: step 6 of 12 (50%), 1.0 min since it started here, about 1.5 min "
+        "left; accuracy 0.500, agreement 0.250"
+    )
+    train.fit(cfg, torch.device("cpu"), progress=True)  # pytest's stderr is a log, not a terminal
+    err = capsys.readouterr().err.splitlines()
+    assert [e.split(" (")[0] for e in err if e.startswith(f"teacher {cfg.run_id}: step")] == [
+        f"teacher {cfg.run_id}: step {s} of 12" for s in (4, 8, 12)
+    ]
