@@ -1,8 +1,31 @@
 """What the chapters' tables and figures share: mean ± std over trials, the paper's ±1 std bands,
-the students' evaluation curves and the book's type sizes."""
+the students' evaluation curves, readable names and the book's type sizes."""
+
+import re
 
 import matplotlib.pyplot as plt
 import pandas as pd
+
+NAMES = {
+    "cifar10_jpeg": "CIFAR-10 (JPEG q75)",
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+    "mnist": "MNIST",
+    "fashion_mnist": "Fashion-MNIST",
+    "emnist": "EMNIST",
+    "svhn": "SVHN",
+    "lenet5": "LeNet-5",
+    "vgg16": "VGG-16",
+}
+
+
+def name(key: str) -> str:
+    """A dataset's or network's name as the paper writes it ('preresnet8' -> 'PreResNet-8'), for
+    titles and tick labels; an unknown key as it is."""
+    resnet = re.fullmatch(r"preresnet(\d+)(_basic)?", key)
+    if resnet:
+        return f"PreResNet-{resnet[1]}" + (" (basic blocks)" if resnet[2] else "")
+    return NAMES.get(key, key)
 
 
 def mean_std(table: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:

@@ -34,6 +34,12 @@ def test_mean_std_uses_sample_std_and_zero_for_one_trial():
     assert out.n.tolist() == [3, 1]
     assert figures.std([0.5]) == 0.0 and math.isclose(figures.std([1.0, 3.0]), math.sqrt(2))
     assert figures.pm(0.87345, 0.0042) == "87.3 ± 0.4"
+    assert [figures.name(k) for k in ("cifar10_jpeg", "preresnet8", "preresnet56_basic", "x")] == [
+        "CIFAR-10 (JPEG q75)",
+        "PreResNet-8",
+        "PreResNet-56 (basic blocks)",
+        "x",
+    ]
 
 
 def lenet_table(
