@@ -270,6 +270,7 @@ def guarded(
     scale: float = 100.0,
     digits: int = 1,
     unit: str = " pt",
+    metric: str = "it",
 ) -> "Check":
     """`check` at the paper's length, kept decided only if its effect (the signed distance of its
     mean from what it tests: 0, or a threshold) exceeds what doubling the student steps moved its
@@ -279,10 +280,10 @@ def guarded(
     moves, so any movement at least the effect withdraws it; a `level` (the key condition's own
     metric against a threshold) moves with its condition, so only a movement toward the threshold,
     at least the distance to it, does. A context check, an inconclusive one or one without a
-    control is returned as it is."""
+    control is returned as it is. `metric` names what moved where "it" would be unclear."""
     if moved is None or not check.core or check.outcome == INCONCLUSIVE:
         return check
-    note = f"doubling the student steps moved it {moved.text(scale, digits, unit)}"
+    note = f"doubling the student steps moved {metric} {moved.text(scale, digits, unit)}"
     if level and moved.mean * effect >= 0:
         return replace(check, note=f"{note}, away from the threshold")
     if abs(effect) > abs(moved.mean):

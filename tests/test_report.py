@@ -1186,7 +1186,7 @@ def test_the_matrix_shows_each_findings_headline_and_the_progress_of_the_rest():
     # a finding not yet judged shows the paper's number all the same, from its chapter's HEADLINES
     assert lines[3] == (
         "| H2 | Self-distillation: low fidelity, yet the student can beat its teacher | 3 | "
-        "≈ 72–75 % agreement; the student ≈ 1 pt more accurate than its teacher (R56, CIFAR-100) "
+        "≈ 72–75 % agreement; the student at least as accurate as its teacher (R56, CIFAR-100) "
         "(Fig. 1, §4) | "
         "runs in progress: 3 of 9 stored | — |"
     )
@@ -1294,8 +1294,8 @@ def test_the_detail_lists_every_check_and_says_what_did_not_converge_once():
     assert [len(r) for r in rows] == [5] * len(findings[0].checks)
     assert [r[0] for r in rows] == ["core, headline", "core", "context"]
     assert rows[0][1] == (
-        "agreement at least 10% below the ceiling its accuracies allow (1 − ¦teacher − student "
-        "accuracy¦)"
+        "agreement at least 10 points below the ceiling its accuracies allow (1 − ¦teacher − "
+        "student accuracy¦)"
     )
     assert [r[4] for r in rows] == [f"**{c.outcome}**" for c in findings[0].checks[:2]] + [
         findings[0].checks[2].outcome

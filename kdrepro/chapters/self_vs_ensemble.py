@@ -141,11 +141,11 @@ FINDINGS = {
 HEADLINES: dict[str, tuple[str, str]] = {
     "H2": (
         "Fig. 1, §4",
-        "≈ 72–75 % agreement; the student ≈ 1 pt more accurate than its teacher (R56, CIFAR-100)",
+        "≈ 72–75 % agreement; the student at least as accurate as its teacher (R56, CIFAR-100)",
     ),
     "H3": (
         "Fig. 1, §4",
-        "≈ 77–80 % agreement; the student ≈ 3 pt less accurate than its ensemble (3 × R56, "
+        "≈ 77–80 % agreement; the ensemble (≈ 76 %) more accurate than its student (3 × R56, "
         "CIFAR-100)",
     ),
     "H10": ("Fig. 10", "agreement rises with the ensemble size m, from 1 to 12"),
@@ -367,8 +367,8 @@ def _cell(students: pd.DataFrame, m: int, extra: int) -> pd.DataFrame:
 # Margins fixed before the converged runs were seen. "Does not fall" and "at least as accurate":
 # within 0.5 pt, half the smallest effect Fig. 1 states (extra data costs self-distillation about 1
 # pt of accuracy). "Fidelity is low": agreement at least 10 pt below the ceiling the two accuracies
-# allow (agreement <= 1 - |acc_t - acc_s|), where the paper's students sit about 20 pt below it
-# (Fig. 1: 75-78 % agreement at accuracy gaps of 1-3 pt).
+# allow (agreement <= 1 - |acc_t - acc_s|), where the paper's students sit far below it (Fig. 1:
+# 72.5-80 % agreement between classifiers of similar accuracy).
 NOT_FALL = 0.005
 SLACK = 0.10
 
@@ -415,8 +415,8 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         checks = [
             v.guarded(
                 v.Check(
-                    f"agreement at least {SLACK:.0%} below the ceiling its accuracies allow "
-                    "(1 − |teacher − student accuracy|)",
+                    f"agreement at least {SLACK * 100:.0f} points below the ceiling its accuracies "
+                    "allow (1 − |teacher − student accuracy|)",
                     *HEADLINES[key],
                     _here(slack, f"agreement {agr.mean:.1%}; ceiling − agreement "),
                     v.at_least(slack, SLACK),
@@ -425,6 +425,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 slack.mean - SLACK,
                 moved.get("slack"),
                 level=True,
+                metric="the ceiling gap",
             )
         ]
         if m == 1:
@@ -503,7 +504,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 v.Check(
                     "the ensemble is more accurate than its student",
                     "Fig. 1b",
-                    "≈ +3 pt (76 vs 73 %)",
+                    "ensemble ≈ 76 %, above its student (whose accuracy Fig. 1b does not draw)",
                     _here(lead, "teacher − student "),
                     v.rises(lead),
                     core=False,
