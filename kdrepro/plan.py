@@ -164,6 +164,8 @@ class Plan:
                 "train_examples": res["train_examples"],
             }
             rec.update({f"teacher_{k}": v for k, v in res.get("teacher_test", {}).items()})
+            if "surface" in res:  # Fig. 6c's ridge on the path to the teacher, in the loss's nats
+                rec["loss_ridge"] = max(res["surface"]["path"]) - res["surface"]["path"][-1]
             if (
                 "deviations" in res
             ):  # a student's `metrics.deviations` record, whole (one object per run)

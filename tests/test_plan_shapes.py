@@ -36,6 +36,8 @@ def fake(cfg, templates: dict, rng: np.random.Generator) -> dict:
     if cfg.kind == "student":
         final.update({k: v for k, v in EXTRA.items() if k not in final})
         final.setdefault("train_kl", final["kl"])
+        if getattr(cfg, "surface", 0):  # Fig. 6c's path: teacher's loss, a ridge, the student's
+            result["surface"] = {"path": [0.5, 0.9 + rng.normal(0, 0.1), 0.7]}
     for key, value in final.items():
         if isinstance(value, float):
             moved = value * (1 + rng.normal(0, 0.02))

@@ -822,6 +822,7 @@ def optimization_table(
     barriers=(0.5, 0.3, 0.0, 0.0),
     shared=(0.0, 0.0, 0.01),
     long=None,
+    ridge=1.0,
 ):
     """Fig. 6's pattern by default: train agreement per run (durations 3 and 9; lambda -> train
     agreement), loss barriers of the lambda = 0, 0.25, 0.375 and 0.5 students, and Table 1's
@@ -854,6 +855,7 @@ def optimization_table(
                 "train_agreement": default + w + next(jitter),
                 "late_change": late,
                 "loss_barrier": barriers[0] + abs(next(jitter)) if t < trials else None,
+                "loss_ridge": barriers[0] * ridge if t < trials else None,
                 **cka,
             }
         )
@@ -914,11 +916,13 @@ def optimization_table(
                     "loss_barrier": None
                     if barrier is None
                     else barrier + (abs(next(jitter)) if barrier else 0),
+                    "loss_ridge": None if barrier is None else barrier * ridge,
                 }
             )
     table = pd.DataFrame(rows)
     table["lam"] = table.lam.astype(float)
     table["loss_barrier"] = table.loss_barrier.astype(float)
+    table["loss_ridge"] = table.loss_ridge.astype(float)
     table["length"] = table.length.fillna(1) if "length" in table else 1
     return table
 
@@ -929,6 +933,9 @@ def test_steepness_finds_the_papers_threshold():
     ratio, where = optimization.steepness(pd.DataFrame([optimization.PAPER_6B]))
     assert where.iloc[0] == (0.25, 0.375)  # (97.55 - 80.39) / 0.125 over (100 - 78.96) / 1
     assert ratio.iloc[0] == pytest.approx((97.55 - 80.39) / 0.125 / (100 - 78.96))
+    # no net rise: no multiple of it
+    flat = optimization.steepness(pd.DataFrame([{0.0: 0.9, 0.5: 0.95, 1.0: 0.9}]))[0]
+    assert flat.isna().all()
 
 
 def test_h7_and_h8_rules():
@@ -962,8 +969,13 @@ def test_h7_and_h8_rules():
     _, h8, _ = optimization.findings(optimization_table(barriers=(0.5, 0.3, 0.3, 0.3)))
     assert outcomes(h8)[2:4] == ["holds", "fails"]
     assert h8.checks[3].here.startswith(
-        "barrier above 5% of the student's excess loss in 3 of 3 trials (median 30"
+        "barrier above 5% of the student's excess loss (and above 0.001 nats) in 3 of 3 trials "
+        "(median 30"
     )
+    # the same ratios on ridges under 10^-3 nats (an excess of 10^-3 nats: a student at its
+    # teacher) are rounding, not basins: λ = 0 then shows none, λ = 0.5 no barrier
+    _, h8, _ = optimization.findings(optimization_table(barriers=(0.5, 0.3, 0.3, 0.3), ridge=1e-3))
+    assert outcomes(h8)[2:4] == ["fails", "holds"]
     # a barrier is never negative: a ridge of 4 % at lambda = 0 is no basin of its own, whatever its
     # t interval
     _, h8, _ = optimization.findings(optimization_table(barriers=(0.04, 0.03, 0.0, 0.0)))

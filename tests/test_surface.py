@@ -118,6 +118,11 @@ def test_a_student_run_stores_its_plane_and_bad_requests_are_one_line(tmp_store)
     plane = result["surface"]
     assert len(plane["loss"]) == 5 and plane["images"] == 100 and plane["temperature"] == 4.0
     assert result["final"]["loss_barrier"] == plane["barrier"]
+    # the chapter's table reads the ridge's height in nats off the stored path
+    from kdrepro.plan import Plan
+
+    row = Plan("t", "smoke", [({"role": "student"}, s)], {}).table([result]).iloc[0]
+    assert row.loss_ridge == max(plane["path"]) - plane["path"][-1] >= 0
     assert 0 <= result["final"]["train_kl"] and "cka_stage3" in result["final"]
     for kw, message in (
         (dict(surface=3), "surface=3: must be 0 or an integer >= 5"),

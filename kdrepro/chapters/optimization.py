@@ -67,8 +67,12 @@ PAPER_TABLE1 = {
 }
 # "no functional difference" in KL: within +-10 % of the random-init student's (our margin)
 KL_TOLERANCE = 0.10
-# "the teacher's basin": a ridge on the path under 5 % of the student's excess loss (ours)
+# "the teacher's basin": a ridge on the path under 5 % of the student's excess loss (ours), or
+# under RIDGE_FLOOR nats of the tau^2-scaled loss: a student that reached its teacher has an excess
+# near 0 (the paper's lambda = 0.75: 51.17 against 51.16), where 5 % of it is below the loss's
+# rounding on a few hundred images, so the ratio alone would call rounding a ridge
 BASIN_TOLERANCE = 0.05
+RIDGE_FLOOR = 1e-3
 
 # The recipe at each scale. Units: images (subset; student images of steps for the default run, a
 # whole number of epochs of the subset), epochs (passes over the subset), images per step (batch),
@@ -418,13 +422,14 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         # it: each check counts the trials above BASIN_TOLERANCE, the one threshold for "a ridge"
         # both ways.
         lo, hi = planes.lam.min(), planes.lam.max()
-        low_b, high_b = (planes[planes.lam == x].loss_barrier for x in (lo, hi))
+        barrier = planes.loss_barrier.where(planes.loss_ridge > RIDGE_FLOOR, 0.0)
+        low_b, high_b = (barrier[planes.lam == x] for x in (lo, hi))
 
         def said(b: pd.Series) -> str:
             above = int((b > BASIN_TOLERANCE).sum())
             return (
-                f"barrier above {BASIN_TOLERANCE:.0%} of the student's excess loss in {above} of "
-                f"{len(b)} trials (median {b.median():.1%})"
+                f"barrier above {BASIN_TOLERANCE:.0%} of the student's excess loss (and above "
+                f"{RIDGE_FLOOR:g} nats) in {above} of {len(b)} trials (median {b.median():.1%})"
             )
 
         basins = [
@@ -511,33 +516,50 @@ def length_control(students: pd.DataFrame) -> dict[str, v.Interval]:
 
 def steepness(agreement: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Per row (a trial; columns: lambdas), the steepest rise of train agreement between
-    neighbouring lambdas as a multiple of the average rise from the first lambda to the last, and
-    where it lies."""
+    neighbouring lambdas as a multiple of the average rise from the first lambda to the last (NaN
+    where there is no net rise), and where it lies."""
     lams = sorted(agreement.columns)
     slopes = pd.DataFrame(
         {(a, b): (agreement[b] - agreement[a]) / (b - a) for a, b in zip(lams, lams[1:])}
     )
     average = (agreement[lams[-1]] - agreement[lams[0]]) / (lams[-1] - lams[0])
-    return slopes.max(axis=1) / average, slopes.idxmax(axis=1)
+    return slopes.max(axis=1) / average.where(average > 0), slopes.idxmax(axis=1)
 
 
 def _steepest(lam: pd.DataFrame) -> v.Check:
     """Where the threshold lies, wherever that is (a context check, added after the budget runs
     showed the steepest rise above λ = 0.5: the core check tests the paper's location)."""
-    ratio, where = steepness(
-        lam.pivot_table(index="trial", columns="lam", values="train_agreement").dropna()
-    )
-    paper_ratio, (a, b) = (x.iloc[0] for x in steepness(pd.DataFrame([PAPER_6B])))
+    agreement = lam.pivot_table(index="trial", columns="lam", values="train_agreement").dropna()
+    ratio, where = steepness(agreement)
+    # the paper's ratio on the same lambdas (budget cuts 0.875 and 1)
+    paper = pd.DataFrame([{x: PAPER_6B[x] for x in agreement.columns if x in PAPER_6B}])
+    paper_ratio, (a, b) = (x.iloc[0] for x in steepness(paper))
     places = ", ".join(
         f"λ {x:g} → {y:g} ({n} trial{'s' * (n > 1)})" for (x, y), n in where.value_counts().items()
     )
-    steep = v.interval(ratio)
-    first, last = lam.lam.min(), lam.lam.max()  # the paper's 0 to 1; budget cuts λ = 0.875 and 1
-    return v.Check(
+    first, last = agreement.columns.min(), agreement.columns.max()
+    what = (
         "wherever it lies, the steepest rise between neighbouring λs is at least 3 times the "
-        f"average rise from λ = {first:g} to {last:g} (our margin)",
+        f"average rise from λ = {first:g} to {last:g} (our margin)"
+    )
+    paper_says = f"{paper_ratio:.1f}× at λ {a:g} → {b:g}"
+    flat = int(ratio.isna().sum())
+    if flat:  # no net rise: a multiple of it means nothing
+        return v.Check(
+            what,
+            "Fig. 6b, §6.2",
+            paper_says,
+            f"undefined: train agreement does not rise from λ = {first:g} to {last:g} in {flat} "
+            f"of {len(ratio)} trials; steepest at {places}",
+            v.INCONCLUSIVE,
+            core=False,
+            why="no net rise to compare with",
+        )
+    steep = v.interval(ratio)
+    return v.Check(
+        what,
         "Fig. 6b, §6.2",
-        f"{paper_ratio:.1f}× at λ {a:g} → {b:g}",
+        paper_says,
         f"{steep.mean:.1f}× [{steep.lo:.1f}, {steep.hi:.1f}] the average rise; steepest at "
         f"{places}",
         v.at_least(steep, 3.0),
