@@ -1349,3 +1349,26 @@ def test_a_chapter_shows_a_findings_evidence_as_the_summary_does():
         ]
     )
     assert "\n".join(lines[2:]) in report.detail([f], compute, {})
+
+
+def test_h14_states_no_rise_where_the_paper_does():
+    from kdrepro.chapters import true_labels
+
+    table = true_labels_table()
+    table["m"] = table.m.astype("Int64")  # as Plan.table keeps integer labels
+    (h14,) = true_labels.findings(table)
+    core = [c.what.split(":")[0] for c in h14.checks if c.core]
+    assert core == [
+        "m = 1, α = 0.1",
+        "m = 1, α = 0.5",
+        "m = 1, α = 0.5",
+        "m = 3, α = 0.5",
+        "m = 3, α = 0.5",
+    ]
+    assert h14.headline.what.startswith("m = 1, α = 0.5") and "(α = 0.5)" in h14.headline.paper
+    # the paper sees a slight benefit at α = 0.1 for ensembles: a rise there is context only
+    bump = (table.m == 3) & (table.alpha == 0.1)
+    table.loc[bump, "agreement"] += 0.01
+    (h14,) = true_labels.findings(table)
+    slight = next(c for c in h14.checks if c.what.startswith("m = 3, α = 0.1: showing"))
+    assert not slight.core and slight.outcome == "fails" and h14.status == "reproduced"

@@ -4,9 +4,9 @@ Nagarajan, Menon, Bhojanapalli, Mobahi and Kumar, *On student-teacher deviations
 does it pay to disobey?* (NeurIPS 2023) make two claims about self-distilled students, tested here
 on this book's runs:
 
-* F1 (their §3): the student *exaggerates* its teacher's confidence. Where the teacher is unsure,
+* F1: the student *exaggerates* its teacher's confidence. Where the teacher is unsure,
   the student is even less sure; where the teacher is confident, the student is about as sure.
-* F2 (their §3, "switching to distillation in the middle of training"): a student trained on the
+* F2 ("switching to distillation in the middle of training"): a student trained on the
   one-hot labels for the first half of its steps and distilled for the second half recovers much of
   distillation's gain in test accuracy over a student trained on one-hot labels throughout.
 
@@ -38,7 +38,7 @@ FINDINGS = {
     "F1": "A student exaggerates its teacher's confidence (follow-up)",
     "F2": "A late switch to distillation recovers much of its gain (follow-up)",
 }
-FOLLOW_UP = "Nagarajan et al. 2023, §3"
+FOLLOW_UP = "Nagarajan et al. 2023"
 HEADLINES: dict[str, tuple[str, str]] = {
     "F1": (FOLLOW_UP, "student − teacher confidence < 0 where the teacher is least sure"),
     "F2": (FOLLOW_UP, "a late switch recovers much of distillation's gain"),
@@ -50,9 +50,10 @@ SCOPE = (
 
 # Rules fixed before the converged students they judge were run (one record, chapter 3's first
 # m = 1 student, had been seen). Confidence is the teacher's probability on its top class. The
-# teacher is *unsure* below LOW (it gives its top class less than even odds) and *confident* from
-# HIGH (the top bin of `metrics.DEVIATION_BINS`). Per student, a region's gap is the count-weighted
-# mean over its bins of (student - teacher) probability on the teacher's top class.
+# teacher is *unsure* at or below LOW (it gives its top class even odds or less) and *confident*
+# above HIGH (the top bin of `metrics.DEVIATION_BINS`, whose bins are (k - 1)/10 < p <= k/10). Per
+# student, a region's gap is the count-weighted mean over its bins of (student - teacher)
+# probability on the teacher's top class.
 LOW, HIGH = 0.5, 0.9
 # F1 is judged on the distillation images, where the follow-up finds the student "underfits points
 # that the teacher finds hard"; the test set is shown as context.
@@ -125,15 +126,15 @@ def gap(record: dict, split: str, low: float, high: float) -> float:
 
 
 def unsure_bins(split: dict) -> list[int]:
-    """The bins of a split's deviation record that lie wholly below LOW."""
+    """The bins of a split's deviation record that lie wholly at or below LOW."""
     edges = len(split["count"])
     return [b for b in range(edges) if (b + 1) / edges <= LOW]
 
 
 def gaps(students: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Per student: the gap where its teacher is unsure (`low`, below LOW), where it is confident
-    (`high`, from HIGH), their difference (`spread`: positive when the student exaggerates), and how
-    many of the split's images fall below LOW (`unsure`)."""
+    """Per student: the gap where its teacher is unsure (`low`, at most LOW), where it is confident
+    (`high`, above HIGH), their difference (`spread`: positive when the student exaggerates), and
+    how many of the split's images are at most LOW (`unsure`)."""
     rows = []
     for r in students.itertuples():
         low, high = gap(r.deviations, split, 0.0, LOW), gap(r.deviations, split, HIGH, 1.0)
@@ -174,7 +175,7 @@ def _where_disagreements_sit(name: str, g: pd.DataFrame) -> v.Check:
     d = disagreements(g, "test").dropna()
     what = (
         f"{name}, test set: the student's disagreements with its teacher concentrate where the "
-        f"teacher is unsure (p < {LOW:g}): their share there exceeds the share of images there"
+        f"teacher is unsure (p ≤ {LOW:g}): their share there exceeds the share of images there"
     )
     source, paper = "our link to the paper's §6", "not measured by either paper"
     if len(d) < 2:
@@ -238,9 +239,9 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
     both = all_.dropna(subset=["low", "high"])  # ... and one without confident images no spread
     where = f"{name}, {'distillation images' if split == 'train' else 'test set'}"
     what = (
-        f"{where}: where the teacher is unsure (p < {LOW:g}), the student is even less sure",
+        f"{where}: where the teacher is unsure (p ≤ {LOW:g}), the student is even less sure",
         f"{where}: the shortfall is larger where the teacher is unsure than where it is "
-        f"confident (p ≥ {HIGH:g}): an exaggeration, not a uniform shift",
+        f"confident (p > {HIGH:g}): an exaggeration, not a uniform shift",
     )
     paper_spread = "gap(confident) − gap(unsure) > 0"
     checks = []
@@ -253,6 +254,7 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
                 v.INCONCLUSIVE,
                 core=core,
                 value=f"{len(unsure)} of {len(all_)} trials with unsure images",
+                why="too few trials with unsure images for an interval",
             )
         )
     else:
@@ -306,9 +308,10 @@ def _late_switch(students: pd.DataFrame) -> list[v.Check]:
     acc = arms.pivot_table(index="trial", columns="arm", values="accuracy").dropna()
     gain = v.interval(acc.distill - acc.onehot)
     above = v.interval(acc.late - (acc.distill + acc.onehot) / 2)
-    share = (acc.late - acc.onehot).mean() / (acc.distill - acc.onehot).mean()
-    outcome = v.rises(above) if v.rises(gain) == v.HOLDS else v.INCONCLUSIVE
-    why = "" if v.rises(gain) == v.HOLDS else "; no significant gain to recover"
+    gained = v.rises(gain) == v.HOLDS
+    # a share of a gain that is not there (or negative) means nothing: shown only beside a gain
+    share = (acc.late - acc.onehot).mean() / (acc.distill - acc.onehot).mean() if gained else None
+    outcome = v.rises(above) if gained else v.INCONCLUSIVE
     return [
         v.Check(
             "self-distillation gains test accuracy over one-hot training (same steps)",
@@ -322,10 +325,11 @@ def _late_switch(students: pd.DataFrame) -> list[v.Check]:
             "a student switched from one-hot labels to distillation half-way recovers most "
             "of that gain (above the midpoint of one-hot and distilled)",
             *HEADLINES["F2"],
-            _here(above, "late − midpoint ") + f"; share of the gain recovered "
-            f"{share:.0%} (ratio of means){why}",
+            _here(above, "late − midpoint ")
+            + (f"; share of the gain recovered {share:.0%} (ratio of means)" if gained else ""),
             outcome,
             value=f"late − midpoint {above.short()}",
+            why="" if gained else "no significant gain to recover",
         ),
     ]
 
