@@ -394,7 +394,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         _near_top(at, "mixup_t4", moved),
         _guard(
             v.Check(
-                "Baseline (τ=4) well above Baseline (τ=1) in agreement",
+                "Baseline (τ=4) above Baseline (τ=1) in agreement",
                 "§5.1, Fig. 3",
                 "+5.5 pt (84.5 vs ≈ 79 %)",
                 sve._here(tempering),
