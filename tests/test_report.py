@@ -773,6 +773,16 @@ def test_h6_rules():
     # chapter 4's budget recipe cuts the augmentations: no policy students, Fig. 5 right left out
     (h6,) = train_agreement.findings(train_agreement_table({}))
     assert len(h6.checks) == 1 and "extra distillation data" in h6.checks[0].what
+    # chapter 3's length control guards the extra-data check: the m = 1, +0 student at twice the
+    # steps; doubling moving train agreement by 4 pt withdraws a 3-pt fall, by 1 pt keeps it
+    table = train_agreement_table({}).assign(length=1)
+    for moved, kept in ((0.04, False), (0.01, True)):
+        base = table[(table.role == "student") & (table.extra == 0)]
+        doubled = base.assign(length=2, train_agreement=base.train_agreement + moved)
+        (h6,) = train_agreement.findings(pd.concat([table, doubled], ignore_index=True))
+        check = h6.checks[0]
+        assert check.outcome == ("holds" if kept else "inconclusive")
+        assert check.note.startswith("doubling the student steps moved train agreement +")
 
 
 def test_h6_reads_the_eval_mode_fresh_pass_where_every_student_has_it():
