@@ -425,9 +425,9 @@ def test_h4_and_h15_rules():
     bad = {"noise": (0.785, 0.715, 0.06, 0.77), "ood": (0.78, 0.72, 0.06, 0.77)}
     h4, h15 = augmentation.findings(policy_table({**PAPER_LIKE, **bad}))
     assert outcomes(h4) == ["holds"] * 10 and h4.status == "reproduced"
-    assert [c.core for c in h4.checks] == [True] * 9 + [
-        False
-    ]  # the control threshold is ours: context
+    # context: the accuracy half (Fig. 3's gap is inside its read-out error), and the control's
+    # threshold, which is ours
+    assert [c.core for c in h4.checks] == [True] * 8 + [False, False]
     assert h4.checks[0].here.startswith("the closest rival, Baseline (τ=4) − MixUp (τ=4): −1.5 pt")
     assert all("half-width" in c.here for f in (h4, h15) for c in f.checks if c.core)
     assert outcomes(h15) == ["holds"] and h15.status == "reproduced"
@@ -452,9 +452,10 @@ def test_h4_and_h15_rules():
 
 
 def test_h4_margins_are_smaller_than_figure_3s_gaps():
-    """'Near the top' allows 0.75 pt and 'not more accurate' 0.25 pt, half of Fig. 3's gaps: a
+    """'Near the top' allows 0.75 pt and 'not more accurate' 0.25 pt, half of the paper's gaps: a
     rival 1 pt ahead of MixUp (tau=4), or MixUp (tau=4) 0.5 pt more accurate than at tau=1,
-    fails."""
+    fails. The accuracy half is context (Fig. 3's gap is inside its read-out error): its failure
+    leaves the verdict as it was."""
     from kdrepro.chapters import augmentation
 
     def h4(**cells):
@@ -466,7 +467,8 @@ def test_h4_margins_are_smaller_than_figure_3s_gaps():
     near = h4(baseline_t4=(0.865, 0.745, 0.04, 0.81))  # 0.5 pt ahead: near the top
     assert outcomes(near)[0] == "holds"
     more_accurate = h4(mixup_t4=(0.86, 0.755, 0.02, 0.83))
-    assert outcomes(more_accurate)[-2] == "fails" and more_accurate.status == "not reproduced"
+    assert outcomes(more_accurate)[-2] == "fails" and not more_accurate.checks[-2].core
+    assert more_accurate.status == h4().status == "reproduced"
 
 
 def test_h15_can_fail_without_a_clear_leader():
@@ -1214,7 +1216,7 @@ def test_the_matrix_shows_each_findings_headline_and_the_progress_of_the_rest():
     )
     assert lines[4].startswith("| H3 |") and lines[5].startswith("| H4 |")
     assert lines[4].endswith("(Fig. 1, §4) | runs in progress: 3 of 9 stored | — |")
-    assert lines[5].endswith("(§5.1) | not judged at this scale | — |")  # no progress given
+    assert lines[5].endswith("(§5.1, Fig. 3) | not judged at this scale | — |")  # no progress given
     assert lines[14] == (
         "| H13 | Fidelity stays low beyond CIFAR (ImageNet, IMDB) | — | 85.5 / 87.8 / 88.4 % "
         "agreement at m = 1 / 3 / 5, ImageNet (Table 2) | cannot run here (no ImageNet or IMDB "
