@@ -28,6 +28,19 @@ def name(key: str) -> str:
     return NAMES.get(key, key)
 
 
+# Class names in label order, for tick labels; other datasets show class indices.
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"
+)  # fmt: skip
+CLASSES = {"cifar10": CIFAR10_CLASSES, "cifar10_jpeg": CIFAR10_CLASSES}
+
+
+def class_name(dataset: str, label: int) -> str:
+    """Label `label`'s class name in `dataset` ('cifar10_jpeg', 3 -> 'cat'), or the label itself."""
+    names = CLASSES.get(dataset)
+    return names[label] if names and 0 <= label < len(names) else str(label)
+
+
 def mean_std(table: pd.DataFrame, by: list[str], cols: list[str]) -> pd.DataFrame:
     """Mean, sample std (ddof=1; 0 for one seed) and count over trials, one row per group."""
     g = table.groupby(by)[cols]
