@@ -73,8 +73,11 @@ def test_h12_holds_for_a_small_gain_and_fails_for_a_large_one():
     assert core(table([0.0, 0.06, -0.01, 0.07, 0.03])).outcome == v.INCONCLUSIVE
     (f,) = cap.findings(table([0.010, 0.012, 0.008, 0.011, 0.009]))
     assert f.status == "reproduced" and "preresnet20 − preresnet8" in f.checks[0].here
-    (acc,) = [c for c in f.checks if not c.core]
+    acc, level = [c for c in f.checks if not c.core]
     assert acc.outcome == v.HOLDS  # context: the deeper student is more accurate
+    # context: the deeper student's agreement (71-75 %) stays below 99 %
+    assert level.outcome == v.HOLDS and level.here == "73.0 % [71.1, 74.9], 5 trials"
+    assert level.what.endswith("(test agreement below 99 %)")
 
 
 def test_a_gain_no_larger_than_what_longer_training_moves_is_withdrawn():
