@@ -1394,7 +1394,13 @@ def test_h14_states_no_rise_where_the_paper_does():
     assert h14.headline.what.startswith("m = 1, α = 0.5") and "(α = 0.5)" in h14.headline.paper
     # the paper sees a slight benefit at α = 0.1 for ensembles: a rise there is context only
     bump = (table.m == 3) & (table.alpha == 0.1)
-    table.loc[bump, "agreement"] += 0.01
+    table.loc[bump, "agreement"] += 0.03  # beyond the 1.5-pt margin
     (h14,) = true_labels.findings(table)
     slight = next(c for c in h14.checks if c.what.startswith("m = 3, α = 0.1: showing"))
     assert not slight.core and slight.outcome == "fails" and h14.status == "reproduced"
+    # "does not raise" allows the book's 1.5 pt: a 1-pt rise at m = 1, α = 0.5 holds, 2.5 fails
+    for rise, outcome in ((0.01, "holds"), (0.025, "fails")):
+        t = true_labels_table()
+        t.loc[(t.m == 1) & (t.alpha == 0.5), "agreement"] += rise
+        (h14,) = true_labels.findings(t)
+        assert h14.headline.outcome == outcome and h14.headline.what.endswith("(within 1.5 pt)")
