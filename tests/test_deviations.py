@@ -71,7 +71,13 @@ def table(
     """Teachers that fit, chapter 3's m = 1 students with the given gaps, accuracies and per-bin
     agreements, and F2's two arms, one trial per list entry."""
     rows = [
-        {"role": "teacher", "clean_train_accuracy": 1.0, "run_id": f"t{i}"} for i in range(len(low))
+        {
+            "role": "teacher",
+            "source": "self_vs_ensemble",
+            "clean_train_accuracy": 1.0,
+            "run_id": f"t{i}",
+        }
+        for i in range(len(low))
     ]
     for i, (lo, hi) in enumerate(zip(low, high)):
         for arm, source in (
@@ -162,6 +168,17 @@ def test_f2_is_scored_against_the_midpoint_and_needs_a_gain_to_recover():
     assert "share of the gain recovered 76%" in holds.checks[1].here
     no_gain = {"onehot": GAIN["distill"], "distill": GAIN["onehot"], "late": GAIN["onehot"]}
     assert dev.findings(table(*gaps, no_gain))[1].status == "inconclusive"
+
+
+def test_f2_is_gated_by_its_own_teachers_only():
+    """A chapter-5 teacher that does not fit withholds F1 (which reads chapter 5's students) but
+    not F2, whose students all distill chapter 3's teachers."""
+    gaps = ([-0.1] * 5, [0.0] * 5)
+    t = table(*gaps, {**GAIN, "late": [0.53, 0.54, 0.54, 0.52, 0.53]})
+    loose = {"role": "teacher", "source": "recycling", "clean_train_accuracy": 0.9, "run_id": "r"}
+    f1, f2 = dev.findings(pd.concat([t, pd.DataFrame([loose])], ignore_index=True))
+    assert f1.status == "inconclusive" and "1 of 6 teachers do not fit" in f1.unconverged
+    assert f2.status == "reproduced" and f2.unconverged == ""
 
 
 def test_a_late_switch_trains_on_the_true_labels_first_and_is_hashed_only_when_set():
