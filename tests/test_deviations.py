@@ -170,6 +170,23 @@ def test_f2_is_scored_against_the_midpoint_and_needs_a_gain_to_recover():
     assert dev.findings(table(*gaps, no_gain))[1].status == "inconclusive"
 
 
+def test_f1s_one_hot_baseline_is_context_that_decides_both_ways():
+    """The distilled student's shortfall where the teacher is unsure, against the one-hot student
+    of the same trial (F1's selection effect): further short holds, less short fails; either way
+    the verdict stays with the core checks."""
+    low, high = [-0.10, -0.12, -0.08, -0.11, -0.09], [0.0, 0.01, -0.01, 0.0, 0.0]
+    late = [0.53, 0.54, 0.54, 0.52, 0.53]
+    for onehot_low, outcome in ((-0.02, v.HOLDS), (-0.2, v.FAILS)):
+        t = table(low, high, {**GAIN, "late": late})
+        arm = t.arm == "onehot"
+        t.loc[arm, "deviations"] = [record(onehot_low + 0.001 * i, 0.0) for i in range(arm.sum())]
+        f1, _ = dev.findings(t)
+        (c,) = [c for c in f1.checks if "one-hot student" in c.what]
+        assert c.outcome == outcome and not c.core and f1.status == "reproduced"
+        if outcome == v.HOLDS:  # −0.100 against −0.018 on average: 8.2 pt further short
+            assert c.here.startswith("(student − teacher), distilled − one-hot −8.2 pt")
+
+
 def test_f2_is_gated_by_its_own_teachers_only():
     """A chapter-5 teacher that does not fit withholds F1 (which reads chapter 5's students) but
     not F2, whose students all distill chapter 3's teachers."""

@@ -297,6 +297,34 @@ def _exaggeration(name: str, g: pd.DataFrame, split: str, core: bool) -> list[v.
     return checks
 
 
+def _against_one_hot(students: pd.DataFrame) -> list[v.Check]:
+    """Context for F1's selection effect: images binned by the teacher's confidence pick out where
+    the teacher happens to be low, so any other network scored in those bins may look different
+    from it. F2's one-hot student of the same trial (same teacher, images and steps, never shown
+    the teacher's outputs) is that baseline: holds when the distilled student falls further short
+    where the teacher is unsure, paired by trial."""
+    distill = students[(students.arm == "distill") & (students.source == "self_vs_ensemble")]
+    onehot = students[students.arm == "onehot"]
+    if not len(onehot):
+        return []
+    low = {
+        arm: gaps(g[g.m == 1], CORE_SPLIT).low.set_axis(g[g.m == 1].trial)
+        for arm, g in (("distill", distill), ("onehot", onehot))
+    }
+    d = (low["distill"] - low["onehot"]).dropna()
+    what = (
+        "self-distillation, distillation images: where the teacher is unsure, the student falls "
+        "further short than a one-hot student of the same trial (a baseline for the selection "
+        "effect)"
+    )
+    if len(d) < 2:
+        here = f"{len(d)} trials have unsure images for both students"
+        return [v.Check(what, FOLLOW_UP, "not measured", here, v.INCONCLUSIVE, core=False)]
+    iv = v.interval(d)
+    here = _here(iv, "(student − teacher), distilled − one-hot ")
+    return [v.Check(what, FOLLOW_UP, "not measured", here, v.falls(iv), core=False)]
+
+
 def _late_switch(students: pd.DataFrame) -> list[v.Check]:
     """F2 on test accuracy, paired by trial: distillation's gain over one-hot training (context:
     without it there is nothing to recover) and the late switch against the midpoint of the two."""
@@ -345,6 +373,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         f1 += _exaggeration(name, g, CORE_SPLIT, core=k == 0)
         f1 += _exaggeration(name, g, "test", core=False)
         f1 += [_where_disagreements_sit(name, g)] if k == 0 else []
+    f1 += _against_one_hot(students)
     return [
         v.Finding(
             "F1",
