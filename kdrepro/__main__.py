@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import chapters, cluster, compute, report, runs, store
+from . import chapters, cluster, compute, devices, report, runs, store
 from .errors import ConfigError, KdreproError
 from .files import atomic_write
 from .plan import PROFILES
@@ -157,7 +157,11 @@ def _run(args: argparse.Namespace) -> None:
     ):  # a bad request or a missing Ray is said before anything else is printed
         cluster.check(args.gpus_per_run or 0.0, args.cpus_per_run or 1)
     if not args.store_only:
-        print(f"the whole book at budget: {book_estimate()}", file=sys.stderr)
+        device = devices.resolve_device(args.device).type
+        print(
+            f"the whole book at {args.profile}: {book_estimate(args.profile, device, args.pack)}",
+            file=sys.stderr,
+        )
     for plan in plans:
         if args.executor == "ray":
             results = cluster.run_all(
@@ -191,17 +195,18 @@ def _run(args: argparse.Namespace) -> None:
             print(table[cols].to_string(index=False))
 
 
-def book_estimate(device_type: str = "cpu") -> str:
-    """What every chapter's `budget` runs not yet stored should take on `device_type` (runs shared
-    by config counted once)."""
+def book_estimate(profile: str = "budget", device_type: str = "cpu", pack: int = 1) -> str:
+    """What every chapter's `profile` runs not yet stored should take on `device_type`, in packs of
+    up to `pack` (runs shared by config counted once; chapters without that profile left out)."""
     configs = {
         c.run_id: c
         for name in chapters.CHAPTERS
-        for p in chapters.plans(name, "budget")
+        if profile in chapters.profiles(name)
+        for p in chapters.plans(name, profile)
         for c in p.configs
     }
     return compute.estimate_line(
-        [c for c in configs.values() if runs.stored(c) is None], device_type
+        [c for c in configs.values() if runs.stored(c) is None], device_type, pack=pack
     )
 
 

@@ -7,7 +7,9 @@ twice as dear) plus one of each teacher; evaluations, the teacher's and control'
 and Fig. 6c's loss planes add forward passes. The device's speed comes from the repository's
 committed benchmarks (`results/bench/<device>-*.json`): the training FLOP/s of the benchmarked
 network nearest in size to the run's, since small networks use a device less well than large ones.
-Packing (`--pack`) is not modelled: the estimate is for runs one after another.
+With `pack` > 1 a run that can train in a pack (`packed.unpackable`) is costed at the benchmark's
+packed rate (`bench --pack G`, model-images/s of G networks at once), where one was measured; the
+rest, one after another.
 """
 
 import json
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import augment, data, devices, finish, logit_cache, models, schedule, store, surface
+from . import augment, data, devices, finish, logit_cache, models, packed, schedule, store, surface
 from .cases import CASES
 from .config import RunConfig, StudentConfig
 
@@ -85,16 +87,19 @@ def run_flops(cfg: RunConfig, cache_built: bool = False) -> float:
     return total
 
 
-def benchmarks(device_type: str, root: Path | None = None) -> tuple[tuple[str, float, str], ...]:
+def benchmarks(
+    device_type: str, root: Path | None = None, packs: bool = False
+) -> tuple[tuple[str, float, str], ...]:
     """(case, training img/s, file) of every committed benchmark row measured on `device_type`,
-    compiled or not as this process trains (KDREPRO_COMPILE); a file that is not a benchmark's JSON
+    compiled or not as this process trains (KDREPRO_COMPILE); with `packs`, the rows that measured
+    packed networks, at their packed rate (model-images/s). A file that is not a benchmark's JSON
     is skipped with a warning (an estimate is information, never a reason to stop)."""
-    return _benchmarks(device_type, root, devices.compiling())
+    return _benchmarks(device_type, root, devices.compiling(), packs)
 
 
 @cache
 def _benchmarks(
-    device_type: str, root: Path | None, compiled: bool
+    device_type: str, root: Path | None, compiled: bool, packs: bool
 ) -> tuple[tuple[str, float, str], ...]:
     rows = []
     # the repository's benchmarks, whichever store a sweep writes to (they describe machines, not
@@ -104,7 +109,9 @@ def _benchmarks(
             found = json.loads(path.read_text())
             if found.get("provenance", {}).get("compiled", False) == compiled:
                 rows += [
-                    (row["case"], float(row["kdrepro"]), path.name) for row in found["results"]
+                    (row["case"], float(row["packed" if packs else "kdrepro"]), path.name)
+                    for row in found["results"]
+                    if not packs or "packed" in row
                 ]
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             warnings.warn(
@@ -114,28 +121,35 @@ def _benchmarks(
     return tuple(rows)
 
 
-def flop_rate(flops: int, device_type: str, root: Path | None = None) -> tuple[float, str] | None:
+def flop_rate(
+    flops: int, device_type: str, root: Path | None = None, packs: bool = False
+) -> tuple[float, str] | None:
     """Training FLOP/s on `device_type` of the benchmarked network nearest (in log FLOPs) to one of
-    `flops`, the median over the committed measurements of that network, and where it came from;
-    None when nothing was measured on that device."""
-    rows = benchmarks(device_type, root)
+    `flops`, the median over the committed measurements of that network (of its packed networks,
+    with `packs`), and where it came from; None when nothing was measured on that device."""
+    rows = benchmarks(device_type, root, packs)
     if not rows:
         return None
     sizes = {case: forward_flops(CASES[case].model, CASES[case].dataset) for case, _, _ in rows}
     case = min(sizes, key=lambda c: abs(math.log(sizes[c] / flops)))
     speed = statistics.median(v for c, v, _ in rows if c == case)
     files = sorted({f for c, _, f in rows if c == case})
-    return speed * (1 + BACKWARD) * sizes[case], f"{case} in {', '.join(files)}"
+    name = f"{case}{' packed' if packs else ''}"
+    return speed * (1 + BACKWARD) * sizes[case], f"{name} in {', '.join(files)}"
 
 
 def estimate(
-    configs: list[RunConfig], device_type: str, root: Path | None = None
+    configs: list[RunConfig], device_type: str, root: Path | None = None, pack: int = 1
 ) -> tuple[float, list[str]] | None:
     """Estimated seconds to train `configs` on `device_type`, and the benchmarks it rests on; None
-    when no benchmark was measured on that device."""
+    when no benchmark was measured on that device. With `pack` > 1, runs a pack can take are costed
+    at the packed rate where one was measured."""
     seconds, sources, caches = 0.0, set(), set()
     for cfg in configs:
-        rate = flop_rate(_flops(cfg), device_type, root)
+        rate = None
+        if pack > 1 and packed.unpackable(cfg, device_type) is None:
+            rate = flop_rate(_flops(cfg), device_type, root, packs=True)
+        rate = rate or flop_rate(_flops(cfg), device_type, root)
         if rate is None:
             return None
         seconds += run_flops(cfg, _cache_built(cfg, caches)) / rate[0]
@@ -171,13 +185,15 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:,.1f} h" if seconds < 100 * 3600 else f"{seconds / 3600:,.0f} h"
 
 
-def estimate_line(configs: list[RunConfig], device_type: str, root: Path | None = None) -> str:
-    """One sentence: what training `configs` should take on `device_type`, or how to get an
-    estimate."""
+def estimate_line(
+    configs: list[RunConfig], device_type: str, root: Path | None = None, pack: int = 1
+) -> str:
+    """One sentence: what training `configs` should take on `device_type` (in packs of up to
+    `pack`), or how to get an estimate."""
     if not configs:
         return "nothing to train"
     runs = f"{len(configs)} run{'s' * (len(configs) != 1)} to train"
-    got = estimate(configs, device_type, root)
+    got = estimate(configs, device_type, root, pack)
     if got is None:
         return (
             f"{runs}; no {device_type} benchmark is committed, so no time estimate (measure "
@@ -185,7 +201,10 @@ def estimate_line(configs: list[RunConfig], device_type: str, root: Path | None 
             f"results/bench/{device_type}-<host>.json)"
         )
     seconds, sources = got
+    unpacked = pack > 1 and not any(" packed " in s for s in sources)
     return (
         f"{runs}, about {duration(seconds)} on this {device_type} (from the throughput of "
-        f"{'; '.join(sources)})"
+        f"{'; '.join(sources)}"
+        + ("; no packed benchmark, so one run after another: packs should be faster" * unpacked)
+        + ")"
     )

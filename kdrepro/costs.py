@@ -82,8 +82,15 @@ def gpu_cost(name: str) -> str:
         else f"about {compute.duration(compute.h100_seconds(new))} at the single-network H100 rate "
         "it was sized by (an assumption until a CUDA benchmark is committed)"
     )
+    packs = compute.estimate(new, "cuda", pack=2)  # any pack: the benchmark's packed rate
+    packed = (
+        f"; about {compute.duration(packs[0])} in packs (--pack; the packable runs at the packed "
+        "rate of the same benchmarks)"
+        if packs and any(" packed " in source for source in packs[1])
+        else " (packing runs, --pack, should be faster)"
+    )
     return (
         f"On one GPU (the gpu profile) this chapter is {len(configs)} runs, "
-        f"{len(configs) - len(new)} of them trained by earlier chapters: {when}, one run at a time "
-        "(packing runs, --pack, should be faster)."
+        f"{len(configs) - len(new)} of them trained by earlier chapters: {when}, one run at a "
+        f"time{packed}."
     )

@@ -234,8 +234,7 @@ def run_all(
     missing = [c for c in dict.fromkeys(configs) if stored(c) is None]
     if progress and missing and not store_only:
         tqdm.write(
-            compute.estimate_line(missing, devices.resolve_device(device).type)
-            + (" (one after another; packing would be faster)" if pack > 1 else ""),
+            compute.estimate_line(missing, devices.resolve_device(device).type, pack=pack),
             file=sys.stderr,
         )
     if pack > 1 and not store_only:

@@ -2,12 +2,13 @@
 a clear line when a device was never benchmarked."""
 
 import json
+import re
 import statistics
 from dataclasses import replace
 
 import pytest
 
-from kdrepro import chapters, compute, costs, runs, store
+from kdrepro import chapters, compute, costs, packed, runs, store
 from kdrepro.config import StudentConfig, TeacherConfig
 from kdrepro.errors import ConfigError
 
@@ -78,6 +79,40 @@ def test_an_estimate_is_work_over_the_benchmarked_rate(tmp_path):
     # equivalents)
     assert seconds == pytest.approx(2 * (2_000 + 10_000 / 3) / 1_000)
     assert sources == ["lenet5 in cpu-test.json"]
+
+
+def test_a_packed_estimate_costs_what_packs_can_take_at_the_packed_rate(tmp_path):
+    """With --pack, a teacher is costed at the benchmark's packed rate and a student whose labels
+    come from a logit cache (which packs do not build) at the single-network rate; without a packed
+    row, the line says the runs go one after another."""
+    bench = {"results": [{"case": "lenet5", "kdrepro": 1_000.0, "pack": 8, "packed": 4_000.0}]}
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "cuda-test.json").write_text(json.dumps(bench))
+    t = TeacherConfig(
+        dataset="mnist",
+        model="lenet5",
+        epochs=2,
+        train_size=1_000,
+        batch_size=100,
+        evals=1,
+        augment="crop",
+        crop_pad=2,
+    )
+    # 27 passes over 25 crop views: its labels come from a logit cache
+    cached = StudentConfig(**{**t.__dict__, "epochs": 27, "teachers": (t,), "init_seed": 9})
+    assert packed.unpackable(t, "cuda") is None and packed.unpackable(cached, "cuda")
+    one = compute.estimate([t], "cuda", tmp_path)[0]
+    assert compute.estimate([t], "cuda", tmp_path, pack=4) == (
+        pytest.approx(one / 4),
+        ["lenet5 packed in cuda-test.json"],
+    )
+    both = compute.estimate([t, cached], "cuda", tmp_path, pack=4)
+    assert both[0] == pytest.approx(one / 4 + compute.estimate([cached], "cuda", tmp_path)[0])
+    assert both[1] == ["lenet5 in cuda-test.json", "lenet5 packed in cuda-test.json"]
+    _bench(tmp_path, "cuda", "lenet5", 1_000.0)  # the same file, without its packed row
+    compute._benchmarks.cache_clear()
+    line = compute.estimate_line([t], "cuda", tmp_path, pack=4)
+    assert line.endswith("no packed benchmark, so one run after another: packs should be faster)")
 
 
 def test_without_a_benchmark_the_line_says_how_to_get_one(tmp_path):
@@ -174,9 +209,29 @@ def test_the_paper_cost_on_a_gpu_is_labelled_an_assumption_until_a_cuda_benchmar
     monkeypatch,
 ):
     monkeypatch.setattr(
-        compute, "benchmarks", lambda device_type, root=None: ()
+        compute, "benchmarks", lambda device_type, root=None, packs=False: ()
     )  # as before any GPU session
     assert "(an assumption), about" in costs.paper_cost("self_vs_ensemble")
     assert "no CUDA benchmark is committed yet, so no estimate there" in costs.paper_cost(
         "lenet_mnist"
     )  # not sized
+
+
+def test_the_gpu_cost_gives_the_packed_time_once_a_packed_benchmark_is_committed(monkeypatch):
+    def bench(rate_packed):
+        def rows(device_type, root=None, packs=False):
+            if device_type != "cuda" or (packs and rate_packed is None):
+                return ()
+            rate = rate_packed if packs else compute.H100_PRERESNET20
+            return (("preresnet20", rate, "cuda-test.json"),)
+
+        return rows
+
+    monkeypatch.setattr(compute, "benchmarks", bench(4 * compute.H100_PRERESNET20))
+    line = costs.gpu_cost("self_vs_ensemble")
+    one, packed = (float(x) for x in re.findall(r"about (\d+) min", line))
+    assert "in packs (--pack" in line and packed < one
+    monkeypatch.setattr(compute, "benchmarks", bench(None))  # single networks only
+    assert costs.gpu_cost("self_vs_ensemble").endswith(
+        "one run at a time (packing runs, --pack, should be faster)."
+    )
