@@ -120,6 +120,8 @@ class Interval:
         """'+1.2 pt [−0.3, +2.7]' (scale 100 turns fractions into points); `signed=False` for a
         level ('98.0 % [97.6, 98.5]')."""
         sign = "+" if signed else ""
+        if self.n > 1 and any(0 < abs(v * scale) < 0.5 * 10**-digits for v in (self.lo, self.hi)):
+            digits += 1  # an end that would print as ±0.0 shows the digit that decides its side
         f = lambda v: f"{v * scale:{sign}.{digits}f}".replace("-", "−")  # noqa: E731
         return (
             f"{f(self.mean)}{unit} [{f(self.lo)}, {f(self.hi)}]"
@@ -283,12 +285,16 @@ def guarded(
     control is returned as it is. `metric` names what moved where "it" would be unclear."""
     if moved is None or not check.core or check.outcome == INCONCLUSIVE:
         return check
+    # the effect and the movement with the digit that tells them apart, where one digit does not
+    same = lambda d: f"{abs(effect) * scale:.{d}f}" == f"{abs(moved.mean) * scale:.{d}f}"  # noqa: E731
+    while digits < 4 and same(digits):
+        digits += 1
     note = f"doubling the student steps moved {metric} {moved.text(scale, digits, unit)}"
+    shown = f"{effect * scale:+.{digits}f}{unit}"
     if level and moved.mean * effect >= 0:
         return replace(check, note=f"{note}, away from the threshold")
     if abs(effect) > abs(moved.mean):
-        return replace(check, note=f"{note}, less than the effect")
-    shown = f"{effect * scale:+.{digits}f}{unit}"
+        return replace(check, note=f"{note}, less than the effect ({shown})")
     return replace(
         check,
         outcome=INCONCLUSIVE,

@@ -122,6 +122,9 @@ def test_status_rules():
 def test_interval_text():
     assert v.Interval(0.0123, -0.002, 0.0266, 3).text() == "+1.2 pt [−0.2, +2.7]"
     assert v.Interval(0.01, -math.inf, math.inf, 1).text() == "+1.0 pt (1 trial)"
+    # an end that would print as ±0.0 gets the digit that shows its side
+    assert v.Interval(0.010, 0.0003, 0.0197, 5).text() == "+1.00 pt [+0.03, +1.97]"
+    assert v.Interval(0.005, -0.0004, 0.0104, 5).text() == "+0.50 pt [−0.04, +1.04]"
 
 
 def test_late_change_and_its_sampling_error_by_hand():
@@ -207,9 +210,13 @@ def test_the_length_control_withdraws_an_effect_no_larger_than_what_doubling_mov
     rise = v.Check("agreement rises", "Fig. 10", "rises", "h", v.HOLDS)
     kept = v.guarded(rise, 0.05, moved)
     assert kept.outcome == v.HOLDS
-    assert (
-        kept.note
-        == "doubling the student steps moved it +3.0 pt [+3.0, +3.0], less than the effect"
+    assert kept.note == (
+        "doubling the student steps moved it +3.0 pt [+3.0, +3.0], less than the effect (+5.0 pt)"
+    )
+    # an effect and a movement that round alike are shown with the digit that tells them apart
+    close = v.guarded(rise, 0.0304, moved)
+    assert close.outcome == v.HOLDS and close.note.endswith(
+        "moved it +3.00 pt [+3.00, +3.00], less than the effect (+3.04 pt)"
     )
     withdrawn = v.guarded(rise, 0.02, moved)
     assert withdrawn.outcome == v.INCONCLUSIVE and "at least the effect (+2.0 pt)" in withdrawn.note
