@@ -94,6 +94,7 @@ def table(
                     "tau": 1.0,
                     "trial": i,
                     "run_id": f"{arm}{i}",
+                    "length": 1,
                     "accuracy": acc[arm][i],
                     "deviations": record(lo, hi, agree=agree[i] if agree else None),
                 }
@@ -187,6 +188,24 @@ def test_f1s_one_hot_baseline_is_context_that_decides_both_ways():
             assert c.here.startswith("(student − teacher), distilled − one-hot −8.2 pt")
 
 
+def test_f1_is_guarded_by_chapter_3s_length_control():
+    """Doubling the self-distilled students' steps moves the gap where the teacher is unsure by 1 pt
+    (kept: the 10-pt shortfall is larger) or by 12 pt (withdrawn), paired by trial."""
+    low, high = [-0.10, -0.12, -0.08, -0.11, -0.09], [0.0, 0.01, -0.01, 0.0, 0.0]
+    late = [0.53, 0.54, 0.54, 0.52, 0.53]
+    for shift, outcome in ((-0.01, v.HOLDS), (0.12, v.INCONCLUSIVE)):
+        t = table(low, high, {**GAIN, "late": late})
+        longer = t[t.arm == "distill"].assign(
+            length=2,
+            deviations=[record(x + shift + 0.001 * i, 0.0) for i, x in enumerate(low)],
+        )
+        f1, f2 = dev.findings(pd.concat([t, longer], ignore_index=True))
+        first = f1.checks[0]
+        assert first.outcome == outcome and "doubling the student steps moved it" in first.note
+        assert f2.status == "reproduced"  # the 2x students join no F2 arm
+    assert first.why == "the length control withdrew it" and f1.status != "reproduced"
+
+
 def test_f2_is_gated_by_its_own_teachers_only():
     """A chapter-5 teacher that does not fit withholds F1 (which reads chapter 5's students) but
     not F2, whose students all distill chapter 3's teachers."""
@@ -217,9 +236,13 @@ def test_the_plan_adds_two_arms_beside_each_self_distilled_student_with_its_step
             labels["role"] == "student"
             and labels["source"] in ("self_vs_ensemble", "switch")
             and labels["m"] == 1
+            and labels["length"] == 1
         ):
             arms.setdefault(labels["trial"], {})[labels["arm"]] = cfg
     assert len(arms) == 5
+    # chapter 3's m = 1 students at twice the steps come along as F1's length control, with no arms
+    longer = [c for labels, c in p.rows if labels["role"] == "student" and labels["length"] == 2]
+    assert len(longer) == 5 and {c.steps for c in longer} == {9375}  # 1.2M images of 128
     for trial in arms.values():
         distill, onehot, late = trial["distill"], trial["onehot"], trial["late"]
         assert (onehot.alpha, late.switch, late.alpha) == (1.0, 0.5, 0.0)
