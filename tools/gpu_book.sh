@@ -5,13 +5,10 @@
 # have passed. A run cut off by the limit is lost (its checkpoint stays on the machine); every stored run
 # comes back after each chapter: $OUT/runs.tgz (results/teachers, results/students) and the teachers'
 # weights as $OUT/weights.tgz.part-* (15 MiB pieces: a file that comes back is at most 16 MiB).
-# As for gpu_check.sh: carry .gpu/data, call with book/ and results/ (but results/bench) moved aside and
-# KDREPRO_SOURCE set to the clean commit; timeout_s at least GPU_BOOK_SECONDS + 60.
+# How to call it: tools/gpu_env.sh, with timeout_s at least GPU_BOOK_SECONDS + 60.
 # Here: cat "$files_at"/weights.tgz.part-* | tar xzf - && tar xzf "$files_at"/runs.tgz
-set -uo pipefail
-export PYTHONPATH=$PWD KDREPRO_DATA=$PWD/.gpu/data KDREPRO_CACHE=${KDREPRO_CACHE:-$(mktemp -d)}
-export PYTHONUNBUFFERED=1
-out=${OUT:-/tmp} profile=${GPU_BOOK_PROFILE:-gpu} device=${GPU_BOOK_DEVICE:-cuda}
+source tools/gpu_env.sh
+profile=${GPU_BOOK_PROFILE:-gpu} device=${GPU_BOOK_DEVICE:-cuda}
 end=$(( $(date +%s) + ${GPU_BOOK_SECONDS:-480} ))
 send() {
   tar czf "$out/runs.tgz" results/teachers results/students 2>/dev/null

@@ -4,14 +4,9 @@
 #      -> results/bench/cuda-<gpu>.json (PreResNet-8, -20 and -56: the budget, gpu and capacity models);
 #   2. PreResNet-20 with KDREPRO_COMPILE=1 (CUDA graphs) -> results/bench/cuda-<gpu>-compiled.json;
 #   3. chapter 3's smoke plan trained on the GPU with --pack 4 (teachers, then students packed), timed.
-# Carry .gpu/data (cifar10-jpeg.zip copied there). The zip is 59.3 MiB of the 64 MiB a call may carry, so
-# the call is made with book/ and results/ (but results/bench) moved aside. KDREPRO_SOURCE gives the commit,
-# as the copy has no git folder. Results come back as $OUT/results.tgz after each step, so a step that
+# How to call it: tools/gpu_env.sh. Results come back as $OUT/results.tgz after each step, so a step that
 # fails or runs out of time keeps what came before. About 5 minutes on an H200: call it with timeout_s 420.
-set -uo pipefail
-export PYTHONPATH=$PWD KDREPRO_DATA=$PWD/.gpu/data KDREPRO_CACHE=${KDREPRO_CACHE:-$(mktemp -d)}
-export PYTHONUNBUFFERED=1
-out=${OUT:-/tmp}
+source tools/gpu_env.sh
 # "NVIDIA H100 80GB HBM3" -> h100, "NVIDIA H200" -> h200
 gpu=$(python3 -c "import re, torch; n = torch.cuda.get_device_name(); m = re.search(r'\b([A-Z]+\d+)\b', n); print((m.group(1) if m else 'gpu').lower())")
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
