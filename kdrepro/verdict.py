@@ -129,6 +129,16 @@ class Interval:
             else f"{f(self.mean)}{unit} (1 trial)"
         )
 
+    def here(
+        self, prefix: str = "", scale: float = 100.0, digits: int = 1, unit: str = " pt"
+    ) -> str:
+        """A check's "here" cell: `prefix`, the interval, its half-width and n ('+1.2 pt [−0.3,
+        +2.7], half-width 1.5 pt (5 trials)'); scale, digits and unit as for `text`."""
+        return (
+            f"{prefix}{self.text(scale, digits, unit)}, half-width "
+            f"{self.half * scale:.{digits}f}{unit} ({self.n} trials)"
+        )
+
     def short(
         self,
         scale: float = 100.0,

@@ -127,6 +127,16 @@ def test_interval_text():
     assert v.Interval(0.005, -0.0004, 0.0104, 5).text() == "+0.50 pt [−0.04, +1.04]"
 
 
+def test_interval_here_is_a_checks_cell():
+    iv = v.Interval(0.0123, -0.002, 0.0266, 3)
+    assert iv.here("s1 − s0 ") == "s1 − s0 +1.2 pt [−0.2, +2.7], half-width 1.4 pt (3 trials)"
+    # ECE differences print as fractions, at three digits and no unit
+    assert (
+        v.Interval(-0.012, -0.02, -0.004, 5).here(scale=1, digits=3, unit="")
+        == "−0.012 [−0.020, −0.004], half-width 0.008 (5 trials)"
+    )
+
+
 def test_late_change_and_its_sampling_error_by_hand():
     from kdrepro.plan import late_change
 

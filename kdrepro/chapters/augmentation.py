@@ -277,7 +277,7 @@ def _diff(students: pd.DataFrame, a: str, b: str, col: str) -> v.Interval:
 
 def _ece(iv: v.Interval) -> str:
     """An ECE difference as a fraction, as the chapter's table prints ECE."""
-    return f"{iv.text(scale=1, digits=3, unit='')}, half-width {iv.half:.3f} ({iv.n} trials)"
+    return iv.here(scale=1, digits=3, unit="")
 
 
 def _guard(
@@ -316,7 +316,7 @@ def _near_top(at: pd.DataFrame, policy: str, moved: dict[str, v.Interval]) -> v.
         f"{TOP * 100:.2f} pt of every other policy)",
         "Fig. 3, §5.1",
         "86 %, the highest (text); next, Baseline (τ=4), 84.5 %",
-        sve._here(ds[worst], f"the closest rival, {_name(worst)} − {_name(policy)}: "),
+        ds[worst].here(f"the closest rival, {_name(worst)} − {_name(policy)}: "),
         outcome,
     )
     return _guard(check, {"agreement": TOP - ds[worst].mean}, moved)
@@ -347,9 +347,7 @@ def _calibration(g: pd.DataFrame, m: int, moved: dict[str, v.Interval]) -> v.Che
         near = min(rest, key=lambda b: agr[(top[0], b)].mean)
         first = _name(top[0])
         lead = (
-            sve._here(
-                agr[(top[0], near)], f"{first} is the most faithful ({first} − {_name(near)}: "
-            )
+            agr[(top[0], near)].here(f"{first} is the most faithful ({first} − {_name(near)}: ")
             + ")"
         )
     else:
@@ -411,7 +409,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 "Baseline (τ=4) above Baseline (τ=1) in agreement",
                 "§5.1, Fig. 3",
                 "+5.5 pt (84.5 %, text, vs ≈ 79 % read off Fig. 3)",
-                sve._here(tempering),
+                tempering.here(),
                 v.rises(tempering),
             ),
             {"agreement": tempering.mean},
@@ -421,7 +419,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
             v.Check(
                 "tempering adds more agreement than the best augmentation adds on top of it",
                 *HEADLINES["H4"],
-                sve._here(more, "(Baseline τ4 − τ1) − (MixUp τ4 − Baseline τ4) "),
+                more.here("(Baseline τ4 − τ1) − (MixUp τ4 − Baseline τ4) "),
                 v.rises(more),
                 value=f"tempering − augmentation {more.short()}",
                 # the claim's contrast; MixUp near the top (listed first) is Fig. 3's ranking
@@ -439,7 +437,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     f"{_name(bad)} below Baseline in {col}",
                     "Fig. 3, §5.1",
                     "below on all metrics",
-                    sve._here(d),
+                    d.here(),
                     v.falls(d),
                 )
                 checks.append(_guard(check, {col: d.mean}, moved))
@@ -450,7 +448,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 "most faithful) agrees more than at τ = 1 (among its most accurate)",
                 "§5.1, Fig. 3",
                 "+2 pt (85.5 vs 83.5 %, read-out ±1)",
-                sve._here(faithful),
+                faithful.here(),
                 v.rises(faithful),
             ),
             {"agreement": faithful.mean},
@@ -462,7 +460,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 "paper's gap is inside its figure's read-out error)",
                 "§5.1, Fig. 3",
                 "−0.5 pt (74.5 vs 75 %, read-out ±1)",
-                sve._here(accurate),
+                accurate.here(),
                 v.at_most(accurate, NOT_MORE),
                 core=False,
             ),

@@ -80,10 +80,6 @@ def plan(
     )
 
 
-def _here(iv: v.Interval, prefix: str = "") -> str:
-    return f"{prefix}{iv.text()}, half-width {iv.half * 100:.1f} pt ({iv.n} trials)"
-
-
 def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     """H12 on paired per-trial differences (each deeper student against the same trial's student of
     the teacher's architecture): agreement rises by at most LITTLE for every m and depth (core,
@@ -111,7 +107,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                         f"m = {m}: a {model} student gains at most {LITTLE * 100:.0f} pt agreement "
                         f"over a {own} student (the teacher's architecture)",
                         *HEADLINES["H12"],
-                        _here(d, f"agreement, {model} − {own} "),
+                        d.here(f"agreement, {model} − {own} "),
                         v.at_most(d, LITTLE),
                         value=f"m = {m}, {model} − {own}: {d.short()}",
                     ),
@@ -125,7 +121,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     f"m = {m}: the {model} student's accuracy against the {own} student's",
                     "App. C.1, Fig. 12",
                     "some accuracy gain",
-                    _here(acc, f"accuracy, {model} − {own} "),
+                    acc.here(f"accuracy, {model} − {own} "),
                     v.rises(acc),
                     core=False,
                 )

@@ -186,7 +186,7 @@ def _where_disagreements_sit(name: str, g: pd.DataFrame) -> v.Check:
         here = f"{len(d)} of {len(g)} students record per-bin agreement"
         return v.Check(what, source, paper, here, v.INCONCLUSIVE, core=False)
     excess = v.interval(d.where_unsure - d.images_unsure)
-    here = _here(excess, "share of disagreements − share of images ") + (
+    here = excess.here("share of disagreements − share of images ") + (
         f"; {d.where_unsure.mean():.0%} of disagreements on {d.images_unsure.mean():.0%} of "
         "images (means)"
     )
@@ -231,10 +231,6 @@ def groups(students: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "self-distillation, τ = 4 (chapter 5)": tau4,
     }
     return {name: g for name, g in out.items() if len(g)}
-
-
-def _here(iv: v.Interval, prefix: str) -> str:
-    return f"{prefix}{iv.text()}, half-width {iv.half * 100:.1f} pt ({iv.n} trials)"
 
 
 def _length_moves(students: pd.DataFrame) -> dict[str, v.Interval]:
@@ -287,7 +283,7 @@ def _exaggeration(
                 v.Check(
                     what[0],
                     *HEADLINES["F1"],
-                    _here(low, "student − teacher ") + f"; {int(unsure.unsure.median())} "
+                    low.here("student − teacher ") + f"; {int(unsure.unsure.median())} "
                     "such images per student (median)",
                     v.falls(low),
                     core=core,
@@ -317,7 +313,7 @@ def _exaggeration(
                     what[1],
                     FOLLOW_UP,
                     paper_spread,
-                    _here(spread, "difference "),
+                    spread.here("difference "),
                     v.rises(spread),
                     core=core,
                 ),
@@ -352,7 +348,7 @@ def _against_one_hot(students: pd.DataFrame) -> list[v.Check]:
         here = f"{len(d)} trials have unsure images for both students"
         return [v.Check(what, FOLLOW_UP, "not measured", here, v.INCONCLUSIVE, core=False)]
     iv = v.interval(d)
-    here = _here(iv, "(student − teacher), distilled − one-hot ")
+    here = iv.here("(student − teacher), distilled − one-hot ")
     return [v.Check(what, FOLLOW_UP, "not measured", here, v.falls(iv), core=False)]
 
 
@@ -376,7 +372,7 @@ def _late_switch(students: pd.DataFrame) -> list[v.Check]:
             "self-distillation gains test accuracy over one-hot training (same steps)",
             FOLLOW_UP,
             "a gain",
-            _here(gain, "distilled − one-hot "),
+            gain.here("distilled − one-hot "),
             v.rises(gain),
             core=False,
         ),
@@ -384,7 +380,7 @@ def _late_switch(students: pd.DataFrame) -> list[v.Check]:
             "a student switched from one-hot labels to distillation half-way recovers most "
             "of that gain (above the midpoint of one-hot and distilled)",
             *HEADLINES["F2"],
-            _here(above, "late − midpoint ")
+            above.here("late − midpoint ")
             + (f"; share of the gain recovered {share:.0%} (ratio of means)" if gained else ""),
             outcome,
             value=f"late − midpoint {above.short()}",

@@ -461,8 +461,8 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     "a sharp threshold at small λ: the rise from λ = 0.25 to 0.5 exceeds the rise "
                     "from 0 to 0.25",
                     *HEADLINES["H8"],
-                    f"(λ 0.25 → 0.5) {step.text()}, (λ 0 → 0.25) {low.text()}; difference "
-                    f"{sharp.text()}, half-width {sharp.half * 100:.1f} pt",
+                    f"(λ 0.25 → 0.5) {step.text()}, (λ 0 → 0.25) {low.text()}; "
+                    + sharp.here("difference "),
                     v.rises(sharp),
                     value=f"difference of the two rises {sharp.short()}",
                 ),
@@ -593,7 +593,7 @@ def table1(table: pd.DataFrame, scope: str = SCOPE, moved: dict | None = None) -
                 "test agreement: no difference between the teacher's initial weights and a random "
                 "init",
                 *HEADLINES["H9"],
-                f"shared − random {agree.text()}, half-width {agree.half * 100:.1f} pt",
+                agree.here("shared − random "),
                 v.within(agree, -v.TOLERANCE, v.TOLERANCE),
                 value=f"shared − random {agree.short()}",
             ),

@@ -212,14 +212,6 @@ UNITS = {
 }
 
 
-def _here(iv: v.Interval, prefix: str = "", col: str = "accuracy") -> str:
-    scale, digits, unit = UNITS[col]
-    return (
-        f"{prefix}{iv.text(scale, digits, unit)}, half-width {iv.half * scale:.{digits}f}"
-        f"{unit} ({iv.n} trials)"
-    )
-
-
 def _guard(check: v.Check, effect: float, moved: dict, col: str) -> v.Check:
     scale, digits, unit = UNITS[col]
     return v.guarded(check, effect, moved.get(col), scale=scale, digits=digits, unit=unit)
@@ -282,7 +274,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 v.Check(
                     where + what,
                     *cited,
-                    _here(d, "s1 − s0 ", col),
+                    d.here("s1 − s0 ", *UNITS[col]),
                     rule(d),
                     value=f"{col}, s1 − s0 {d.short(*UNITS[col])}",
                     # the question is whether fresh data makes students more faithful
@@ -303,7 +295,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     "midpoint)",
                     fig4,
                     "best of both",
-                    _here(d, "s0∪1 − (s0 + s1) / 2 ", col)
+                    d.here("s0∪1 − (s0 + s1) / 2 ", *UNITS[col])
                     + " (s0∪1 sees each image half as often: every student takes the same steps)",
                     v.rises(d) if higher else v.falls(d),
                 ),
@@ -340,7 +332,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                         f"m = {m}: τ = 4 at least as accurate as τ = {tau:g} (within "
                         f"{TAU_MARGIN * 100:.2f} pt)",
                         *cited,
-                        _here(d, f"τ = 4 − τ = {tau:g} "),
+                        d.here(f"τ = 4 − τ = {tau:g} "),
                         v.at_least(d, -TAU_MARGIN),
                         value=f"m = {m:g}, τ = 4 − τ = {tau:g}: {d.short()}",
                     ),
@@ -360,7 +352,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     "Fig. 9",
                     "rises in every column"
                     + _paper("agreement", (low, tau), (high, tau), f"at τ = {tau:g}"),
-                    _here(d, f"m = {high} − m = {low} "),
+                    d.here(f"m = {high} − m = {low} "),
                     v.rises(d),
                 ),
                 d.mean,
@@ -376,7 +368,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 f"teacher's (within {M_MARGIN * 100:.1f} pt)",
                 "App. B.1",
                 "no better (R56 teachers)",
-                _here(d, f"m = {high} − m = {low} "),
+                d.here(f"m = {high} − m = {low} "),
                 v.at_most(d, M_MARGIN),
                 core=False,
             )

@@ -373,10 +373,6 @@ NOT_FALL = 0.005
 SLACK = 0.10
 
 
-def _here(iv: v.Interval, prefix: str = "") -> str:
-    return f"{prefix}{iv.text()}, half-width {iv.half * 100:.1f} pt ({iv.n} trials)"
-
-
 def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     """H2 (m = 1), H3 (m = 3) and H10 (agreement against m), from the students' paired per-trial
     differences at the paper's length; every core check is guarded by the length control (m = 1 at
@@ -418,7 +414,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     f"agreement at least {SLACK * 100:.0f} points below the ceiling its accuracies "
                     "allow (1 − |teacher − student accuracy|)",
                     *HEADLINES[key],
-                    _here(slack, f"agreement {agr.mean:.1%}; ceiling − agreement "),
+                    slack.here(f"agreement {agr.mean:.1%}; ceiling − agreement "),
                     v.at_least(slack, SLACK),
                     value=f"agreement {agr.mean * 100:.1f} %, ceiling − agreement {slack.short()}",
                 ),
@@ -435,7 +431,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                         "student at least as accurate as its teacher (within 0.5 pt)",
                         "§4.1, Fig. 1a",
                         "student ≥ teacher (students train ≈ 3× the teachers' steps)",
-                        _here(gap, "student − teacher ")
+                        gap.here("student − teacher ")
                         + f"; students train {ratio:.2f}× the teachers' steps",
                         v.at_least(gap, -NOT_FALL),
                     ),
@@ -458,7 +454,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                         "+2 pt (+50k GAN samples, +100 %)"
                         if m == 1
                         else "+3 pt (+50k GAN samples, +100 %)",
-                        _here(more),
+                        more.here(),
                         v.rises(more),
                     ),
                     more.mean,
@@ -473,7 +469,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                         "−1 pt (+50k GAN samples; ours are real images)"
                         if m == 1
                         else "a slight rise (text)",
-                        _here(acc),
+                        acc.here(),
                         fall,
                     ),
                     acc.mean if m == 1 else acc.mean + NOT_FALL,
@@ -487,7 +483,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                         f"+{mid:,} extra images raise agreement",
                         "Fig. 1",
                         "rises with extra data",
-                        _here(rise),
+                        rise.here(),
                         v.rises(rise),
                         core=False,
                     )
@@ -497,7 +493,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 "agreement exceeds the independent-student control",
                 "§3.2",
                 "not stated",
-                _here(margin),
+                margin.here(),
                 v.rises(margin),
                 core=False,
             )
@@ -509,7 +505,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     "the ensemble is more accurate than its student",
                     "Fig. 1b",
                     "ensemble ≈ 76 %, above its student (whose accuracy Fig. 1b does not draw)",
-                    _here(lead, "teacher − student "),
+                    lead.here("teacher − student "),
                     v.rises(lead),
                     core=False,
                 )
@@ -524,7 +520,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 v.Check(
                     f"agreement rises from m = {a} to m = {b}",
                     *HEADLINES["H10"],
-                    _here(rise),
+                    rise.here(),
                     v.rises(rise),
                     value=f"m = {a:g} → {b:g}: {rise.short()}",
                 ),
@@ -540,7 +536,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 f"Fig. 10's curve: agreement rises from m = {a} to m = {b}",
                 "Fig. 10",
                 "rises with m",
-                _here(rise),
+                rise.here(),
                 v.rises(rise),
                 core=False,
             )
@@ -553,7 +549,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 f"ensemble accuracy rises from m = {a} to m = {b}",
                 "Fig. 10",
                 "rises with m",
-                _here(acc),
+                acc.here(),
                 v.rises(acc),
                 core=False,
             )
@@ -565,7 +561,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 f"{a} to m = {b}",
                 "not in the paper",
                 "—",
-                _here(gap),
+                gap.here(),
                 v.rises(gap),
                 core=False,
             )

@@ -87,10 +87,6 @@ def plan(
     )
 
 
-def _here(iv: v.Interval, prefix: str = "") -> str:
-    return f"{prefix}{iv.text()}, half-width {iv.half * 100:.1f} pt ({iv.n} trials)"
-
-
 def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     """H14 on paired per-trial differences (alpha against 0, the same trial's student otherwise
     identical): agreement does not rise for m = 1 at any alpha, nor for larger m at the largest
@@ -133,7 +129,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                         )
                         if not slight
                         else ("App. C.5", "a slight benefit at α = 0.1 for m > 1"),
-                        _here(d, f"agreement, α = {a:g} − α = 0 "),
+                        d.here(f"agreement, α = {a:g} − α = 0 "),
                         v.at_most(d, NOT_RISE),
                         value=f"m = {m:g}, α = {a:g} − α = 0: {d.short()}",
                         # the paper's number is m = 1's at α = 0.5: the check that states it
@@ -158,7 +154,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 what,
                 "Fig. 14, App. C.5",
                 _PAPER_ACCURACY.get(m, "no gain"),
-                _here(d, f"accuracy, α = {a:g} − α = 0 "),
+                d.here(f"accuracy, α = {a:g} − α = 0 "),
                 outcome,
                 core=core,
             )
