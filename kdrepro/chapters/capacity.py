@@ -13,12 +13,10 @@ initial weights are a fresh draw of the deeper network). Chapter 3's m = 1 stude
 steps come along as the length control.
 """
 
-from dataclasses import replace
-
 import pandas as pd
 
 from .. import verdict as v
-from ..plan import Plan, check_profile, recipe, teachers_of
+from ..plan import Plan, check_profile, recipe
 from . import self_vs_ensemble as sve
 from .lenet_mnist import NEAR_PERFECT
 
@@ -60,23 +58,12 @@ def plan(
     students of each deeper architecture that differ from them in depth alone."""
     check_profile(profile, RECIPE)
     p = RECIPE[profile]
-    source = sve.plan(profile, seeds=seeds, dataset=dataset)
-    base = [  # own = 1: the teachers' architecture
-        ({**labels, "student": cfg.model, "own": 1}, cfg)
-        for labels, cfg in sve.students_without_extra(source, p["ms"])
-    ]
-    students = base + [
-        ({**labels, "student": model, "own": 0}, replace(cfg, model=model))
-        for labels, cfg in base
-        if labels["length"] == 1
-        for model in p["students"]
-    ]
-    teachers = teachers_of(students, {"self_vs_ensemble": source})
-    return Plan(
+    return sve.beside(
         "capacity",
-        profile,
-        teachers + students,
-        {**p, "dataset": source.settings["dataset"], "self_vs_ensemble": source.settings},
+        sve.plan(profile, seeds=seeds, dataset=dataset),
+        p,
+        lambda cfg: {"student": cfg.model, "own": 1},  # own = 1: the teachers' architecture
+        [({"student": model, "own": 0}, {"model": model}) for model in p["students"]],
     )
 
 

@@ -11,13 +11,14 @@ saw (standing in for the paper's GAN samples); every student takes the same numb
 steps.
 """
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import pandas as pd
 
 from .. import data, runs
 from .. import verdict as v
-from ..config import StudentConfig, TeacherConfig
+from ..config import RunConfig, StudentConfig, TeacherConfig
 from ..errors import ConfigError
 from ..plan import (
     CIFAR_TRAIN,
@@ -30,6 +31,7 @@ from ..plan import (
     override,
     recipe,
     starts_at_teacher_init,
+    teachers_of,
     training,
 )
 
@@ -292,27 +294,42 @@ def plan(
     return Plan("self_vs_ensemble", profile, rows, {**p, "seeds": seeds, "dataset": dataset})
 
 
-def students_without_extra(source: Plan, ms: tuple[int, ...]) -> list[tuple]:
-    """Chapter 3's students of `ms` without extra data (its length control included), labelled by
-    trial, m and length: the reference students beside which chapters 8 and 9 run students that
-    differ from them in one setting. ValueError when an m has no student."""
-    rows = [
+def beside(
+    name: str,
+    source: Plan,
+    settings: dict,
+    own: Callable[[RunConfig], dict],
+    arms: list[tuple[dict, dict]],
+) -> Plan:
+    """Chapter `name`'s plan (chapters 8 and 9): chapter 3's students of `settings["ms"]` without
+    extra data (its length control included), labelled by trial, m, length and `own(cfg)`, beside
+    copies of its students at the paper's length that differ in one setting: per arm, its labels
+    and the config fields it changes. ValueError when an m has no student."""
+    ms = settings["ms"]
+    base = [
         (
-            {
-                "role": "student",
-                "trial": lab["trial"],
-                "m": lab["m"],
-                "length": lab["length"],
-            },
+            {"role": "student", "trial": lab["trial"], "m": lab["m"], "length": lab["length"]}
+            | own(cfg),
             cfg,
         )
         for lab, cfg in source.rows
         if lab["role"] == "student" and lab["extra"] == 0 and lab["m"] in ms
     ]
-    missing = set(ms) - {lab["m"] for lab, _ in rows}
+    missing = set(ms) - {lab["m"] for lab, _ in base}
     if missing:
         raise ValueError(f"chapter 3 at {source.profile} has no students of m = {sorted(missing)}")
-    return rows
+    students = base + [
+        (labels | arm, replace(cfg, **changes))
+        for labels, cfg in base
+        if labels["length"] == 1
+        for arm, changes in arms
+    ]
+    return Plan(
+        name,
+        source.profile,
+        teachers_of(students, {"self_vs_ensemble": source}) + students,
+        {**settings, "dataset": source.settings["dataset"], "self_vs_ensemble": source.settings},
+    )
 
 
 def plans(profile: str = "budget") -> list[Plan]:

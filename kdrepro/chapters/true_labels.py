@@ -12,12 +12,10 @@ so that alpha is the only difference within a trial. Chapter 3's m = 1 students 
 come along as the length control.
 """
 
-from dataclasses import replace
-
 import pandas as pd
 
 from .. import verdict as v
-from ..plan import Plan, check_profile, recipe, teachers_of
+from ..plan import Plan, check_profile, recipe
 from . import self_vs_ensemble as sve
 
 # The recipe at each scale: alphas added to chapter 3's alpha = 0 students, for its ensemble sizes
@@ -67,23 +65,12 @@ def plan(
     students that differ from them in alpha alone."""
     check_profile(profile, RECIPE)
     p = RECIPE[profile]
-    source = sve.plan(profile, seeds=seeds, dataset=dataset)
-    base = [
-        ({**labels, "alpha": 0.0}, cfg)
-        for labels, cfg in sve.students_without_extra(source, p["ms"])
-    ]
-    students = base + [
-        ({**labels, "alpha": a}, replace(cfg, alpha=a))
-        for labels, cfg in base
-        if labels["length"] == 1
-        for a in p["alphas"]
-    ]
-    teachers = teachers_of(students, {"self_vs_ensemble": source})
-    return Plan(
+    return sve.beside(
         "true_labels",
-        profile,
-        teachers + students,
-        {**p, "dataset": source.settings["dataset"], "self_vs_ensemble": source.settings},
+        sve.plan(profile, seeds=seeds, dataset=dataset),
+        p,
+        lambda cfg: {"alpha": 0.0},
+        [({"alpha": a}, {"alpha": a}) for a in p["alphas"]],
     )
 
 
