@@ -120,6 +120,24 @@ def test_cuda_without_gpu_is_an_error():
         devices.resolve_device("tpu")
 
 
+def test_the_allocator_keeps_freed_memory_on_glibc_and_is_left_alone_elsewhere(monkeypatch):
+    import ctypes
+    import platform
+
+    devices.keep_freed_memory.cache_clear()
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert devices.keep_freed_memory() is glibc
+    devices.keep_freed_memory.cache_clear()
+
+    def no_library(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    assert devices.keep_freed_memory() is False  # another platform: nothing set, nothing raised
+    assert devices.resolve_device("cpu") == torch.device("cpu")
+    devices.keep_freed_memory.cache_clear()  # the next caller sets it again
+
+
 def test_run_id_is_stable_and_sensitive():
     t = teacher()
     canonical = json.dumps(t.to_dict(), sort_keys=True, separators=(",", ":"))
