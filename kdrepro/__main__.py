@@ -4,9 +4,9 @@
 Runs every config of the experiment that is not in the store yet (teachers first), then prints a
 summary table; `--executor ray` runs them as tasks on a Ray cluster instead (`kdrepro.cluster`).
 `python -m kdrepro list` names the experiments; `python -m kdrepro summary` regenerates the summary
-page's parts (book/_generated/summary.md and summary_detail.md) from results/. Expected failures
-(bad input, missing or corrupt data, a run not in the store) print one line and exit 2; `--debug`
-shows their traceback.
+page's parts (book/_generated/: summary.md, summary_detail.md, replications.md) from results/.
+Expected failures (bad input, missing or corrupt data, a run not in the store) print one line and
+exit 2; `--debug` shows their traceback.
 """
 
 import argparse

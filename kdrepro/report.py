@@ -293,14 +293,45 @@ def detail(findings: list[Finding], compute: pd.DataFrame, waiting: dict[str, st
     return "\n".join(lines) + "\n"
 
 
-PAGES = ("summary.md", "summary_detail.md")  # in book/_generated/, included by book/intro.md
+def shared_core(main: list[Finding], fresh: list[Finding]) -> list[tuple[str, str, str, str]]:
+    """(finding, check, outcome on the main trials, outcome on fresh seeds) of every core check
+    both ran. A replication may run fewer conditions, so a finding's status can rest on other
+    checks in each: they are compared check by check."""
+    ours = {(f.key, c.what): c.outcome for f in main for c in f.checks if c.core}
+    return [
+        (f.key, c.what, ours[(f.key, c.what)], c.outcome)
+        for f in fresh
+        for c in f.checks
+        if c.core and (f.key, c.what) in ours
+    ]
+
+
+def replications(profile: str = "budget") -> str:
+    """What a rerun reproduces (Markdown, one item per published chapter that runs fresh seeds: its
+    second plan): how many of the core checks both ran keep their outcome, and those that moved."""
+    items = []
+    for name in chapters.PUBLISHED:
+        shown = tables(name, profile)
+        if len(shown) < 2:
+            continue
+        chapter = chapters.get(name)
+        both = shared_core(chapter.findings(shown[0][2]), chapter.findings(shown[1][2]))
+        moved = [f"{key}, {what}: {a} → {b}" for key, what, a, b in both if a != b]
+        items.append(
+            f"* {{doc}}`{name}`: {len(both) - len(moved)} of {len(both)} core checks keep their "
+            "outcome on fresh seeds" + (f"; moved: {'; '.join(moved)}." if moved else ".")
+        )
+    return "\n".join(items or ["* No published chapter has run fresh seeds yet."]) + "\n"
+
+
+# in book/_generated/, included by book/intro.md
+PAGES = ("summary.md", "summary_detail.md", "replications.md")
 
 
 def summary_markdown(profile: str = "budget") -> dict[str, str]:
     """The summary page's generated parts, by file name (`PAGES`), from results/: the matrix,
-    which opens the page, and the detail, which follows the rules."""
+    which opens the page; the detail, which follows the rules; and what fresh seeds kept."""
     findings, compute = all_findings(profile)
     waiting = pending(profile)
-    return dict(
-        zip(PAGES, (matrix(findings, waiting), detail(findings, compute, waiting)), strict=True)
-    )
+    pages = (matrix(findings, waiting), detail(findings, compute, waiting), replications(profile))
+    return dict(zip(PAGES, pages, strict=True))

@@ -82,7 +82,8 @@ def test_summary_writes_the_matrix_and_the_detail_into_one_folder(tmp_path, caps
 
     assert main(["summary", "--out-dir", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(report.PAGES)
-    matrix, detail = ((tmp_path / name).read_text() for name in report.PAGES)
+    matrix, detail, fresh = ((tmp_path / name).read_text() for name in report.PAGES)
     assert matrix.startswith("Judged here so far: ")
+    assert fresh.startswith("* {doc}`lenet_mnist`: ") and "core checks keep their outcome" in fresh
     assert "\n\n| # | finding | chapter | paper | here | verdict |\n" in matrix
     assert "### Compute" in detail and "| **total** |" in detail

@@ -1404,3 +1404,20 @@ def test_h14_states_no_rise_where_the_paper_does():
         t.loc[(t.m == 1) & (t.alpha == 0.5), "agreement"] += rise
         (h14,) = true_labels.findings(t)
         assert h14.headline.outcome == outcome and h14.headline.what.endswith("(within 1.5 pt)")
+
+
+def test_fresh_seeds_are_compared_on_the_core_checks_both_ran():
+    def finding(key, **outcomes):
+        checks = [v.Check(what, "Fig. 1", "p", "h", out) for what, out in outcomes.items()]
+        context = v.Check("ctx", "Fig. 1", "p", "h", v.FAILS, core=False)
+        return v.Finding(key, "claim", checks + [context])
+
+    main = [finding("H2", a=v.HOLDS, b=v.HOLDS, extra=v.FAILS), finding("H3", a=v.HOLDS)]
+    fresh = [finding("H2", a=v.HOLDS, b=v.INCONCLUSIVE), finding("H3", a=v.FAILS)]
+    # the extra-data check the replication does not run and context checks are left out
+    assert report.shared_core(main, fresh) == [
+        ("H2", "a", v.HOLDS, v.HOLDS),
+        ("H2", "b", v.HOLDS, v.INCONCLUSIVE),
+        ("H3", "a", v.HOLDS, v.FAILS),
+    ]
+    assert report.shared_core(main, []) == []
