@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import chapters, runs
 from .errors import KdreproError
-from .verdict import FAILS, HOLDS, Finding
+from .verdict import Finding
 
 
 def at_scale(name: str, profile: str = "gpu") -> str:
@@ -156,9 +156,9 @@ def markdown(table: pd.DataFrame) -> str:
 def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
     """The summary page's first screen: one line per finding, H1-H15 then F1, F2. A judged finding
     shows its headline check (`Finding.headline`): the paper's number, ours with its 95 % interval,
-    n and outcome, and the verdict; a finding not judged here, the paper's number (its chapter's
-    `HEADLINES`, which its budget headline check cites too, or `NOT_RUN`) and why (`waiting`: its
-    chapter's progress, from `pending`)."""
+    n and outcome, and the verdict with how its core checks came out (`Finding.tally`); a finding
+    not judged here, the paper's number (its chapter's `HEADLINES`, which its budget headline
+    check cites too, or `NOT_RUN`) and why (`waiting`: its chapter's progress, from `pending`)."""
     judged = {f.key: f for f in findings}
     titles = {key: t for c in chapters.CHAPTERS.values() for key, t in c.FINDINGS.items()}
     headlines = {key: h for c in chapters.CHAPTERS.values() for key, h in c.HEADLINES.items()}
@@ -172,7 +172,10 @@ def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
             # the check itself: at a profile without the budget headline's condition (H6 without
             # extra data at gpu) another core check heads the finding, with its own citation
             f, h = judged[key], judged[key].headline
-            verdict = f"**{f.status}**" + ("; runs not converged" if f.unconverged else "")
+            # with the tally: a headline that holds can sit beside a verdict another check decided
+            verdict = f"**{f.status}** " + (
+                "(runs not converged)" if f.unconverged else f"({f.tally})"
+            )
             paper, here = f"{h.paper} ({h.source})", f"{h.value} ({h.result})"
         else:  # its chapter is in progress, or its stored runs do not reach it
             source, paper = headlines[key]
@@ -197,9 +200,7 @@ def key_result(findings: list[Finding]) -> str:
     how its core checks came out; then the scale the verdicts speak for."""
     paras = []
     for f in findings:
-        h, core = f.headline, [c.outcome for c in f.checks if c.core]
-        held, failed = core.count(HOLDS), core.count(FAILS)
-        tally = f"{held} of {len(core)} core checks hold" + (f", {failed} fail" if failed else "")
+        h, tally = f.headline, f.tally
         if f.unconverged:
             tally += (
                 "; some runs did not converge, so the verdict is inconclusive whatever they say"

@@ -381,6 +381,13 @@ class Finding:
         return check
 
     @property
+    def tally(self) -> str:
+        """How its core checks came out: '3 of 4 core checks hold, 1 fails'."""
+        core = [c.outcome for c in self.checks if c.core]
+        held, failed = core.count(HOLDS), core.count(FAILS)
+        return f"{held} of {len(core)} core checks hold" + (f", {failed} fail" if failed else "")
+
+    @property
     def because(self) -> str:
         """The sentence a chapter puts after its verdict ('' when reproduced): why it is not
         reproduced, under that verdict only, else what keeps it from reproduced."""

@@ -1196,7 +1196,7 @@ def test_the_matrix_is_one_short_line_per_finding_in_the_papers_order():
             )
             continue
         f = by_key[key]
-        assert verdict == f"**{f.status}**" and here.endswith(f"({f.headline.result})")
+        assert verdict == f"**{f.status}** ({f.tally})" and here.endswith(f"({f.headline.result})")
         assert "[" in here and "trials" in here  # the number, its interval and n
 
 
@@ -1219,7 +1219,7 @@ def test_the_matrix_shows_each_findings_headline_and_the_progress_of_the_rest():
         "| > 99 % (with up to "
         "700k EMNIST images; 60k MNIST is its smallest set) (§4.1, Fig. 2) | 99.3 % [99.1, 99.5] "
         "at 60,000 images, 5 trials (inconclusive — untestable without EMNIST-sized sets, "
-        "≥ 175,000 images) | **partly reproduced** |"
+        "≥ 175,000 images) | **partly reproduced** (2 of 3 core checks hold) |"
     )
     # a finding not yet judged shows the paper's number all the same, from its chapter's HEADLINES
     assert lines[3] == (
@@ -1241,7 +1241,7 @@ def test_the_matrix_shows_each_findings_headline_and_the_progress_of_the_rest():
     assert (
         report.matrix([h1], waiting)
         .splitlines()[4]
-        .endswith("| **inconclusive**; runs not converged |")
+        .endswith("| **inconclusive** (runs not converged) |")
     )
 
 

@@ -456,8 +456,8 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         ),
         _guard(
             v.Check(
-                f"... and is not more accurate (within {NOT_MORE * 100:.2f} pt; context: the "
-                "paper's gap is inside its figure's read-out error)",
+                f"MixUp at τ = 4 is not more accurate than at τ = 1 (within {NOT_MORE * 100:.2f} "
+                "pt; context: the paper's gap is inside its figure's read-out error)",
                 "§5.1, Fig. 3",
                 "−0.5 pt (74.5 vs 75 %, read-out ±1)",
                 accurate.here(),
