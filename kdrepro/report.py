@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import chapters, runs
 from .errors import KdreproError
-from .verdict import Finding
+from .verdict import HOLDS, Finding
 
 
 def at_scale(name: str, profile: str = "gpu") -> str:
@@ -194,10 +194,12 @@ def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
     return tally + "\n\n" + "\n".join(_table(header, rows)) + "\n"
 
 
-def key_result(findings: list[Finding]) -> str:
+def key_result(findings: list[Finding], fresh: list[Finding] | None = None) -> str:
     """A chapter's key-result box (Markdown), from its findings alone: per finding its verdict, the
     paper's headline number against ours (`Finding.headline`, as the summary's matrix shows it) and
-    how its core checks came out; then the scale the verdicts speak for."""
+    how its core checks came out; then, where the chapter runs fresh seeds (`fresh`: the same
+    findings on them), how many of the core checks both ran kept their outcome; then the scale the
+    verdicts speak for."""
     paras = []
     for f in findings:
         h, tally = f.headline, f.tally
@@ -205,9 +207,23 @@ def key_result(findings: list[Finding]) -> str:
             tally += (
                 "; some runs did not converge, so the verdict is inconclusive whatever they say"
             )
+        else:  # the core checks that decided it, beyond the headline (whose outcome is shown)
+            tally += "".join(
+                f". {c.what[0].upper()}{c.what[1:]}: {c.result}"
+                for c in f.checks
+                if c.core and c.outcome != HOLDS and c is not h
+            )
         paras.append(
             f"**{f.key}, {f.status}.** {f.claim}. The paper: {h.paper} ({h.source}); here: "
             f"{h.value} ({h.result}). {tally}."
+        )
+    if fresh is not None:
+        both = shared_core(findings, fresh)
+        moved = [f"{key}: {a} → {b}" for key, _, a, b in both if a != b]
+        paras.append(
+            f"**Fresh seeds** (new teachers, subsets and student seeds): {len(both) - len(moved)} "
+            f"of the {len(both)} core checks both ran keep their outcome"
+            + (f"; {len(moved)} moved ({'; '.join(moved)})." if moved else ".")
         )
     scopes = list(dict.fromkeys(f.scope for f in findings))
     return "\n\n".join(paras + [f"Scale: {'; '.join(scopes)}."])

@@ -385,7 +385,8 @@ class Finding:
         """How its core checks came out: '3 of 4 core checks hold, 1 fails'."""
         core = [c.outcome for c in self.checks if c.core]
         held, failed = core.count(HOLDS), core.count(FAILS)
-        return f"{held} of {len(core)} core checks hold" + (f", {failed} fail" if failed else "")
+        fails = f", {failed} fail{'s' * (failed == 1)}" if failed else ""
+        return f"{held} of {len(core)} core checks hold{fails}"
 
     @property
     def because(self) -> str:

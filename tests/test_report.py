@@ -2,6 +2,7 @@
 tables."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -1264,12 +1265,23 @@ def test_the_key_result_box_gives_each_verdict_its_headline_and_its_core_tally()
     )
     assert report.key_result([first, second]).split("\n\n") == [
         "**H1, not reproduced.** Easy fidelity. The paper: > 99 % (Fig. 1); here: 98.0 % [97.6, "
-        "98.5] (holds). 1 of 2 core checks hold, 1 fail.",
+        "98.5] (holds). 1 of 2 core checks hold, 1 fails. C: fails.",
         "**H2, inconclusive.** Low fidelity. The paper: > 99 % (Fig. 1); here: +1.0 pt [0.2, 1.8] "
         "(holds). 1 of 2 core checks hold; some runs did not converge, so the verdict is "
         "inconclusive whatever they say.",
         "Scale: LeNet-5, MNIST.",
     ]
+    # fresh seeds: the core checks both ran, compared one by one (H1's second runs only here)
+    main = v.Finding(
+        "H1", "Easy fidelity", [check(v.HOLDS, value="98.0 %"), replace(check(v.FAILS), what="d")]
+    )
+    fresh = v.Finding(
+        "H1", "Easy fidelity", [check(v.INCONCLUSIVE), replace(check(v.FAILS), what="d")]
+    )
+    assert report.key_result([main], [fresh]).split("\n\n")[1] == (
+        "**Fresh seeds** (new teachers, subsets and student seeds): 1 of the 2 core checks both "
+        "ran keep their outcome; 1 moved (H1: holds → inconclusive)."
+    )
 
 
 def test_every_chapter_cites_the_papers_headline_of_each_of_its_findings_once():
