@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import chapters, runs
 from .errors import KdreproError
-from .verdict import HOLDS, Finding
+from .verdict import HOLDS, Check, Finding
 
 
 def at_scale(name: str, profile: str = "gpu") -> str:
@@ -219,7 +219,7 @@ def key_result(findings: list[Finding], fresh: list[Finding] | None = None) -> s
         )
     if fresh is not None:
         both = shared_core(findings, fresh)
-        moved = [f"{key}: {a} → {b}" for key, _, a, b in both if a != b]
+        moved = [f"{k}: {a.outcome} → {b.outcome}" for k, a, b in both if a.outcome != b.outcome]
         paras.append(
             f"**Fresh seeds** (new teachers, subsets and student seeds): {len(both) - len(moved)} "
             f"of the {len(both)} core checks both ran keep their outcome"
@@ -310,13 +310,13 @@ def detail(findings: list[Finding], compute: pd.DataFrame, waiting: dict[str, st
     return "\n".join(lines) + "\n"
 
 
-def shared_core(main: list[Finding], fresh: list[Finding]) -> list[tuple[str, str, str, str]]:
-    """(finding, check, outcome on the main trials, outcome on fresh seeds) of every core check
+def shared_core(main: list[Finding], fresh: list[Finding]) -> list[tuple[str, Check, Check]]:
+    """(finding, the check on the main trials, the same check on fresh seeds) of every core check
     both ran. A replication may run fewer conditions, so a finding's status can rest on other
     checks in each: they are compared check by check."""
-    ours = {(f.key, c.what): c.outcome for f in main for c in f.checks if c.core}
+    ours = {(f.key, c.what): c for f in main for c in f.checks if c.core}
     return [
-        (f.key, c.what, ours[(f.key, c.what)], c.outcome)
+        (f.key, ours[(f.key, c.what)], c)
         for f in fresh
         for c in f.checks
         if c.core and (f.key, c.what) in ours
@@ -333,7 +333,11 @@ def replications(profile: str = "budget") -> str:
             continue
         chapter = chapters.get(name)
         both = shared_core(chapter.findings(shown[0][2]), chapter.findings(shown[1][2]))
-        moved = [f"{key}, {what}: {a} → {b}" for key, what, a, b in both if a != b]
+        moved = [
+            f"{key}, {a.what}: {a.outcome} → {b.outcome}"
+            for key, a, b in both
+            if a.outcome != b.outcome
+        ]
         items.append(
             f"* {{doc}}`{name}`: {len(both) - len(moved)} of {len(both)} core checks keep their "
             "outcome on fresh seeds" + (f"; moved: {'; '.join(moved)}." if moved else ".")
