@@ -20,12 +20,11 @@ TRIM_BYTES, MMAP_BYTES = 1 << 30, 1 << 28
 def keep_freed_memory() -> bool:
     """Have glibc's malloc keep freed memory in the process. By default it hands a training step's
     activations (megabytes each) back to the kernel when they are freed and faults them in again
-    the next step: on the 2-core CPU, a PreResNet-8 at batch 128 made about 200,000 page faults a
-    second and spent a fifth of its time in the kernel: it trained at 1,270 images/s, and at 1,530
-    with this (the book's appendix on how it is made gives the measurement). Where memory comes
-    from, not what is computed, so results are unchanged (torch aligns every tensor alike either
-    way). Once per process; False where the C library is not glibc (macOS, musl), which is left as
-    it is."""
+    the next step: on the project's 2-core CPU a sweep spent a fifth of its CPU time in the kernel
+    on those page faults (`results/bench/cpu-preresnet8.json` was measured again with this). Where
+    memory comes from, not what is computed, so results are unchanged (torch aligns every tensor
+    alike either way). Once per process; False where the C library is not glibc (macOS, musl),
+    which is left as it is."""
     try:
         libc = ctypes.CDLL(None)  # the symbols this process has loaded, its C library's among them
         mallopt = libc.mallopt
