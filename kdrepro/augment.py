@@ -203,6 +203,8 @@ def make(policy: str, pad: int = 4) -> Augment:
     )
 
     def apply(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        if x.dtype != torch.uint8:  # token ids, which only policy "none" takes (the run's config)
+            return x.long(), None
         for op in before[:lead]:
             x = op(x, g)
         x = x.float() / 255

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import augment, data, devices, finish, logit_cache, models, packed, schedule, store, surface
+from . import augment, data, devices, finish, inputs, logit_cache, packed, schedule, store, surface
 from .cases import CASES
 from .config import RunConfig, StudentConfig
 
@@ -35,22 +35,28 @@ H100_PRERESNET20 = 11_164.0
 
 @cache
 def forward_flops(model: str, dataset: str, width: int = 1, norm: str = "batch") -> int:
-    """FLOPs of one forward pass of `model` on one image of `dataset`."""
-    channels, size, _ = data.SHAPES[dataset]
+    """FLOPs of one forward pass of `model` on one example of `dataset` (a text example at its full
+    length)."""
     with torch.random.fork_rng(
         devices=[]
     ):  # building a network draws weights: leave the caller's RNG alone
-        net = models.build(
-            model,
-            data.NUM_CLASSES[dataset],
-            in_channels=channels,
-            norm=norm,
-            width=width,
-            image_size=size,
-        ).eval()
+        net = inputs.network(model, dataset, norm, width).eval()
+    if dataset in data.TEXT:
+        example = torch.ones(1, data.TEXT[dataset], dtype=torch.long)
+    else:
+        example = torch.zeros(1, *data.SHAPES[dataset])
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, channels, size, size))
-    return counter.get_total_flops()
+        net(example)
+    # torch's counter has no formula for LSTMs: per token, a multiply-add by each weight matrix
+    # (every layer, direction and gate)
+    lstm = sum(
+        2 * w.numel()
+        for m in net.modules()
+        if isinstance(m, torch.nn.LSTM)
+        for name, w in m.named_parameters()
+        if name.startswith("weight_")
+    )
+    return counter.get_total_flops() + lstm * (data.TEXT.get(dataset) or 0)
 
 
 def _flops(cfg: RunConfig) -> int:

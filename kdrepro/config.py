@@ -67,6 +67,21 @@ class RunConfig:
             f"expected one of {sorted(data.NUM_CLASSES)}",
         )
         models.check_name(self.model)
+        text = self.dataset in data.TEXT
+        _check(
+            (self.model == "bilstm") == text,
+            "model",
+            self.model,
+            f"{self.dataset} is text: expected 'bilstm'"
+            if text
+            else f"reads token ids: expected a text dataset ({', '.join(data.TEXT)})",
+        )
+        _check(
+            self.augment == "none" or not text,
+            "augment",
+            self.augment,
+            f"{self.dataset} is text, which has no augmentation here: expected 'none'",
+        )
         _check(self.norm in models.NORMS, "norm", self.norm, f"expected one of {models.NORMS}")
         _check(
             self.train_part in data.PARTS,
@@ -319,11 +334,12 @@ class StudentConfig(RunConfig):
             "needs one teacher of the student's architecture with norm='layer' (BatchNorm "
             "statistics would change across the plane)",
         )
+        images = sorted(data.SHAPES)
         _check(
-            self.ood_dataset is None or self.ood_dataset in data.NUM_CLASSES,
+            self.ood_dataset is None or (self.ood_dataset in images and self.dataset in images),
             "ood_dataset",
             self.ood_dataset,
-            f"expected None or one of {sorted(data.NUM_CLASSES)}",
+            f"expected None or, for a dataset of images, one of {images}",
         )
         _check(
             (self.ood_size == 0) == (self.ood_dataset is None),

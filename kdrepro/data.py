@@ -15,6 +15,11 @@ on the device instead of in a DataLoader. Sources, all under the data root (`pat
   distillation sets beyond MNIST), downloaded the same way. Its images stay as NIST stores them,
   transposed relative to MNIST's, as the paper's code used them (`gnosis/datasets/emnist.py`,
   through torchvision).
+- imdb: aclImdb_v1.tar.gz, the Stanford Large Movie Review archive (25k labelled reviews per split;
+  Table 2's text domain), downloaded from its home page if absent. Reviews become int32 token ids
+  (N, 100): torchtext's `basic_english` tokenizer, the first 100 tokens, a vocabulary of the tokens
+  seen at least 10 times in the training reviews' first 100 (the paper's App. A.3; counting within
+  the first 100 keeps only tokens the network can meet), the rest `UNK`, padded with `PAD`.
 
 Decoded JPEG and torchvision splits are cached in `paths.cache_dir("datasets")`, keyed by a hash of
 the source files, so the (possibly read-only) data root is never written unless a download is
@@ -24,10 +29,14 @@ needed.
 import functools
 import gzip
 import os
+import re
 import stat
+import tarfile
+import urllib.request
 import warnings
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,9 +57,16 @@ NUM_CLASSES: dict[str, int] = {
     "cifar100": 100,
     "svhn": 10,
     "emnist": 62,
+    "imdb": 2,
 }
-SHAPES: dict[str, tuple[int, int, int]] = {
-    name: (1, 28, 28) if name.endswith("mnist") else (3, 32, 32) for name in NUM_CLASSES
+# text datasets: tokens per example (the paper's maximum length, App. A.3)
+TEXT: dict[str, int] = {"imdb": 100}
+PAD, UNK = 0, 1  # the token ids of padding and of words outside the vocabulary
+MIN_FREQ = 10  # a token's count in the training reviews for a place in the vocabulary
+SHAPES: dict[str, tuple[int, int, int]] = {  # images only
+    name: (1, 28, 28) if name.endswith("mnist") else (3, 32, 32)
+    for name in NUM_CLASSES
+    if name not in TEXT
 }
 SIZES: dict[str, tuple[int, int]] = {  # (train, test) images
     "mnist": (60_000, 10_000),
@@ -60,6 +76,7 @@ SIZES: dict[str, tuple[int, int]] = {  # (train, test) images
     "cifar100": (50_000, 10_000),
     "svhn": (73_257, 26_032),
     "emnist": (697_932, 116_323),
+    "imdb": (25_000, 25_000),
 }
 SPLITS = ("train", "test")
 PARTS = ("all", "D0", "D1", "D0+D1")
@@ -94,6 +111,7 @@ DIGESTS = {
         "cifar10-jpeg.zip",
     ): "a0281a1fcd2667a54d7044a3713b93ced498dda8c43fabf3b4d6063c7136fa63",
 }
+IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 _TORCHVISION = {
     "cifar10": torchvision.datasets.CIFAR10,
     "cifar100": torchvision.datasets.CIFAR100,
@@ -138,7 +156,8 @@ def _verify(name: str, path: Path) -> str:
 def load(
     name: str, split: str, root: str | os.PathLike | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A whole split: images uint8 (N, C, H, W) contiguous, labels int64 (N,), both on the CPU.
+    """A whole split: images uint8 (N, C, H, W) contiguous (text: token ids int32 (N, L)), labels
+    int64 (N,), both on the CPU.
 
     Results are memoized per (name, split, root) for the life of the process: callers get the same
     tensors every time and must not modify them in place (index or `.to(device)` them instead)."""
@@ -171,10 +190,12 @@ def _load(name: str, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor
         folder = root / "EMNIST" / "raw"
         stems = _idx_stems(name, split)
         if not all((folder / s).is_file() or (folder / f"{s}.gz").is_file() for s in stems):
-            _download(name, split, root, f"looked for {stems[0]}[.gz] in {folder}")
+            _download_torchvision(name, split, root, f"looked for {stems[0]}[.gz] in {folder}")
         return _load_idx(name, split, [folder], f"put EMNIST's byclass IDX files in {folder}")
     if name == "cifar10_jpeg":
         return _load_cifar10_jpeg(split, root)
+    if name == "imdb":
+        return _load_imdb(split, root)
     return _load_torchvision(name, split, root)
 
 
@@ -279,6 +300,99 @@ def _decode_jpegs(blobs: list[bytes]) -> torch.Tensor:
         return torch.stack(decode_jpeg(tensors, mode=ImageReadMode.RGB))
 
 
+def _load_imdb(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    path = root / "aclImdb_v1.tar.gz"
+    if not path.is_file():
+        _download_url("imdb", IMDB_URL, path, f"looked for {path.name}")
+    return _cached("imdb", split, [sha256(path)], lambda: _tokenize_imdb(path)[split])
+
+
+# torchtext's `basic_english` (torchtext/data/utils.py): lower-case, then these substitutions in
+# order, then split on whitespace
+_BASIC_ENGLISH = [
+    (re.compile(p), r)
+    for p, r in (
+        (r"\'", " '  "),
+        (r"\"", ""),
+        (r"\.", " . "),
+        (r"<br \/>", " "),
+        (r",", " , "),
+        (r"\(", " ( "),
+        (r"\)", " ) "),
+        (r"\!", " ! "),
+        (r"\?", " ? "),
+        (r"\;", " "),
+        (r"\:", " "),
+        (r"\s+", " "),
+    )
+]
+
+
+def basic_english(line: str) -> list[str]:
+    """torchtext's `basic_english` tokenizer, which the paper's code uses for IMDB."""
+    line = line.lower()
+    for pattern, replacement in _BASIC_ENGLISH:
+        line = pattern.sub(replacement, line)
+    return line.split()
+
+
+@functools.lru_cache(maxsize=1)  # both splits come from one read of the archive
+def _tokenize_imdb(path: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    reviews = {split: [] for split in SPLITS}
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                # aclImdb/<split>/<neg|pos>/<id>_<rating>.txt; train/unsup has no labels
+                parts = member.name.split("/")
+                if member.isfile() and len(parts) == 4 and parts[1] in SPLITS:
+                    if parts[2] in ("neg", "pos") and parts[3].endswith(".txt"):
+                        text = tar.extractfile(member).read().decode("utf-8")
+                        reviews[parts[1]].append((parts[2] == "pos", parts[3], text))
+    except (tarfile.TarError, EOFError, zlib.error, OSError, UnicodeDecodeError) as e:
+        raise DatasetCorrupt(
+            f"{path}: not a readable IMDB archive ({type(e).__name__}: truncated or altered); "
+            "download it again"
+        ) from None
+    for i, split in enumerate(SPLITS):
+        if len(reviews[split]) != SIZES["imdb"][i]:
+            raise DatasetCorrupt(
+                f"{path}: {len(reviews[split])} labelled {split} reviews, not the "
+                f"{SIZES['imdb'][i]} of aclImdb_v1; download it again"
+            )
+    for split in SPLITS:  # a fixed order: negative reviews, then positive, each by file name
+        reviews[split].sort()
+    length = TEXT["imdb"]
+    tokens = {s: [basic_english(text)[:length] for _, _, text in reviews[s]] for s in SPLITS}
+    counts = Counter(tok for review in tokens["train"] for tok in review)
+    kept = sorted((t for t, c in counts.items() if c >= MIN_FREQ), key=lambda t: (-counts[t], t))
+    ids = {tok: i for i, tok in enumerate(kept, start=UNK + 1)}
+    out = {}
+    for split in SPLITS:
+        x = torch.full((len(tokens[split]), length), PAD, dtype=torch.int32)
+        for row, review in enumerate(tokens[split]):
+            if review:
+                x[row, : len(review)] = torch.tensor([ids.get(t, UNK) for t in review])
+        out[split] = x, torch.tensor([int(pos) for pos, _, _ in reviews[split]])
+    return out
+
+
+def vocab_size(name: str) -> int:
+    """Token ids a text dataset uses (its vocabulary, `PAD` and `UNK`): every vocabulary token
+    occurs in the training split, so it is one more than the largest id there."""
+    return int(load(name, "train")[0].max()) + 1
+
+
+def as_input(x: torch.Tensor) -> torch.Tensor:
+    """A batch as a network reads it: uint8 images in `unitcube`, channels_last; token ids as
+    int64."""
+    return layout(unitcube(x)) if x.dtype == torch.uint8 else x.long()
+
+
+def layout(x: torch.Tensor) -> torch.Tensor:
+    """channels_last for a batch of images (faster convolutions); token ids as they are."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 def _load_torchvision(name: str, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     cls = _TORCHVISION[name]
     if name == "svhn":
@@ -291,7 +405,7 @@ def _load_torchvision(name: str, split: str, root: Path) -> tuple[torch.Tensor, 
         ]
         looked = f"looked for {cls.base_folder}/"
     if not all(f.is_file() for f in files):
-        _download(name, split, root, looked)
+        _download_torchvision(name, split, root, looked)
     return _cached(
         name,
         split,
@@ -300,23 +414,44 @@ def _load_torchvision(name: str, split: str, root: Path) -> tuple[torch.Tensor, 
     )
 
 
-def _download(name: str, split: str, root: Path, looked: str) -> None:
+def _download(
+    name: str, root: Path, looked: str, fetch: Callable[[], None], who: str = "torchvision"
+) -> None:
+    """`fetch()` the missing dataset into root, or a one-line DatasetMissing that says why not."""
     if not _writable(root):
         raise DatasetMissing(
             f"{name}: not found under {root} ({looked}) and {root} is read-only, so it was not "
-            "downloaded; set KDREPRO_DATA to a writable folder on a machine with internet access "
-            "(torchvision downloads it there) or to a folder that has it"
+            f"downloaded; set KDREPRO_DATA to a writable folder on a machine with internet access "
+            f"({who} downloads it there) or to a folder that has it"
         )
     try:
-        _torchvision_dataset(name, split, root, download=True)
+        fetch()
     # no network shows up as URLError, OSError, RuntimeError, ... depending on where it fails
     except Exception as e:
         reason = " ".join(f"{type(e).__name__}: {e}".split())
         raise DatasetMissing(
             f"{name}: not found under {root} ({looked}) and downloading it failed ({reason}); it "
             "cannot be downloaded without internet access — run on a machine with internet "
-            f"(torchvision downloads it into {root}) or set KDREPRO_DATA to a folder that has it"
+            f"({who} downloads it into {root}) or set KDREPRO_DATA to a folder that has it"
         ) from e
+
+
+def _download_torchvision(name: str, split: str, root: Path, looked: str) -> None:
+    _download(name, root, looked, lambda: _torchvision_dataset(name, split, root, download=True))
+
+
+def _download_url(name: str, url: str, path: Path, looked: str) -> None:
+    """The file at `url` saved as `path`, whole or not at all (a broken download leaves nothing)."""
+
+    def fetch() -> None:
+        part = path.with_name(path.name + ".part")
+        try:
+            urllib.request.urlretrieve(url, part)
+            os.replace(part, path)
+        finally:
+            part.unlink(missing_ok=True)
+
+    _download(name, path.parent, looked, fetch, who="kdrepro")
 
 
 def _writable(root: Path) -> bool:

@@ -16,6 +16,8 @@ NAMES = {
     "svhn": "SVHN",
     "lenet5": "LeNet-5",
     "vgg16": "VGG-16",
+    "imdb": "IMDB",
+    "bilstm": "biLSTM",
 }
 
 

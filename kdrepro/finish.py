@@ -106,7 +106,7 @@ def fresh_pass_agreement(
     hits = 0
     for i in range(0, len(x), batch_size):
         xb, _ = aug(x[i : i + batch_size].to(device), gen)
-        xb = xb.contiguous(memory_format=torch.channels_last)
+        xb = data.layout(xb)
         with autocast(device):
             hits += (model(xb).argmax(1) == teacher(xb).argmax(1)).sum().item()
     return hits / len(x)
@@ -121,7 +121,7 @@ def stage_cka(
     one-teacher students."""
     teacher.eval()
     student.eval()
-    xb = data.unitcube(x.to(device)).contiguous(memory_format=torch.channels_last)
+    xb = data.as_input(x.to(device))
     pairs = zip(teacher.stages(xb), student.stages(xb), strict=True)
     return {
         f"cka_stage{k}": metrics.cka(t.float(), s.float(), "rbf")

@@ -46,18 +46,26 @@ def test_set(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.
     return x.to(device), y.to(device)
 
 
-def new_model(cfg: RunConfig) -> nn.Module:
-    """The run's network, freshly initialized from its init seed (on the CPU)."""
-    channels, size, _ = data.SHAPES[cfg.dataset]
-    torch.manual_seed(cfg.init_seed_used)
+def network(model: str, dataset: str, norm: str = "batch", width: int = 1) -> nn.Module:
+    """`model` for `dataset`'s examples (images, or token ids of its vocabulary) and classes,
+    initialized from torch's global RNG."""
+    if dataset in data.TEXT:
+        return models.build(model, data.NUM_CLASSES[dataset], vocab=data.vocab_size(dataset))
+    channels, size, _ = data.SHAPES[dataset]
     return models.build(
-        cfg.model,
-        data.NUM_CLASSES[cfg.dataset],
+        model,
+        data.NUM_CLASSES[dataset],
         in_channels=channels,
-        norm=cfg.norm,
-        width=cfg.width,
+        norm=norm,
+        width=width,
         image_size=size,
     )
+
+
+def new_model(cfg: RunConfig) -> nn.Module:
+    """The run's network, freshly initialized from its init seed (on the CPU)."""
+    torch.manual_seed(cfg.init_seed_used)
+    return network(cfg.model, cfg.dataset, cfg.norm, cfg.width)
 
 
 def batch_indices(n: int, batch_size: int, seed: int, start: int = 0) -> Iterator[torch.Tensor]:
@@ -106,11 +114,11 @@ def batches(
     x: torch.Tensor, indices: Iterator[torch.Tensor], aug: augment.Augment, gen: torch.Generator
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
     """Endless (indices, augmented float images, view ids or None) batches of device-resident uint8
-    images `x`; `gen` draws the augmentations."""
+    images `x` (text: int64 token ids, no views); `gen` draws the augmentations."""
     for idx in indices:
         idx = idx.to(x.device)
         xb, views = aug(x[idx], gen)
-        yield idx, xb.contiguous(memory_format=torch.channels_last), views
+        yield idx, data.layout(xb), views
 
 
 def interpolate_(student: nn.Module, teacher: nn.Module, lam: float) -> None:
@@ -133,10 +141,6 @@ def recompute_batchnorm(model: nn.Module, x: torch.Tensor, device, batch_size: i
         bn.momentum = None
     model.train()
     for i in range(0, len(x), batch_size):
-        model(
-            data.unitcube(x[i : i + batch_size].to(device)).contiguous(
-                memory_format=torch.channels_last
-            )
-        )
+        model(data.as_input(x[i : i + batch_size].to(device)))
     for bn in bns:
         bn.momentum = 0.1

@@ -131,7 +131,7 @@ def build(
             xb = augment.at_views(xb, policy, pad, torch.full((len(xb),), v))
             # copied out at once: a compiled labeller (CUDA graphs) may reuse its output buffer on
             # the next call
-            out = label(xb.contiguous(memory_format=torch.channels_last))
+            out = label(data.layout(xb))
             if cache is None:
                 cache = torch.empty(
                     len(x), augment.view_count(policy, pad), out.shape[1], device=device

@@ -1,10 +1,10 @@
-"""The paper's networks: PreResNet (BatchNorm or LayerNorm), LeNet-5, VGG-16 without BN, and
-ensembles.
+"""The paper's networks: PreResNet (BatchNorm or LayerNorm), LeNet-5, VGG-16 without BN, the
+bidirectional LSTM of its text experiments, and ensembles.
 
 Architectures follow the paper's App. A.2 (the official code's `preresnet.py`, `lenet.py`,
 `vgg.py`); `build` is the one entry point. Names: `preresnet{d}` (basic blocks for d < 44,
 bottleneck for d >= 44, as in the paper), `preresnet{d}_basic` (basic blocks at any depth: the
-"ResNet-56" of most other KD papers), `lenet5`, `vgg16`.
+"ResNet-56" of most other KD papers), `lenet5`, `vgg16`, `bilstm` (token ids in, not images).
 """
 
 import math
@@ -12,6 +12,7 @@ import re
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from .errors import ConfigError
 from .losses import ensemble_logits
@@ -195,6 +196,25 @@ class VGG16(nn.Module):
         return self.classifier(self.features(x))
 
 
+class BiLSTM(nn.Module):
+    """The paper's IMDB network (App. A.2): 128-dimensional embeddings, a 2-layer bidirectional LSTM
+    of 70 cells, and a linear head on the last layer's final hidden states of both directions.
+    Sequences are padded at the end with token 0, which the LSTM skips (packed sequences), so the
+    forward direction ends at each review's last word."""
+
+    def __init__(self, vocab: int, num_classes: int = 2, embed: int = 128, hidden: int = 70):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed, padding_idx=0)
+        self.lstm = nn.LSTM(embed, hidden, num_layers=2, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(2 * hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lengths = (x != 0).sum(1).clamp(min=1).cpu()  # an empty review reads one padding token
+        seqs = pack_padded_sequence(self.embed(x), lengths, batch_first=True, enforce_sorted=False)
+        _, (h, _) = self.lstm(seqs)
+        return self.fc(torch.cat([h[-2], h[-1]], 1))
+
+
 class Ensemble(nn.Module):
     """m networks whose combined logit is log((1/m) sum_i softmax(z_i)), the paper's ensemble
     teacher."""
@@ -219,10 +239,10 @@ def has_stages(name: str) -> bool:
 
 def check_name(name: str) -> None:
     """Raise a one-line ValueError unless `name` is a model `build` knows."""
-    if name not in ("lenet5", "vgg16") and not _PRERESNET.fullmatch(name):
+    if name not in ("lenet5", "vgg16", "bilstm") and not _PRERESNET.fullmatch(name):
         raise ConfigError(
-            f"model={name!r}: expected 'preresnet<depth>', 'preresnet<depth>_basic', 'lenet5' or "
-            "'vgg16'"
+            f"model={name!r}: expected 'preresnet<depth>', 'preresnet<depth>_basic', 'lenet5', "
+            "'vgg16' or 'bilstm'"
         )
 
 
@@ -233,12 +253,17 @@ def build(
     norm: str = "batch",
     width: int = 1,
     image_size: int = 32,
+    vocab: int | None = None,
 ) -> nn.Module:
     """Build a network by name (see the module docstring). `norm` and `width` apply to PreResNets
-    only."""
+    only; `vocab` (token ids) to `bilstm` alone, which needs it."""
     check_name(name)
     if norm not in NORMS:
         raise ConfigError(f"norm={norm!r}: expected one of {NORMS}")
+    if name == "bilstm":
+        if vocab is None:
+            raise ConfigError("model='bilstm' reads token ids: give its vocabulary size (vocab)")
+        return BiLSTM(vocab, num_classes)
     if name == "lenet5":
         return LeNet5(num_classes, in_channels, image_size)
     if name == "vgg16":

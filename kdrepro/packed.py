@@ -33,7 +33,6 @@ from . import (
     finish,
     inputs,
     logit_cache,
-    models,
     predictions,
     schedule,
     train,
@@ -163,13 +162,15 @@ def pack_key(cfg: RunConfig) -> str:
 
 @cache
 def _has_dropout(model: str, dataset: str) -> bool:
-    channels, size, _ = data.SHAPES[dataset]
-    net = models.build(model, data.NUM_CLASSES[dataset], in_channels=channels, image_size=size)
+    with torch.random.fork_rng(devices=[]):  # building draws weights: leave the caller's RNG alone
+        net = inputs.network(model, dataset)
     return any(isinstance(m, nn.Dropout) for m in net.modules())
 
 
 def unpackable(cfg: RunConfig, device_type: str) -> str | None:
     """Why a run cannot train in a pack on `device_type` (such runs train one by one), or None."""
+    if cfg.dataset in data.TEXT:
+        return f"{cfg.model} reads variable-length token sequences, which a pack does not batch"
     if _has_dropout(cfg.model, cfg.dataset):
         return f"{cfg.model} has dropout, whose masks a pack cannot draw as each run would"
     if isinstance(cfg, StudentConfig) and (cfg.init != "random" or cfg.surface):

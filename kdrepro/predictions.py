@@ -24,9 +24,7 @@ def predict(
     model.eval()
     out = []
     for i in range(0, len(x), batch_size):
-        xb = data.unitcube(x[i : i + batch_size].to(device)).contiguous(
-            memory_format=torch.channels_last
-        )
+        xb = data.as_input(x[i : i + batch_size].to(device))
         with autocast(device, bf16):
             out.append(model(xb).float())
     return torch.cat(out)

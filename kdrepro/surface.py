@@ -76,7 +76,7 @@ def plane(
         raise ValueError(f"surface={n}: needs at least {MIN_SIDE} points per axis")
     model.eval()
     teacher.eval()
-    xb = data.unitcube(x.to(device)).contiguous(memory_format=torch.channels_last)
+    xb = data.as_input(x.to(device))
     target = torch.cat([teacher(xb[i : i + 1000]).float() for i in range(0, len(xb), 1000)])
     origin = _flat(teacher)
     ends = []
