@@ -80,13 +80,19 @@ def runs_of(tables: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(tables).drop_duplicates("run_id")
 
 
-def all_findings(profile: str = "budget") -> tuple[list[Finding], pd.DataFrame]:
+def published_tables(profile: str = "budget") -> dict[str, list[tuple]]:
+    """`tables` of every published chapter, by name."""
+    return {name: tables(name, profile) for name in chapters.PUBLISHED}
+
+
+def all_findings(
+    profile: str = "budget", loaded: dict[str, list[tuple]] | None = None
+) -> tuple[list[Finding], pd.DataFrame]:
     """Every finding the stored runs can judge, and the compute they took (per chapter, each run
-    of all its plans once)."""
+    of all its plans once); from `loaded` (`published_tables`) where given."""
     findings, compute = [], []
-    for name in chapters.PUBLISHED:
+    for name, shown in (loaded or published_tables(profile)).items():
         chapter = chapters.get(name)
-        shown = tables(name, profile)
         table = runs_of([t for _, _, t in shown])
         if table.git_dirty.any():
             raise KdreproError(
@@ -327,12 +333,12 @@ def shared_core(main: list[Finding], fresh: list[Finding]) -> list[tuple[str, Ch
     ]
 
 
-def replications(profile: str = "budget") -> str:
+def replications(profile: str = "budget", loaded: dict[str, list[tuple]] | None = None) -> str:
     """What a rerun reproduces (Markdown, one item per published chapter that runs fresh seeds: its
-    second plan): how many of the core checks both ran keep their outcome, and those that moved."""
+    second plan): how many of the core checks both ran keep their outcome, and those that moved;
+    from `loaded` (`published_tables`) where given."""
     items = []
-    for name in chapters.PUBLISHED:
-        shown = tables(name, profile)
+    for name, shown in (loaded or published_tables(profile)).items():
         if len(shown) < 2:
             continue
         chapter = chapters.get(name)
@@ -356,7 +362,12 @@ PAGES = ("summary.md", "summary_detail.md", "replications.md")
 def summary_markdown(profile: str = "budget") -> dict[str, str]:
     """The summary page's generated parts, by file name (`PAGES`), from results/: the matrix,
     which opens the page; the detail, which follows the rules; and what fresh seeds kept."""
-    findings, compute = all_findings(profile)
+    loaded = published_tables(profile)  # each stored run read once
+    findings, compute = all_findings(profile, loaded)
     waiting = pending(profile)
-    pages = (matrix(findings, waiting), detail(findings, compute, waiting), replications(profile))
+    pages = (
+        matrix(findings, waiting),
+        detail(findings, compute, waiting),
+        replications(profile, loaded),
+    )
     return dict(zip(PAGES, pages, strict=True))
