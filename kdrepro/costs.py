@@ -38,9 +38,9 @@ def paper_cost(name: str) -> str:
             )
         elif device == "cuda" and all(c.model.startswith("preresnet") for c in configs):
             where.append(
-                "no CUDA benchmark is committed yet; at the single-network H100 rate the gpu "
-                "profiles are sized by (an assumption), about "
-                f"{compute.duration(compute.h100_seconds(configs))}"
+                "no CUDA benchmark is committed yet; about "
+                f"{compute.duration(compute.h100_seconds(configs))} on an H100, assuming the "
+                "rate the gpu profiles were sized for (PreResNet-20, one network at a time)"
             )
         else:
             where.append(f"no {device.upper()} benchmark is committed yet, so no estimate there")
@@ -79,8 +79,9 @@ def gpu_cost(name: str) -> str:
         f"about {compute.duration(got[0])} on the benchmarked GPU ({'; '.join(got[1])} in "
         "results/bench)"
         if got
-        else f"about {compute.duration(compute.h100_seconds(new))} at the single-network H100 rate "
-        "it was sized by (an assumption until a CUDA benchmark is committed)"
+        else f"about {compute.duration(compute.h100_seconds(new))} on an H100, assuming the rate "
+        "this profile was sized for (PreResNet-20, one network at a time; no CUDA benchmark is "
+        "committed yet)"
     )
     packs = compute.estimate(new, "cuda", pack=2)  # any pack: the benchmark's packed rate
     packed = (

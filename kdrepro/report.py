@@ -126,9 +126,13 @@ def pending(profile: str = "budget") -> dict[str, str]:
     for name in chapters.CHAPTERS:
         if name not in chapters.PUBLISHED:
             done, total = progress(name, profile)
-            whose = "its" if hasattr(chapters.get(name), "RECIPE") else "the other chapters'"
+            which = (
+                f"its {total} runs"
+                if hasattr(chapters.get(name), "RECIPE")
+                else f"the {total} runs it reads from other chapters"
+            )
             for key in chapters.get(name).FINDINGS:
-                out[key] = f"chapter in progress: {done} of {total} of {whose} runs stored"
+                out[key] = f"chapter in progress: {done} of {which} stored"
     return out
 
 
@@ -232,7 +236,7 @@ def key_result(findings: list[Finding], fresh: list[Finding] | None = None) -> s
         moved = [f"{k}: {a.outcome} → {b.outcome}" for k, a, b in both if a.outcome != b.outcome]
         paras.append(
             f"**Fresh seeds** (new teachers, subsets and student seeds): {len(both) - len(moved)} "
-            f"of the {len(both)} core checks both ran keep their outcome"
+            f"of the {len(both)} core checks that both ran keep their outcome"
             + (f"; {len(moved)} moved ({'; '.join(moved)})." if moved else ".")
         )
     scopes = list(dict.fromkeys(f.scope for f in findings))
@@ -265,10 +269,30 @@ def _evidence(f: Finding) -> list[str]:
     return lines + _table(("kind", "check", "paper", "here", "outcome"), rows) + [""]
 
 
-def finding_markdown(f: Finding) -> str:
+def finding_markdown(f: Finding, fresh: bool = False) -> str:
     """A chapter's evidence for one finding, as a rendered table (the summary's detail, under a
-    bold title instead of a heading)."""
-    return "\n".join([f"**{f.key}: {f.claim}**", "", *_evidence(f)])
+    bold title instead of a heading); `fresh`: a fresh-seed replication's, titled as such so that
+    its status does not read as the chapter's verdict."""
+    if not fresh:
+        return "\n".join([f"**{f.key}: {f.claim}**", "", *_evidence(f)])
+    lines = _evidence(f)
+    lines[0] = lines[0].replace("Verdict:", "On these fresh seeds alone (not the verdict):", 1)
+    return "\n".join([f"**{f.key} on fresh seeds (replication): {f.claim}**", "", *lines])
+
+
+def closest_call(findings: list[Finding]) -> str:
+    """The decided core check the length control kept by the smallest share of its distance from
+    the threshold, in a sentence ('' when the guard kept none): a reader weighs a verdict that
+    rests on it."""
+    kept = [(c.kept_by, f.key, c) for f in findings for c in f.checks if c.core and c.kept_by]
+    if not kept:
+        return ""
+    share, key, c = min(kept, key=lambda k: k[0])
+    return (
+        f"The narrowest call: {key}'s “{c.what}” {c.outcome} because {c.kept_text}, "
+        f"{share:.0%} of that distance. The rule, fixed before the runs, keeps it; of the "
+        "decided checks it is the closest to being withdrawn."
+    )
 
 
 def detail(findings: list[Finding], compute: pd.DataFrame, waiting: dict[str, str]) -> str:

@@ -24,12 +24,12 @@ beats its student) are shown, never counted. Runs that did not converge test und
 paper's claim. Teachers must fit their training set: at least 99 % accuracy in eval mode on their
 un-augmented images (`FIT`), else the finding is *inconclusive* at that scale, whatever its checks
 say, and the reason gives the numbers. Students are judged by a length control instead: a chapter's
-key condition also runs at twice the student steps, paired by trial, and a core check whose effect
-is no larger than what doubling moved its metric is inconclusive, with that movement printed beside
-it (`guarded`). Runs stored before teachers recorded their fit (`clean_train_accuracy`) are judged
-by the earlier gate: a train metric that moved by 0.5 points or more (and at least twice its
-sampling error) over the last quarter of steps, for teachers below 95 % train accuracy and for every
-student.
+key condition also runs at twice the student steps, paired by trial, and a core check whose distance
+from its threshold (0 for a difference) is no larger than what doubling moved its metric is
+inconclusive, with that movement printed beside it (`guarded`). Runs stored before teachers
+recorded their fit (`clean_train_accuracy`) are judged by the earlier gate: a train metric that
+moved by 0.5 points or more (and at least twice its sampling error) over the last quarter of steps,
+for teachers below 95 % train accuracy and for every student.
 
 The replication unit is the trial: its seed sets the student's initial weights, its batches and
 augmentations, and which pool members form its teachers. In chapters 3-5 every trial distills on the
@@ -283,6 +283,7 @@ def guarded(
     digits: int = 1,
     unit: str = " pt",
     metric: str = "it",
+    of: str = "",
 ) -> "Check":
     """`check` at the paper's length, kept decided only if its effect (the signed distance of its
     mean from what it tests: 0, or a threshold) exceeds what doubling the student steps moved its
@@ -292,24 +293,33 @@ def guarded(
     moves, so any movement at least the effect withdraws it; a `level` (the key condition's own
     metric against a threshold) moves with its condition, so only a movement toward the threshold,
     at least the distance to it, does. A context check, an inconclusive one or one without a
-    control is returned as it is. `metric` names what moved where "it" would be unclear."""
+    control is returned as it is. `metric` names what moved where "it" would be unclear; `of`, the
+    students whose steps were doubled where they are not the check's own condition."""
     if moved is None or not check.core or check.outcome == INCONCLUSIVE:
         return check
     # the effect and the movement with the digit that tells them apart, where one digit does not
     same = lambda d: f"{abs(effect) * scale:.{d}f}" == f"{abs(moved.mean) * scale:.{d}f}"  # noqa: E731
     while digits < 4 and same(digits):
         digits += 1
-    note = f"doubling the student steps moved {metric} {moved.text(scale, digits, unit)}"
+    whose = f"the steps of {of}" if of else "the student steps"
+    note = f"doubling {whose} moved {metric} {moved.text(scale, digits, unit)}"
     shown = f"{effect * scale:+.{digits}f}{unit}"
     if level and moved.mean * effect >= 0:
         return replace(check, note=f"{note}, away from the threshold")
     if abs(effect) > abs(moved.mean):
-        return replace(check, note=f"{note}, less than the effect ({shown})")
+        return replace(
+            check,
+            note=f"{note}, less than its distance from the threshold ({shown})",
+            kept_by=(abs(effect) - abs(moved.mean)) / abs(effect),
+            kept_text=f"its distance from the threshold ({shown}) exceeds what doubling moved "
+            f"{metric} ({moved.mean * scale:+.{digits}f}{unit}) by "
+            f"{(abs(effect) - abs(moved.mean)) * scale:.{digits}f}{unit}",
+        )
     return replace(
         check,
         outcome=INCONCLUSIVE,
-        note=f"{note}, at least the effect ({shown}), so "
-        f"the check was {check.outcome} only at this length",
+        note=f"{note}, at least its distance from the threshold ({shown}), so "
+        f"the check {'held' if check.outcome == HOLDS else 'failed'} only at this length",
         why="the length control withdrew it",
     )
 
@@ -334,6 +344,11 @@ class Check:
     # interval simply allows both directions): its condition is out of reach, or the length
     # control withdrew it. The matrix and the evidence show it beside the outcome.
     why: str = ""
+    # how narrowly the length control kept a decided check (`guarded`): its distance from the
+    # threshold less the movement, as a share of that distance (None: not kept by a guard), and
+    # the two numbers in words
+    kept_by: float | None = None
+    kept_text: str = ""
 
     def __post_init__(self) -> None:
         if self.why and self.outcome != INCONCLUSIVE:
@@ -386,7 +401,7 @@ class Finding:
         core = [c.outcome for c in self.checks if c.core]
         held, failed = core.count(HOLDS), core.count(FAILS)
         fails = f", {failed} fail{'s' * (failed == 1)}" if failed else ""
-        return f"{held} of {len(core)} core checks hold{fails}"
+        return f"{held} of {len(core)} core checks {'holds' if held == 1 else 'hold'}{fails}"
 
     @property
     def because(self) -> str:

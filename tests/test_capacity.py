@@ -84,4 +84,6 @@ def test_a_gain_no_larger_than_what_longer_training_moves_is_withdrawn():
     far = [0.08, 0.09, 0.07, 0.085, 0.075]
     assert core(table(far, long=[0.01, 0.01, 0.012, 0.009, 0.011])).outcome == v.FAILS
     c = core(table(far, long=[0.06, 0.07, 0.065, 0.06, 0.07]))
-    assert c.outcome == v.INCONCLUSIVE and "doubling the student steps" in c.note
+    assert (
+        c.outcome == v.INCONCLUSIVE and "doubling the steps of m = 1 preresnet8 students" in c.note
+    )

@@ -214,7 +214,9 @@ def test_the_paper_cost_on_a_gpu_is_labelled_an_assumption_until_a_cuda_benchmar
     monkeypatch.setattr(
         compute, "benchmarks", lambda device_type, root=None, packs=False: ()
     )  # as before any GPU session
-    assert "(an assumption), about" in costs.paper_cost("self_vs_ensemble")
+    assert "on an H100, assuming the rate the gpu profiles were sized for" in costs.paper_cost(
+        "self_vs_ensemble"
+    )
     assert "no CUDA benchmark is committed yet, so no estimate there" in costs.paper_cost(
         "lenet_mnist"
     )  # not sized

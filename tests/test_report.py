@@ -149,11 +149,14 @@ def test_h1_core_checks_are_withdrawn_when_doubling_the_steps_moves_more_than_th
     # doubling moves agreement 1 pt, less than the 6-pt rise, and accuracy 0.1 pt: both stay decided
     (h1,) = lenet_mnist.findings(lenet_table(*args, long=(0.01, 0.001)))
     assert outcomes(h1) == ["holds", "inconclusive", "holds", "holds"]
-    assert "less than the effect" in h1.checks[0].note
+    assert "less than its distance from the threshold" in h1.checks[0].note
     # doubling moves accuracy 2 pt, more than the 1.4-pt room inside the ±1.5 pt margin: accuracy
     # undecided
     (h1,) = lenet_mnist.findings(lenet_table(*args, long=(0.01, 0.02)))
-    assert outcomes(h1)[2] == "inconclusive" and "at least the effect" in h1.checks[2].note
+    assert (
+        outcomes(h1)[2] == "inconclusive"
+        and "at least its distance from the threshold" in h1.checks[2].note
+    )
     # doubling moves agreement by more than the rise: the rise is withdrawn
     (h1,) = lenet_mnist.findings(lenet_table(*args, long=(0.08, 0.0)))
     assert outcomes(h1)[0] == "inconclusive"
@@ -305,19 +308,19 @@ def test_the_length_control_withdraws_only_effects_that_doubling_matches():
     )
     extra = next(c for c in h2.checks if c.what.startswith("extra distillation data"))
     assert extra.outcome == "holds" and extra.note.startswith(
-        "doubling the student steps moved it +0.5 pt"
+        "doubling the steps of m = 1 students without extra data moved it +0.5 pt"
     )
-    assert "less than the effect (" in extra.note and h10.checks[0].outcome == "holds"
+    assert (
+        "less than its distance from the threshold (" in extra.note
+        and h10.checks[0].outcome == "holds"
+    )
     # doubling moves agreement by +4 pt: the +3 pt rise is withdrawn, the +5 pt one (m = 1 -> 3) is
     # not
     h2, _, h10 = self_vs_ensemble.findings(
         ensemble_table(cells, trials, long=(0.84, 0.66, 0.65, 0.75))
     )
     extra = next(c for c in h2.checks if c.what.startswith("extra distillation data"))
-    assert (
-        extra.outcome == "inconclusive"
-        and "so the check was holds only at this length" in extra.note
-    )
+    assert extra.outcome == "inconclusive" and "so the check held only at this length" in extra.note
     assert (
         h10.checks[0].outcome == "holds" and h10.checks[1].outcome == "inconclusive"
     )  # m = 3 -> 5: +2 pt
@@ -516,8 +519,8 @@ def test_the_length_control_guards_h4_and_h15():
     h4, h15 = augmentation.findings(policy_table(PAPER_LIKE, long=(0.82, 0.725, 0.05)))
     assert outcomes(h4) == ["inconclusive", "holds", "holds", "inconclusive", "holds", "holds"]
     assert h4.checks[1].note.startswith("agreement: doubling the student steps moved it +3.0 pt")
-    assert "less than the effect (" in h4.checks[1].note
-    assert "so the check was holds only at this length" in h4.checks[0].note
+    assert "less than its distance from the threshold (" in h4.checks[1].note
+    assert "so the check held only at this length" in h4.checks[0].note
     assert outcomes(h15) == ["inconclusive"] and h4.status == "partly reproduced"
     h4, h15 = augmentation.findings(policy_table(PAPER_LIKE, long=(0.795, 0.725, 0.05)))
     assert outcomes(h4) == ["holds"] * 6 and outcomes(h15) == ["holds"]
@@ -622,7 +625,11 @@ def test_h5_and_h11_rules():
     assert h5.checks[2].here.endswith("nats (3 trials)") and "half-width" in h5.checks[4].here
     assert h11.checks[2].what == "m = 3: τ = 4 at least as accurate as τ = 8 (within 0.33 pt)"
     assert h11.checks[2].paper == "τ = 4 best in every row (+0.66 pt over τ = 8 at m = 3)"
-    assert all("less than the effect (" in c.note for c in h5.checks + h11.checks if c.core)
+    assert all(
+        "less than its distance from the threshold (" in c.note
+        for c in h5.checks + h11.checks
+        if c.core
+    )
     assert h5.checks[2].note.startswith("doubling the student steps moved it −0.002 nats")
     # the margins come from Fig. 9's printed values, each smaller than the effect it tests
     assert recycling.TAU_MARGIN == pytest.approx(0.0033)
@@ -683,12 +690,12 @@ def test_chapter_5s_length_control_withdraws_what_doubling_matches():
         "inconclusive",  # s0∪1's 0.015 nats below the KL midpoint: doubling moved KL 0.06
         "holds",
     ]
-    assert "so the check was holds only at this length" in h5.checks[5].note
+    assert "so the check held only at this length" in h5.checks[5].note
     assert h5.checks[2].note.startswith("doubling the student steps moved it −0.060 nats")
-    assert "at least the effect (-0.050 nats)" in h5.checks[2].note
+    assert "at least its distance from the threshold (-0.050 nats)" in h5.checks[2].note
     assert h5.status == "partly reproduced"
     assert outcomes(h11)[3:5] == ["holds", "holds"]
-    assert "less than the effect (" in h11.checks[3].note
+    assert "less than its distance from the threshold (" in h11.checks[3].note
     # a failure is withdrawn the same way: s1 agrees 0.5 pt less than s0, doubling moved 1 pt
     worse = {**SPLIT_CELLS, ("s1", 3, 4.0): (0.600, 0.735, 0.20, 0.03)}
     assert recycling.findings(split_table(worse, long=moved))[0].checks[1].outcome == "inconclusive"
@@ -799,7 +806,9 @@ def test_h6_rules():
         (h6,) = train_agreement.findings(pd.concat([table, doubled], ignore_index=True))
         check = h6.checks[0]
         assert check.outcome == ("holds" if kept else "inconclusive")
-        assert check.note.startswith("doubling the student steps moved train agreement +")
+        assert check.note.startswith(
+            "doubling the steps of m = 1 students without extra data moved train agreement +"
+        )
 
 
 def test_h6_reads_the_eval_mode_fresh_pass_where_every_student_has_it():
@@ -1017,7 +1026,10 @@ def test_chapter_7s_length_control_withdraws_what_doubling_matches():
     from kdrepro.chapters import optimization
 
     h7, h8, h9 = optimization.findings(optimization_table(long=(0.01, 0.002)))
-    assert outcomes(h8)[:2] == ["holds", "holds"] and "less than the effect" in h8.checks[0].note
+    assert (
+        outcomes(h8)[:2] == ["holds", "holds"]
+        and "less than its distance from the threshold" in h8.checks[0].note
+    )
     assert outcomes(h9)[0] == "holds" and h7.status == "reproduced"
     # doubling the default student adds 20 points of train agreement, more than the threshold's +17
     # pt curvature, and 3 points of test agreement, more than Table 1's margin: those checks are no
@@ -1030,7 +1042,7 @@ def test_chapter_7s_length_control_withdraws_what_doubling_matches():
     # ... while a level that fails is withdrawn when doubling moves it toward its threshold by more
     # than it missed
     _, h8, _ = optimization.findings(optimization_table(long=(0.05, 0.0), lams={**LAMS, 0.5: 0.97}))
-    assert outcomes(h8)[1] == "inconclusive" and "so the check was fails only" in h8.checks[1].note
+    assert outcomes(h8)[1] == "inconclusive" and "so the check failed only" in h8.checks[1].note
     _, h8, _ = optimization.findings(
         optimization_table(long=(-0.05, 0.0), lams={**LAMS, 0.5: 0.97})
     )
@@ -1270,9 +1282,9 @@ def test_the_key_result_box_gives_each_verdict_its_headline_and_its_core_tally()
     )
     assert report.key_result([first, second]).split("\n\n") == [
         "**H1, not reproduced.** Easy fidelity. The paper: > 99 % (Fig. 1); here: 98.0 % [97.6, "
-        "98.5] (holds). 1 of 2 core checks hold, 1 fails. C: fails.",
+        "98.5] (holds). 1 of 2 core checks holds, 1 fails. C: fails.",
         "**H2, inconclusive.** Low fidelity. The paper: > 99 % (Fig. 1); here: +1.0 pt [0.2, 1.8] "
-        "(holds). 1 of 2 core checks hold; some runs did not converge, so the verdict is "
+        "(holds). 1 of 2 core checks holds; some runs did not converge, so the verdict is "
         "inconclusive whatever they say.",
         "Scale: LeNet-5, MNIST.",
     ]
@@ -1284,8 +1296,8 @@ def test_the_key_result_box_gives_each_verdict_its_headline_and_its_core_tally()
         "H1", "Easy fidelity", [check(v.INCONCLUSIVE), replace(check(v.FAILS), what="d")]
     )
     assert report.key_result([main], [fresh]).split("\n\n")[1] == (
-        "**Fresh seeds** (new teachers, subsets and student seeds): 1 of the 2 core checks both "
-        "ran keep their outcome; 1 moved (H1: holds → inconclusive)."
+        "**Fresh seeds** (new teachers, subsets and student seeds): 1 of the 2 core checks that "
+        "both ran keep their outcome; 1 moved (H1: holds → inconclusive)."
     )
 
 
@@ -1438,3 +1450,27 @@ def test_fresh_seeds_are_compared_on_the_core_checks_both_ran():
         ("H3", "a", v.HOLDS, v.FAILS),
     ]
     assert report.shared_core(main, []) == []
+
+
+def test_the_narrowest_call_names_the_kept_check_nearest_to_withdrawal():
+    moved = v.Interval(0.03, 0.02, 0.04, 5)
+    wide = v.guarded(v.Check("a", "Fig. 1", "rises", "h", v.HOLDS), 0.10, moved)
+    narrow = v.guarded(v.Check("b", "Fig. 1", "falls", "h", v.FAILS), 0.031, moved)
+    context = replace(
+        v.guarded(v.Check("c", "Fig. 1", "x", "h", v.HOLDS), 0.0301, moved), core=False
+    )
+    findings = [v.Finding("H1", "one", [wide, context]), v.Finding("H2", "two", [narrow])]
+    assert report.closest_call(findings) == (
+        "The narrowest call: H2's “b” fails because its distance from the threshold (+3.1 pt) "
+        "exceeds what doubling moved it (+3.0 pt) by 0.1 pt, 3% of that distance. The rule, fixed "
+        "before the runs, keeps it; of the decided checks it is the closest to being withdrawn."
+    )
+    assert report.closest_call([v.Finding("H1", "one", [context])]) == ""
+
+
+def test_a_fresh_seed_finding_is_not_titled_as_the_verdict():
+    f = v.Finding("H2", "claim", [v.Check("a", "Fig. 1", "rises", "h", v.HOLDS, value="1")])
+    text = report.finding_markdown(f, fresh=True)
+    assert text.startswith("**H2 on fresh seeds (replication): claim**")
+    assert "On these fresh seeds alone (not the verdict): **reproduced**" in text
+    assert "Verdict:" not in text and "Verdict: **reproduced**" in report.finding_markdown(f)

@@ -221,16 +221,26 @@ def test_the_length_control_withdraws_an_effect_no_larger_than_what_doubling_mov
     kept = v.guarded(rise, 0.05, moved)
     assert kept.outcome == v.HOLDS
     assert kept.note == (
-        "doubling the student steps moved it +3.0 pt [+3.0, +3.0], less than the effect (+5.0 pt)"
+        "doubling the student steps moved it +3.0 pt [+3.0, +3.0], less than its distance from "
+        "the threshold (+5.0 pt)"
     )
     # an effect and a movement that round alike are shown with the digit that tells them apart
     close = v.guarded(rise, 0.0304, moved)
     assert close.outcome == v.HOLDS and close.note.endswith(
-        "moved it +3.00 pt [+3.00, +3.00], less than the effect (+3.04 pt)"
+        "moved it +3.00 pt [+3.00, +3.00], less than its distance from the threshold (+3.04 pt)"
     )
+    assert kept.kept_by == pytest.approx(0.4) and kept.kept_text == (
+        "its distance from the threshold (+5.0 pt) exceeds what doubling moved it (+3.0 pt) by "
+        "2.0 pt"
+    )
+    assert close.kept_by == pytest.approx(0.04 / 3.04)
     withdrawn = v.guarded(rise, 0.02, moved)
-    assert withdrawn.outcome == v.INCONCLUSIVE and "at least the effect (+2.0 pt)" in withdrawn.note
-    assert "was holds only at this length" in withdrawn.note
+    assert withdrawn.kept_by is None and withdrawn.kept_text == ""
+    assert (
+        withdrawn.outcome == v.INCONCLUSIVE
+        and "at least its distance from the threshold (+2.0 pt)" in withdrawn.note
+    )
+    assert "held only at this length" in withdrawn.note
     # the matrix says why it does not decide; a kept check has no reason to give
     assert withdrawn.result == "inconclusive — the length control withdrew it" and kept.why == ""
     assert v.Finding("H0", "claim", [withdrawn]).reason == (

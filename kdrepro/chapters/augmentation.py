@@ -472,7 +472,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     margin = v.interval(gaps.groupby("trial").gap.mean())
     checks.append(
         v.Check(
-            f"the independent-student control agrees nearly as well (within our "
+            f"an independent teacher agrees with the student nearly as well (within our "
             f"{CLOSE * 100:.0f}-point threshold)",
             "§5.1, Fig. 11",
             "often nearly as good",

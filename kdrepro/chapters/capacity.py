@@ -100,6 +100,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     ),
                     d.mean - LITTLE,
                     moved.get("agreement"),
+                    of=f"m = 1 {own} students",
                 )
             )
             acc = v.paired(main, {"m": m, "student": own}, {"m": m, "student": model}, "accuracy")

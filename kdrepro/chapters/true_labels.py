@@ -12,6 +12,8 @@ so that alpha is the only difference within a trial. Chapter 3's m = 1 students 
 come along as the length control.
 """
 
+from functools import partial
+
 import pandas as pd
 
 from .. import verdict as v
@@ -74,6 +76,9 @@ def plan(
     )
 
 
+_guarded = partial(v.guarded, of="m = 1 students at α = 0")  # chapter 3's length control
+
+
 def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
     """H14 on paired per-trial differences (alpha against 0, the same trial's student otherwise
     identical): agreement does not rise for m = 1 at any alpha, nor for larger m at the largest
@@ -99,7 +104,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
             # largest alpha states "no rise" there, the smaller ones are context
             slight = m > 1 and a < alphas[-1]
             checks.append(
-                v.guarded(
+                _guarded(
                     v.Check(
                         f"m = {m}, α = {a:g}: showing the true labels does not raise agreement "
                         f"(within {NOT_RISE * 100:.1f} pt)",
@@ -146,7 +151,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                 core=core,
             )
             checks.append(
-                v.guarded(check, d.mean if m == 1 else d.mean - NOT_RISE, moved.get("accuracy"))
+                _guarded(check, d.mean if m == 1 else d.mean - NOT_RISE, moved.get("accuracy"))
             )
     return [
         v.Finding(
