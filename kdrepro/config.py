@@ -77,6 +77,12 @@ class RunConfig:
             else f"reads token ids: expected a text dataset ({', '.join(data.TEXT)})",
         )
         _check(
+            self.model != "bilstm" or (self.norm, self.width) == ("batch", 1),
+            "model",
+            self.model,
+            "has no norm or width to set: leave norm='batch' and width=1 (its run id hashes them)",
+        )
+        _check(
             self.augment == "none" or not text,
             "augment",
             self.augment,

@@ -210,8 +210,13 @@ class BiLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lengths = (x != 0).sum(1).clamp(min=1).cpu()  # an empty review reads one padding token
-        seqs = pack_padded_sequence(self.embed(x), lengths, batch_first=True, enforce_sorted=False)
-        _, (h, _) = self.lstm(seqs)
+        # in float32 even under the loop's bf16 autocast on a GPU: autocast runs cuDNN's LSTM in
+        # fp16, and the loop has no loss scaling
+        with torch.autocast(x.device.type, enabled=False):
+            seqs = pack_padded_sequence(
+                self.embed(x).float(), lengths, batch_first=True, enforce_sorted=False
+            )
+            _, (h, _) = self.lstm(seqs)
         return self.fc(torch.cat([h[-2], h[-1]], 1))
 
 

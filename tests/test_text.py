@@ -60,9 +60,7 @@ def test_reviews_become_padded_token_ids_of_a_frequency_cut_vocabulary(imdb):
     tx, ty = data.load("imdb", "test")
     assert x.dtype == torch.int32 and x.shape == (80, data.TEXT["imdb"]) and tx.shape == x.shape
     assert y.tolist() == [0] * 40 + [1] * 40 and ty.tolist() == y.tolist()
-    # 8 filler words, 8 sentiment words and "." each occur >= 10 times; the words that only
-    # occur beyond a review's 100th token are never counted
-    assert data.vocab_size("imdb") == 2 + 17
+    assert data.vocab_size("imdb") == 2 + 17  # 8 fillers, 8 sentiment words and ".": >= 10 each
     lengths = (x != data.PAD).sum(1)
     assert lengths.min() >= 21 and lengths.max() == 100  # truncated at 100, padded after the end
     for row, n in zip(x, lengths):
@@ -73,15 +71,23 @@ def test_reviews_become_padded_token_ids_of_a_frequency_cut_vocabulary(imdb):
     assert (x == data.UNK).sum() == 0  # every word of this archive is frequent
 
 
-def test_a_rare_word_becomes_unk(tmp_store, monkeypatch):
+def test_the_vocabulary_counts_whole_training_reviews_alone(tmp_store, monkeypatch):
     root = tmp_store / "data"
     root.mkdir()
-    extra = {f"aclImdb/train/neg/x{i}_1.txt": "zebra " * 9 for i in range(1)}
+    extra = {
+        "aclImdb/train/neg/x0_1.txt": "zebra " * 9,  # 9 times: below the cut of 10, so UNK
+        # 10 times, always past the 100th token: in the vocabulary (as torchtext counts whole
+        # reviews), though no id the network reads
+        **{f"aclImdb/train/neg/y{i}_1.txt": "the " * 100 + "omega" for i in range(10)},
+        "aclImdb/test/pos/z0_9.txt": "gamma " * 20,  # frequent in the test reviews only: UNK
+    }
     _archive(root / "aclImdb_v1.tar.gz", per_class=40, extra=extra)
     monkeypatch.setenv("KDREPRO_DATA", str(root))
-    monkeypatch.setitem(data.SIZES, "imdb", (81, 80))
+    monkeypatch.setitem(data.SIZES, "imdb", (91, 81))
     x, _ = data.load("imdb", "train")
-    assert (x == data.UNK).sum() == 9  # "zebra" occurs 9 times: below the cut of 10
+    tx, _ = data.load("imdb", "test")
+    assert (x == data.UNK).sum() == 9 and (tx == data.UNK).sum() == 20
+    assert data.vocab_size("imdb") == 2 + 17 + 1 and int(x.max()) == 2 + 17 - 1
 
 
 def test_a_missing_or_damaged_archive_says_what_to_do(tmp_store, monkeypatch):
@@ -116,6 +122,13 @@ def test_the_bilstm_reads_each_review_to_its_last_word():
         assert net(torch.zeros(1, 4, dtype=torch.long)).shape == (1, 2)  # an empty review
     with pytest.raises(ConfigError, match="bilstm' reads token ids: give its vocabulary size"):
         models.build("bilstm", 2)
+    with torch.no_grad():  # the head reads the top layer's forward state after the last word and
+        # its backward state after the first
+        out, _ = net.lstm(net.embed(x[1:2]))
+        top = torch.cat([out[0, -1, :70], out[0, 0, 70:]])
+        torch.testing.assert_close(net(x[1:2]), net.fc(top)[None])
+    with pytest.raises(TypeError, match="expected uint8 images or int32/int64 token ids"):
+        data.as_input(torch.zeros(2, 3))
 
 
 def test_text_and_image_settings_do_not_mix():
@@ -125,6 +138,8 @@ def test_text_and_image_settings_do_not_mix():
         TeacherConfig(dataset="imdb", model="bilstm")
     with pytest.raises(ConfigError, match="model='bilstm': reads token ids"):
         TeacherConfig(dataset="mnist", model="bilstm")
+    with pytest.raises(ConfigError, match="model='bilstm': has no norm or width to set"):
+        TeacherConfig(dataset="imdb", model="bilstm", augment="none", width=2)
     text = dict(dataset="imdb", model="bilstm", augment="none", epochs=1, batch_size=10)
     with pytest.raises(ConfigError, match="ood_dataset='mnist': expected None or, for a data"):
         StudentConfig(**text, teachers=(TeacherConfig(**text),), ood_dataset="mnist", ood_size=5)
