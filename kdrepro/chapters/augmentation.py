@@ -164,8 +164,8 @@ FINDINGS = {
 HEADLINES: dict[str, tuple[str, str]] = {
     "H4": (
         "§5.1, Fig. 3",
-        "agreement: τ = 1 → 4 +5.5 pt (Fig. 3, read off); Baseline → MixUp at τ = 4 only "
-        "+1.5 pt (§5.1)",
+        "agreement: τ = 1 → 4 +5.5 pt (figure, read off); Baseline → MixUp at τ = 4 only "
+        "+1.5 pt (text)",
     ),
     "H15": ("§7, Fig. 11", "always, with ensemble teachers"),
 }
