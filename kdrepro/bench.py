@@ -65,11 +65,26 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _model(name: str, dataset: str, x: torch.Tensor) -> nn.Module:
-    torch.manual_seed(0)  # the same initial weights for both pipelines
-    return models.build(
-        name, data.NUM_CLASSES[dataset], in_channels=x.shape[1], image_size=x.shape[-1]
-    )
+def _nets(
+    name: str, dataset: str, x: torch.Tensor, count: int = 1, seed: int = 0
+) -> list[nn.Module]:
+    """`count` networks `name` for `x`'s images, built one after another from torch seeded with
+    `seed` (seed 0, one network: the same initial weights for both pipelines)."""
+    torch.manual_seed(seed)
+    return [
+        models.build(
+            name, data.NUM_CLASSES[dataset], in_channels=x.shape[1], image_size=x.shape[-1]
+        )
+        for _ in range(count)
+    ]
+
+
+def _ensemble(
+    name: str, dataset: str, x: torch.Tensor, members: int, device: torch.device
+) -> nn.Module:
+    """A benchmark's teacher: `members` networks `name` (seed 1), in eval mode on `device`."""
+    ensemble = models.Ensemble(_nets(name, dataset, x, members, seed=1))
+    return ensemble.to(device, memory_format=torch.channels_last).eval()
 
 
 def _sync(device: torch.device) -> None:
@@ -165,22 +180,8 @@ def kdrepro_throughput(
     labelling each batch online."""
     device = resolve_device(device)
     x, y = (t.to(device) for t in data.load(dataset, "train"))
-    model = _model(model_name, dataset, x).to(device, memory_format=torch.channels_last)
-    teacher = None
-    if teachers:
-        torch.manual_seed(1)
-        teacher = models.Ensemble(
-            [
-                models.build(
-                    model_name,
-                    data.NUM_CLASSES[dataset],
-                    in_channels=x.shape[1],
-                    image_size=x.shape[-1],
-                )
-                for _ in range(teachers)
-            ]
-        )
-        teacher = teacher.to(device, memory_format=torch.channels_last).eval()
+    model = _nets(model_name, dataset, x)[0].to(device, memory_format=torch.channels_last)
+    teacher = _ensemble(model_name, dataset, x, teachers, device) if teachers else None
     return _timed_steps(
         model,
         kdrepro_batches(x, y, batch_size, policy, pad),
@@ -230,21 +231,8 @@ def cached_throughput(
     builds and reads it."""
     device = resolve_device(device)
     x, y = (t[:cache_images].to(device) for t in data.load(dataset, "train"))
-    model = _model(model_name, dataset, x).to(device, memory_format=torch.channels_last)
-    torch.manual_seed(1)
-    teacher = models.Ensemble(
-        [
-            models.build(
-                model_name,
-                data.NUM_CLASSES[dataset],
-                in_channels=x.shape[1],
-                image_size=x.shape[-1],
-            )
-            for _ in range(teachers)
-        ]
-    )
-    teacher = teacher.to(device, memory_format=torch.channels_last).eval()
-    labeller = compiled(teacher, device)
+    model = _nets(model_name, dataset, x)[0].to(device, memory_format=torch.channels_last)
+    labeller = compiled(_ensemble(model_name, dataset, x, teachers, device), device)
     _sync(device)
     t0 = time.perf_counter()
     cache = logit_cache.build(lambda xb: label_batch(labeller, xb, device), x, policy, pad, device)
@@ -278,17 +266,7 @@ def packed_throughput(
     kdrepro pipeline."""
     device = resolve_device(device)
     x, y = (t.to(device) for t in data.load(dataset, "train"))
-    nets = []
-    for g in range(groups):
-        torch.manual_seed(g)
-        nets.append(
-            models.build(
-                model_name,
-                data.NUM_CLASSES[dataset],
-                in_channels=x.shape[1],
-                image_size=x.shape[-1],
-            )
-        )
+    nets = [_nets(model_name, dataset, x, seed=g)[0] for g in range(groups)]
     model = Packed(nets).to(device, memory_format=torch.channels_last)
     stream = kdrepro_batches(x, y, batch_size, policy, pad)
 
@@ -376,7 +354,7 @@ def conventional_throughput(
     loader = conventional_loader(
         x, y, batch_size, policy, pad, workers, pin_memory=device.type == "cuda"
     )
-    model = _model(model_name, dataset, x).to(device)
+    model = _nets(model_name, dataset, x)[0].to(device)
     batches = _forever(loader, device)
     try:
         return _timed_steps(model, batches, images, warmup, device, amp=False)

@@ -11,13 +11,14 @@ def compute_line(table: pd.DataFrame, results: list[dict]) -> str:
     that would make its numbers less than reproducible (uncommitted code, another library stack)."""
     fp = results[0]["fingerprint"]
     line = (
-        f"{len(table)} runs, {table.wall_seconds.sum() / 60:.1f} min of training on "
+        f"{len(table)} runs, {compute.duration(table.wall_seconds.sum())} of training on "
         f"{', '.join(table.device_name.unique())} (torch {fp['torch']}, numerics "
         f"v{fp['numerics']}, commits {', '.join(sorted(table.git_commit.str[:8].unique()))})."
     )
     if table.git_dirty.any():
         dirty = int(table.git_dirty.sum())
-        line += f" Warning: {dirty} runs were made with uncommitted changes in kdrepro/."
+        runs_were = "run was" if dirty == 1 else "runs were"
+        line += f" Warning: {dirty} {runs_were} made with uncommitted changes in kdrepro/."
     note = runs.stack_note(results)
     return f"{line} {note}" if note else line
 

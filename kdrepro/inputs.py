@@ -46,11 +46,15 @@ def test_set(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.
     return x.to(device), y.to(device)
 
 
-def network(model: str, dataset: str, norm: str = "batch", width: int = 1) -> nn.Module:
+def network(
+    model: str, dataset: str, norm: str = "batch", width: int = 1, vocab: int | None = None
+) -> nn.Module:
     """`model` for `dataset`'s examples (images, or token ids of its vocabulary) and classes,
-    initialized from torch's global RNG."""
+    initialized from torch's global RNG. `vocab` overrides a text dataset's vocabulary size,
+    which otherwise comes from its data."""
     if dataset in data.TEXT:
-        return models.build(model, data.NUM_CLASSES[dataset], vocab=data.vocab_size(dataset))
+        vocab = vocab or data.vocab_size(dataset)
+        return models.build(model, data.NUM_CLASSES[dataset], vocab=vocab)
     channels, size, _ = data.SHAPES[dataset]
     return models.build(
         model,

@@ -217,9 +217,10 @@ def _check_learned(table: pd.DataFrame, classes: int) -> None:
     if len(bad):
         r = bad.iloc[0]
         raise LearnedNothing(
-            f"teacher {r.run_id} ended at {r.accuracy:.1%} test accuracy with "
-            f"{r.top_class_share:.0%} "
-            f"of its predictions in one class (chance {1 / classes:.0%}): it learned nothing, so "
+            f"teacher {r.run_id} ended at {r.accuracy * 100:.1f} % test accuracy with "
+            f"{r.top_class_share * 100:.0f} % "
+            f"of its predictions in one class (chance {100 / classes:.0f} %): it learned nothing, "
+            "so "
             "its students' agreement is meaningless; train it longer or with another lr"
         )
     students = table[table.role == "student"]
@@ -227,8 +228,9 @@ def _check_learned(table: pd.DataFrame, classes: int) -> None:
     if len(bad):
         r = bad.iloc[0]
         raise LearnedNothing(
-            f"student {r.run_id} agrees with its teacher on {r.agreement:.1%} of test images "
-            f"(chance {1 / classes:.0%}): distillation learned nothing; check the loss and the lr"
+            f"student {r.run_id} agrees with its teacher on {r.agreement * 100:.1f} % of test "
+            f"images (chance {100 / classes:.0f} %): distillation learned nothing; check the loss "
+            "and the lr"
         )
 
 

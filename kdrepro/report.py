@@ -292,7 +292,7 @@ def closest_call(findings: list[Finding]) -> str:
     share, key, c = min(kept, key=lambda k: k[0])
     return (
         f"The narrowest call: {key}'s “{c.what}” {c.outcome} because {c.kept_text}, "
-        f"{share:.0%} of that distance. The rule, fixed before the runs, keeps it; of the "
+        f"{share * 100:.0f} % of that distance. The rule, fixed before the runs, keeps it; of the "
         "decided checks it is the closest to being withdrawn."
     )
 

@@ -246,8 +246,9 @@ def convergence(table: pd.DataFrame) -> str:
         return (
             f"{len(bad)} of {int(teachers.sum())} teachers do not fit their training set "
             "(eval-mode train accuracy "
-            f"{bad.clean_train_accuracy.min():.1%}–{bad.clean_train_accuracy.max():.1%}, below "
-            f"{FIT:.0%})"
+            f"{bad.clean_train_accuracy.min() * 100:.1f}–"
+            f"{bad.clean_train_accuracy.max() * 100:.1f} %, below "
+            f"{FIT * 100:.0f} %)"
         )
     threshold = (2 * table.late_se).clip(lower=PLATEAU) if "late_se" in table else PLATEAU
     moved = table.late_change.abs() >= threshold
@@ -256,7 +257,8 @@ def convergence(table: pd.DataFrame) -> str:
     if len(bad):
         parts.append(
             f"{len(bad)} of {int(teachers.sum())} teachers neither fit their training set (train "
-            f"accuracy {bad.train_accuracy.min():.0%}–{bad.train_accuracy.max():.0%}) nor "
+            f"accuracy {bad.train_accuracy.min() * 100:.0f}–"
+            f"{bad.train_accuracy.max() * 100:.0f} %) nor "
             f"plateaued (up to {bad.late_change.abs().max() * 100:.1f} pt over the last quarter)"
         )
     bad = table[students & moved]

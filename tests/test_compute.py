@@ -6,9 +6,10 @@ import re
 import statistics
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 
-from kdrepro import chapters, compute, costs, packed, runs, store
+from kdrepro import chapters, checkpoint, compute, costs, packed, runs, store
 from kdrepro.config import StudentConfig, TeacherConfig
 from kdrepro.errors import ConfigError
 
@@ -239,4 +240,21 @@ def test_the_gpu_cost_gives_the_packed_time_once_a_packed_benchmark_is_committed
     monkeypatch.setattr(compute, "benchmarks", bench(None))  # single networks only
     assert costs.gpu_cost("self_vs_ensemble").endswith(
         "one run at a time (packing runs, --pack, should be faster)."
+    )
+
+
+def test_the_compute_line_counts_runs_time_hardware_and_commits_and_warns_of_dirty_ones():
+    here = checkpoint.fingerprint()
+    table = pd.DataFrame(
+        {
+            "wall_seconds": [4_000.0, 3_200.0],
+            "device_name": ["AMD EPYC", "AMD EPYC"],
+            "git_commit": ["4cbc192aaaa", "cc38973bbbb"],
+            "git_dirty": [False, True],
+        }
+    )
+    assert costs.compute_line(table, [{"fingerprint": here}] * 2) == (
+        f"2 runs, 2.0 h of training on AMD EPYC (torch {here['torch']}, numerics "
+        f"v{here['numerics']}, commits 4cbc192a, cc38973b). Warning: 1 run was made with "
+        "uncommitted changes in kdrepro/."
     )

@@ -166,7 +166,7 @@ def test_f2_is_scored_against_the_midpoint_and_needs_a_gain_to_recover():
     fails = dev.findings(table(*gaps, {**GAIN, "late": [0.505, 0.515, 0.51, 0.495, 0.50]}))[1]
     assert (holds.status, fails.status) == ("reproduced", "not reproduced")
     # (0.532 - 0.500) / (0.542 - 0.500): the mean late arm recovers 76 % of the mean gain
-    assert "share of the gain recovered 76%" in holds.checks[1].here
+    assert "share of the gain recovered 76 %" in holds.checks[1].here
     no_gain = {"onehot": GAIN["distill"], "distill": GAIN["onehot"], "late": GAIN["onehot"]}
     assert dev.findings(table(*gaps, no_gain))[1].status == "inconclusive"
 

@@ -178,7 +178,7 @@ def test_unconverged_runs_make_a_finding_inconclusive_whatever_its_checks():
     assert outcomes(h1) == ["holds"] * 4 and h1.status == "inconclusive"
     assert h1.reason == (
         "runs not converged at this scale (5 of 5 teachers neither fit their training set (train "
-        "accuracy 79%–79%) nor plateaued (up to 8.0 pt over the last quarter))"
+        "accuracy 79–79 %) nor plateaued (up to 8.0 pt over the last quarter))"
     )
     fit = slow.copy()
     fit.loc[fit.role == "teacher", "train_accuracy"] = 0.99  # fits its data: still moving is fine
@@ -343,7 +343,7 @@ def test_teachers_that_do_not_fit_make_the_chapter_inconclusive():
     assert {h2.status, h3.status, h10.status} == {"inconclusive"}
     assert h2.unconverged == (
         "1 of 3 teachers do not fit their training set (eval-mode train accuracy "
-        "98.5%–98.5%, below 99%)"
+        "98.5–98.5 %, below 99 %)"
     )
 
 
@@ -368,13 +368,13 @@ def test_a_teacher_at_chance_or_constant_is_refused(tmp_store):
         "final": {**good, "agreement": 0.15},
     }  # e.g. a sign error in the distillation loss
     with pytest.raises(
-        plan.LearnedNothing, match="agrees with its teacher on 15.0% of test images"
+        plan.LearnedNothing, match="agrees with its teacher on 15.0 % of test images"
     ):
         p.table(results)
     results[-1] = {**fake, "final": good}
     for final, reason in (
-        ({"accuracy": 0.15, "top_class_share": 0.12}, "ended at 15.0% test accuracy"),
-        ({"accuracy": 0.35, "top_class_share": 0.9}, "with 90% of its predictions in one class"),
+        ({"accuracy": 0.15, "top_class_share": 0.12}, "ended at 15.0 % test accuracy"),
+        ({"accuracy": 0.35, "top_class_share": 0.9}, "with 90 % of its predictions in one class"),
     ):
         results[0] = {**fake, "final": final}
         with pytest.raises(plan.LearnedNothing, match=reason):
@@ -1005,7 +1005,7 @@ def test_h7_and_h8_rules():
     _, h8, _ = optimization.findings(optimization_table(barriers=(0.5, 0.3, 0.3, 0.3)))
     assert outcomes(h8)[2:4] == ["holds", "fails"]
     assert h8.checks[3].here.startswith(
-        "barrier above 5% of the student's excess loss (and above 0.001 nats) in 3 of 3 trials "
+        "barrier above 5 % of the student's excess loss (and above 0.001 nats) in 3 of 3 trials "
         "(median 30"
     )
     # the same ratios on ridges under 10^-3 nats (an excess of 10^-3 nats: a student at its
@@ -1351,7 +1351,7 @@ def test_the_detail_lists_every_check_and_says_what_did_not_converge_once():
         f"Verdict: **inconclusive**. Scope: {self_vs_ensemble.SCOPE}.",
         "",
         "Runs not converged at this scale: 1 of 3 teachers do not fit their training set "
-        "(eval-mode train accuracy 98.5%–98.5%, below 99%).",
+        "(eval-mode train accuracy 98.5–98.5 %, below 99 %).",
         "",
         "| kind | check | paper | here | outcome |",
         "|---|---|---|---|---|",
@@ -1462,7 +1462,7 @@ def test_the_narrowest_call_names_the_kept_check_nearest_to_withdrawal():
     findings = [v.Finding("H1", "one", [wide, context]), v.Finding("H2", "two", [narrow])]
     assert report.closest_call(findings) == (
         "The narrowest call: H2's “b” fails because its distance from the threshold (+3.1 pt) "
-        "exceeds what doubling moved it (+3.0 pt) by 0.1 pt, 3% of that distance. The rule, fixed "
+        "exceeds what doubling moved it (+3.0 pt) by 0.1 pt, 3 % of that distance. The rule, fixed "
         "before the runs, keeps it; of the decided checks it is the closest to being withdrawn."
     )
     assert report.closest_call([v.Finding("H1", "one", [context])]) == ""

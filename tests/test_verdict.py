@@ -191,7 +191,7 @@ def test_teachers_are_judged_by_fit_and_students_not_by_their_slope():
     )
     assert v.convergence(table) == (
         "1 of 2 teachers do not fit their training set (eval-mode train accuracy "
-        "97.0%–97.0%, below 99%)"
+        "97.0–97.0 %, below 99 %)"
     )
     assert (
         v.convergence(table.iloc[[0, 2]]) == ""

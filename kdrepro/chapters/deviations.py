@@ -187,8 +187,8 @@ def _where_disagreements_sit(name: str, g: pd.DataFrame) -> v.Check:
         return v.Check(what, source, paper, here, v.INCONCLUSIVE, core=False)
     excess = v.interval(d.where_unsure - d.images_unsure)
     here = excess.here("share of disagreements − share of images ") + (
-        f"; {d.where_unsure.mean():.0%} of disagreements on {d.images_unsure.mean():.0%} of "
-        "images (means)"
+        f"; {d.where_unsure.mean() * 100:.0f} % of disagreements on "
+        f"{d.images_unsure.mean() * 100:.0f} % of images (means)"
     )
     return v.Check(what, source, paper, here, v.rises(excess), core=False)
 
@@ -381,7 +381,11 @@ def _late_switch(students: pd.DataFrame) -> list[v.Check]:
             "of that gain (above the midpoint of one-hot and distilled)",
             *HEADLINES["F2"],
             above.here("late − midpoint ")
-            + (f"; share of the gain recovered {share:.0%} (ratio of means)" if gained else ""),
+            + (
+                f"; share of the gain recovered {share * 100:.0f} % (ratio of means)"
+                if gained
+                else ""
+            ),
             outcome,
             value=f"late − midpoint {above.short()}",
             why="" if gained else "no significant gain to recover",

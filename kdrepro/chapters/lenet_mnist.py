@@ -221,7 +221,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     v.Check(
                         "agreement above 99 % with enough distillation data",
                         *HEADLINES["H1"],
-                        f"{top.mean:.2%} [{top.lo:.2%}, {top.hi:.2%}] at {large:,} images "
+                        f"{top.text(unit=' %', signed=False, digits=2)} at {large:,} images "
                         "(one-sample interval over trials)",
                         v.at_least(top, NEAR_PERFECT) if large >= EMNIST_SCALE else v.INCONCLUSIVE,
                         value=top.short(unit=" %", signed=False, at=f"at {large:,} images"),

@@ -428,8 +428,9 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         def said(b: pd.Series) -> str:
             above = int((b > BASIN_TOLERANCE).sum())
             return (
-                f"barrier above {BASIN_TOLERANCE:.0%} of the student's excess loss (and above "
-                f"{RIDGE_FLOOR:g} nats) in {above} of {len(b)} trials (median {b.median():.1%})"
+                f"barrier above {BASIN_TOLERANCE * 100:.0f} % of the student's excess loss (and "
+                f"above {RIDGE_FLOOR:g} nats) in {above} of {len(b)} trials (median "
+                f"{b.median() * 100:.1f} %)"
             )
 
         basins = [
@@ -474,7 +475,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     "λ = 0.5 matches the teacher on the distillation data",
                     "Fig. 6b, §6.2",
                     "≥ 99.5 %",
-                    f"{near.mean:.1%} [{near.lo:.1%}, {near.hi:.1%}]",
+                    near.text(unit=" %", signed=False),
                     v.at_least(near, 0.995),
                 ),
                 near.mean - 0.995,
@@ -601,7 +602,8 @@ def table1(table: pd.DataFrame, scope: str = SCOPE, moved: dict | None = None) -
             (moved or {}).get("agreement"),
         ),
         v.Check(
-            f"test KL: no difference (within ±{KL_TOLERANCE:.0%} of the random-init student's)",
+            f"test KL: no difference (within ±{KL_TOLERANCE * 100:.0f} % of the random-init "
+            "student's)",
             "Table 1, §6.2",
             "+0.2 % (0.838 vs 0.836)",
             f"(shared − random) / random {kl.text(100, 1, ' %')}",

@@ -471,7 +471,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     f"agreement at least {SLACK * 100:.0f} points below the ceiling its accuracies "
                     "allow (1 − |teacher − student accuracy|)",
                     *HEADLINES[key],
-                    slack.here(f"agreement {agr.mean:.1%}; ceiling − agreement "),
+                    slack.here(f"agreement {agr.mean * 100:.1f} %; ceiling − agreement "),
                     v.at_least(slack, SLACK),
                     value=f"agreement {agr.mean * 100:.1f} %, ceiling − agreement {slack.short()}",
                 ),

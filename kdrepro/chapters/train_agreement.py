@@ -155,7 +155,7 @@ def _right(at: pd.DataFrame, col: str) -> tuple[list[v.Check], list[v.Check]]:
             f"m = {m}: Baseline train agreement almost perfect",
             "Fig. 5 right, §6.1",
             "≈ 99–100 %",
-            f"{base.mean:.1%} [{base.lo:.1%}, {base.hi:.1%}]",
+            base.text(unit=" %", signed=False),
             v.at_least(base, 0.99 - v.TOLERANCE),
             core=False,
         )
@@ -167,7 +167,7 @@ def _right(at: pd.DataFrame, col: str) -> tuple[list[v.Check], list[v.Check]]:
                 f"m = {m}: {aug.POLICIES[p][0]} train agreement at 80–90 %",
                 "Fig. 5 right, §6.1",
                 "80–90 %",
-                f"{iv.mean:.1%} [{iv.lo:.1%}, {iv.hi:.1%}]",
+                iv.text(unit=" %", signed=False),
                 v.within(iv, 0.80 - v.TOLERANCE, 0.90 + v.TOLERANCE),
                 core=False,
             )
