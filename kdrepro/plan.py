@@ -218,10 +218,9 @@ def _check_learned(table: pd.DataFrame, classes: int) -> None:
         r = bad.iloc[0]
         raise LearnedNothing(
             f"teacher {r.run_id} ended at {r.accuracy * 100:.1f} % test accuracy with "
-            f"{r.top_class_share * 100:.0f} % "
-            f"of its predictions in one class (chance {100 / classes:.0f} %): it learned nothing, "
-            "so "
-            "its students' agreement is meaningless; train it longer or with another lr"
+            f"{r.top_class_share * 100:.0f} % of its predictions in one class (chance "
+            f"{100 / classes:.0f} %): it learned nothing, so its students' agreement is "
+            "meaningless; train it longer or with another lr"
         )
     students = table[table.role == "student"]
     bad = students[students.agreement < 1 / classes + CHANCE_MARGIN]
