@@ -595,6 +595,15 @@ def test_augmentation_plan_shares_chapter_3_runs_and_adds_stand_ins():
     assert {labels["arch"] for labels, _ in paper.rows} == {"preresnet56", "vgg16"}
     with pytest.raises(ValueError, match="too small for 4 disjoint 5-teacher ensembles"):
         self_vs_ensemble.ensembles(self_vs_ensemble.teacher_pool("budget"), 5, 4)
+    # Fig. 13's runs where a profile cuts them (their cost is the book's reason): the plan's own
+    # VGG-16 runs where it does not
+    vgg = [c for labels, c in paper.rows if labels["arch"] == "vgg16"]
+    assert augmentation.fig13_configs("paper") == vgg
+    cut = augmentation.fig13_configs("budget")
+    teachers = [c for c in cut if c.kind == "teacher"]
+    assert {c.model for c in cut} == {"vgg16"} and len(teachers) == 15 and len(cut) == 15 + 3 * 6
+    assert {len(c.teachers) for c in cut if c.kind == "student"} == {5}
+    assert not {c.run_id for c in cut} & {c.run_id for c in chapters.plan("augmentation").configs}
 
 
 def test_augmentation_budget_plan_is_chapter_3s_converged_recipe_with_a_length_control():

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import data
 from .. import verdict as v
-from ..config import StudentConfig
+from ..config import RunConfig, StudentConfig
 from ..plan import (
     CIFAR_TRAIN,
     SGD,
@@ -199,19 +199,42 @@ def plan(
     seeds = check_seeds(seeds if seeds is not None else p["seeds"])
     resnet = t["net"]["model"]
     pools = {resnet: sve.teacher_pool(profile, dataset)}
-    if p["vgg"]:  # Fig. 13: VGG-16 teachers on the same images, presumably the ResNet recipe [U]
-        pools["vgg16"] = [replace(cfg, model="vgg16") for cfg in pools[resnet]]
+    if p["vgg"]:
+        pools["vgg16"] = _vgg_pool(pools[resnet])
     rows = [
         ({"role": "teacher", "member": k, "arch": arch}, cfg)
         for arch, pool in pools.items()
         for k, cfg in enumerate(pool)
     ]
-    vgg = {**p, "ms": (5,), "policies": VGG_POLICIES, "long": None}
     for arch, pool in pools.items():
-        rows += _students(vgg if arch == "vgg16" else p, pool, seeds, t["data"]["subset"], dataset)
+        recipe = _vgg_recipe(p, len(pool)) if arch == "vgg16" else p
+        rows += _students(recipe, pool, seeds, t["data"]["subset"], dataset)
     return Plan(
         "augmentation", profile, rows, {**p, "seeds": seeds, "dataset": dataset, "teachers": t}
     )
+
+
+def _vgg_pool(resnets: list) -> list:
+    """Fig. 13's teachers: VGG-16s on the ResNet pool's images, presumably with its recipe [U]."""
+    return [replace(cfg, model="vgg16") for cfg in resnets]
+
+
+def _vgg_recipe(p: dict, pool: int) -> dict:
+    """Fig. 13's students: 5-teacher ensembles (or the whole of a smaller `pool`) under its six
+    policies, no length control."""
+    return {**p, "ms": (min(5, pool),), "policies": VGG_POLICIES, "long": None}
+
+
+def fig13_configs(profile: str = "budget") -> list[RunConfig]:
+    """Fig. 13's runs (VGG-16 teachers on the pool's images and their students) at `profile`,
+    whether or not it runs them: what a profile that cuts Fig. 13 would have had to train."""
+    check_profile(profile, RECIPE)
+    p, t = RECIPE[profile], sve.teacher_recipe(profile)
+    dataset = sve.default_dataset(profile)
+    pool = _vgg_pool(sve.teacher_pool(profile, dataset))
+    recipe = _vgg_recipe(p, len(pool))
+    students = _students(recipe, pool, p["seeds"], t["data"]["subset"], dataset)
+    return pool + [cfg for _, cfg in students]
 
 
 def _students(
