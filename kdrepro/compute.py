@@ -144,13 +144,14 @@ def flop_rate(
     return speed * (1 + BACKWARD) * sizes[case], f"{name} in {', '.join(files)}"
 
 
-def estimate(
+def run_seconds(
     configs: list[RunConfig], device_type: str, root: Path | None = None, pack: int = 1
-) -> tuple[float, list[str]] | None:
-    """Estimated seconds to train `configs` on `device_type`, and the benchmarks it rests on; None
-    when no benchmark was measured on that device. With `pack` > 1, runs a pack can take are costed
-    at the packed rate where one was measured."""
-    seconds, sources, caches = 0.0, set(), set()
+) -> tuple[list[float], list[str]] | None:
+    """Each run's estimated seconds on `device_type`, in the order given (a student reading a logit
+    cache an earlier one builds costs less), and the benchmarks they rest on; None when no
+    benchmark was measured on that device. With `pack` > 1, runs a pack can take are costed at the
+    packed rate where one was measured."""
+    seconds, sources, caches = [], set(), set()
     for cfg in configs:
         rate = None
         if pack > 1 and packed.unpackable(cfg, device_type) is None:
@@ -158,9 +159,18 @@ def estimate(
         rate = rate or flop_rate(_flops(cfg), device_type, root)
         if rate is None:
             return None
-        seconds += run_flops(cfg, _cache_built(cfg, caches)) / rate[0]
+        seconds.append(run_flops(cfg, _cache_built(cfg, caches)) / rate[0])
         sources.add(rate[1])
     return seconds, sorted(sources)
+
+
+def estimate(
+    configs: list[RunConfig], device_type: str, root: Path | None = None, pack: int = 1
+) -> tuple[float, list[str]] | None:
+    """Estimated seconds to train `configs` on `device_type`, and the benchmarks it rests on (see
+    `run_seconds`)."""
+    got = run_seconds(configs, device_type, root, pack)
+    return None if got is None else (sum(got[0]), got[1])
 
 
 def _cache_built(cfg: RunConfig, caches: set) -> bool:

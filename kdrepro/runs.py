@@ -232,26 +232,34 @@ def run_all(
     bar; with `pack` > 1 the missing runs first train in packs (`run_packed`)."""
     store_only = store_only or settings.store_only()
     missing = [c for c in dict.fromkeys(configs) if stored(c) is None]
+    kind = devices.resolve_device(device).type
     if progress and missing and not store_only:
-        tqdm.write(
-            compute.estimate_line(missing, devices.resolve_device(device).type, pack=pack),
-            file=sys.stderr,
-        )
+        tqdm.write(compute.estimate_line(missing, kind, pack=pack), file=sys.stderr)
     if pack > 1 and not store_only:
         run_packed(configs, device, pack, progress)
         missing = [c for c in missing if stored(c) is None]
     results = []
     quiet = not progress or not missing or store_only
+    # The bar counts estimated seconds, not runs: stored runs cost nothing and a 5x-long student
+    # five times a plain one, so its time left is the estimate left at the pace measured so far.
+    got = None if quiet else compute.run_seconds(missing, kind)
+    work = dict(zip(missing, got[0])) if got else dict.fromkeys(missing, 1.0)
+    done = 0
     # In a notebook or a log (not a terminal) the bar redraws once a minute, not several times a
     # second.
     with tqdm(
-        total=len(configs),
-        desc=f"runs ({len(missing)} to train)",
+        total=sum(work.values()),
+        desc=f"runs: 0 of {len(missing)} trained",
+        bar_format="{desc}, {percentage:.0f} % of the estimated work |{bar}| {elapsed} so far, "
+        "about {remaining} left{postfix}",
         disable=quiet,
         mininterval=0.1 if sys.stderr.isatty() else 60,
     ) as bar:
         for cfg in configs:
             bar.set_postfix_str(cfg.describe())
             results.append(run(cfg, device, store_only, progress))
-            bar.update()
+            if cfg in work:
+                done += 1
+                bar.set_description_str(f"runs: {done} of {len(missing)} trained", refresh=False)
+                bar.update(work.pop(cfg))
     return results

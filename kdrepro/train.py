@@ -78,8 +78,9 @@ def progress_line(
     left = spent / done * (cfg.steps - step) if done else float("nan")
     shown = ", ".join(f"{k} {row[k]:.3f}" for k in ("accuracy", "agreement") if k in row)
     return (
-        f"{cfg.kind} {cfg.run_id}: step {step:,} of {cfg.steps:,} ({step / cfg.steps:.0%}), "
-        f"{spent / 60:.1f} min since it started here, about {left / 60:.1f} min left; {shown}"
+        f"{cfg.kind} {cfg.run_id}: step {step:,} of {cfg.steps:,} "
+        f"({step / cfg.steps * 100:.0f} %), {spent / 60:.1f} min since it started here, "
+        f"about {left / 60:.1f} min left; {shown}"
     )
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from kdrepro import chapters, checkpoint, compute, costs, packed, runs, store
+from kdrepro import chapters, checkpoint, compute, costs, logit_cache, packed, runs, store
 from kdrepro.config import StudentConfig, TeacherConfig
 from kdrepro.errors import ConfigError
 
@@ -165,6 +165,25 @@ def test_a_sweep_prints_its_estimate_before_training(tmp_store, capsys):
         "1 run to train, about" in capsys.readouterr().err
     )  # from the repository's benchmarks, not the store's
     assert store.get(t) is not None
+    # the bar counts the runs it trains, weighed by their estimates: the stored one is not work
+    runs.run_all([t, replace(t, seed=1)], "cpu")
+    err = capsys.readouterr().err
+    assert "1 run to train, about" in err
+    assert "runs: 1 of 1 trained, 100 % of the estimated work" in err
+
+
+def test_a_student_reading_a_cache_an_earlier_one_built_costs_less(tmp_path):
+    _bench(tmp_path, "cuda", "lenet5", 1_000.0)
+    t = TeacherConfig(
+        dataset="mnist", model="lenet5", epochs=1, train_size=1_000, batch_size=100, crop_pad=2
+    )
+    # 60 passes over 50 crop-and-flip views: its labels come from a logit cache
+    first = StudentConfig(**{**t.__dict__, "epochs": 60, "teachers": (t,), "init_seed": 9})
+    second = replace(first, seed=1, init_seed=10)  # the same teachers, data and views: one cache
+    assert logit_cache.pays(first)
+    (a, b), _ = compute.run_seconds([first, second], "cuda", tmp_path)
+    assert b < a and compute.run_seconds([second], "cuda", tmp_path)[0] == [pytest.approx(a)]
+    assert compute.estimate([first, second], "cuda", tmp_path)[0] == pytest.approx(a + b)
 
 
 GPU_CHAPTERS = [n for n in chapters.CHAPTERS if "gpu" in chapters.profiles(n)]

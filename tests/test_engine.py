@@ -795,7 +795,7 @@ def test_a_log_gets_a_line_per_evaluation_with_the_time_left(tmp_store, capsys):
     line = train.progress_line(cfg, 6, (2, 100.0), {"accuracy": 0.5, "agreement": 0.25}, now=160.0)
     # 4 steps in a minute, 6 of 12 left: 1.5 minutes at that rate
     assert line == (
-        f"teacher {cfg.run_id}: step 6 of 12 (50%), 1.0 min since it started here, about 1.5 min "
+        f"teacher {cfg.run_id}: step 6 of 12 (50 %), 1.0 min since it started here, about 1.5 min "
         "left; accuracy 0.500, agreement 0.250"
     )
     train.fit(cfg, torch.device("cpu"), progress=True)  # pytest's stderr is a log, not a terminal
