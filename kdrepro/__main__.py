@@ -152,9 +152,8 @@ def _run(args: argparse.Namespace) -> None:
         raise ConfigError(
             "--executor ray: give --gpus-per-run instead of --device, and no --store-only or --pack"
         )
-    if (
-        args.executor == "ray"
-    ):  # a bad request or a missing Ray is said before anything else is printed
+    # a bad request or a missing Ray is said before anything else is printed
+    if args.executor == "ray":
         cluster.check(args.gpus_per_run or 0.0, args.cpus_per_run or 1)
     if not args.store_only:
         device = devices.resolve_device(args.device).type

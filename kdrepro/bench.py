@@ -197,9 +197,8 @@ def amortisation(teachers: int, model: str) -> float | None:
     """Student images read per cached view-image, over the book's `budget` students (networks
     `model`) of `teachers`-teacher ensembles that label from a logit cache (students of one
     ensemble, set and policy share one cache, as in a sweep); None when none does."""
-    from . import (
-        chapters,
-    )  # the book's plans: imported here, so that the benchmark's other uses need no chapters
+    # the book's plans: imported here, so that the benchmark's other uses need no chapters
+    from . import chapters
     from .plan import students_of
 
     reads, built = 0, {}

@@ -558,12 +558,9 @@ def stratified_order(labels: torch.Tensor, seed: int) -> torch.Tensor:
     order = torch.randperm(len(labels), generator=g)
     order = order[torch.sort(cls[order], stable=True).indices]
     c = cls[order]
-    rank = (
-        torch.arange(len(labels)) - (torch.cumsum(counts, 0) - counts)[c]
-    )  # = the round it is dealt in
-    place = (
-        torch.rand(int(counts.max()), len(counts), generator=g).argsort(1).argsort(1)
-    )  # class's turn per round
+    # the round each image is dealt in, and each class's turn within a round
+    rank = torch.arange(len(labels)) - (torch.cumsum(counts, 0) - counts)[c]
+    place = torch.rand(int(counts.max()), len(counts), generator=g).argsort(1).argsort(1)
     return order[torch.argsort(rank * len(counts) + place[rank, c])]
 
 

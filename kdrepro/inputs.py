@@ -99,9 +99,7 @@ def union_indices(
     Fig. 4): each half is its own `batch_indices` stream, so batch s is still a function of s alone.
     """
     first = batch_indices(sizes[0], batch_size // 2, seed, start)
-    second = batch_indices(
-        sizes[1], batch_size // 2, seed + 500_009, start
-    )  # another permutation stream
+    second = batch_indices(sizes[1], batch_size // 2, seed + 500_009, start)  # its own stream
     for a, b in zip(first, second):
         yield torch.cat([a, b + sizes[0]])
 

@@ -136,9 +136,8 @@ class Packed(nn.Module):
 
 
 def _join(parts: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-    if (
-        target.shape == parts[0].shape
-    ):  # a step counter (BatchNorm's num_batches_tracked): the members share it
+    # a step counter (BatchNorm's num_batches_tracked): the members share it
+    if target.shape == parts[0].shape:
         return parts[0]
     return torch.stack(parts) if target.dim() == parts[0].dim() + 1 else torch.cat(parts)
 
@@ -251,13 +250,14 @@ def fit_pack(
     loss_sum, hits, seen = torch.zeros(g, device=device), torch.zeros(g, device=device), 0
     curves, t0, c0 = [[] for _ in cfgs], time.perf_counter(), time.process_time()
     failed: dict[int, errors.TrainingFailed] = {}
+    # per-step bars only on a terminal
     for step in tqdm(
         range(cfg.steps),
         desc=f"pack of {g} {cfg.kind}s",
         leave=False,
         unit="step",
         disable=not progress or not sys.stderr.isatty(),
-    ):  # per-step bars only on a terminal
+    ):
         drawn = [next(s) for s in streams]
         xb = torch.stack([x for _, x, _ in drawn])
         labels = torch.stack([y[idx] for (idx, _, _), (_, y) in zip(drawn, sets)])

@@ -166,9 +166,7 @@ class Plan:
             rec.update({f"teacher_{k}": v for k, v in res.get("teacher_test", {}).items()})
             if "surface" in res:  # Fig. 6c's ridge on the path to the teacher, in the loss's nats
                 rec["loss_ridge"] = max(res["surface"]["path"]) - res["surface"]["path"][-1]
-            if (
-                "deviations" in res
-            ):  # a student's `metrics.deviations` record, whole (one object per run)
+            if "deviations" in res:  # a student's `metrics.deviations` record, whole
                 rec["deviations"] = res["deviations"]
             records.append(rec)
         table = pd.DataFrame.from_records(records)

@@ -204,9 +204,8 @@ def run_packed(configs: list[RunConfig], device: str, pack: int, progress: bool 
             ):
                 groups.setdefault(packed.pack_key(cfg), []).append(cfg)
         for group in groups.values():
-            for i in range(
-                0, len(group) - 1, pack
-            ):  # a last chunk of one trains plainly, with checkpoints
+            # a last chunk of one trains plainly, with checkpoints
+            for i in range(0, len(group) - 1, pack):
                 chunk = group[i : i + pack]
                 teachers = controls = None
                 if kind is StudentConfig:

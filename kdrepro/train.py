@@ -139,9 +139,8 @@ def fit(
         compiled(teacher, device) if distill else None,
         None,
     )
-    if distill and logit_cache.pays(
-        cfg
-    ):  # after t0: its cost (when it is built here) is part of the wall time
+    # after t0: the cache's cost (when it is built here) is part of the wall time
+    if distill and logit_cache.pays(cfg):
         cache = logit_cache.load_or_build(
             lambda xb: label_batch(labeller, xb, device),
             teacher,

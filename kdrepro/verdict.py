@@ -181,9 +181,8 @@ def paired(table: pd.DataFrame, a: dict, b: dict, col: str, by: str = "trial") -
         rows = table
         for key, value in cond.items():
             rows = rows[rows[key] == value]
-        if (
-            rows[by].duplicated().any()
-        ):  # an under-specified condition would pair every row with every other
+        # an under-specified condition would pair every row with every other
+        if rows[by].duplicated().any():
             raise ValueError(f"{cond}: several rows per {by}; name the condition fully")
         return rows.set_index(by)[col]
 
