@@ -215,7 +215,8 @@ def plan(
 
 
 def _vgg_pool(resnets: list) -> list:
-    """Fig. 13's teachers: VGG-16s on the ResNet pool's images, presumably with its recipe [U]."""
+    """Fig. 13's teachers: VGG-16s on the ResNet pool's images with its recipe (the paper gives
+    no other)."""
     return [replace(cfg, model="vgg16") for cfg in resnets]
 
 
