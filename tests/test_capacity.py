@@ -72,7 +72,9 @@ def test_h12_holds_for_a_small_gain_and_fails_for_a_large_one():
     assert core(table([0.08, 0.09, 0.07, 0.085, 0.075])).outcome == v.FAILS
     assert core(table([0.0, 0.06, -0.01, 0.07, 0.03])).outcome == v.INCONCLUSIVE
     (f,) = cap.findings(table([0.010, 0.012, 0.008, 0.011, 0.009]))
-    assert f.status == "reproduced" and "preresnet20 − preresnet8" in f.checks[0].here
+    # readers see the networks' names, never their ids
+    assert f.status == "reproduced" and "PreResNet-20 − PreResNet-8" in f.checks[0].here
+    assert not any("preresnet" in c.what + c.here + c.value + c.note for c in f.checks)
     acc, level = [c for c in f.checks if not c.core]
     assert acc.outcome == v.HOLDS  # context: the deeper student is more accurate
     # context: the deeper student's agreement (71-75 %) stays below 99 %
@@ -85,5 +87,5 @@ def test_a_gain_no_larger_than_what_longer_training_moves_is_withdrawn():
     assert core(table(far, long=[0.01, 0.01, 0.012, 0.009, 0.011])).outcome == v.FAILS
     c = core(table(far, long=[0.06, 0.07, 0.065, 0.06, 0.07]))
     assert (
-        c.outcome == v.INCONCLUSIVE and "doubling the steps of m = 1 preresnet8 students" in c.note
+        c.outcome == v.INCONCLUSIVE and "doubling the steps of m = 1 PreResNet-8 students" in c.note
     )

@@ -5,7 +5,9 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
+from kdrepro import metrics
 from kdrepro import verdict as v
 from kdrepro.chapters import deviations as dev
 from kdrepro.config import StudentConfig, TeacherConfig
@@ -29,7 +31,7 @@ def student(**kw) -> StudentConfig:
 
 
 def record(low_gap: float, high_gap: float, unsure: int = 4, agree: tuple | None = None) -> dict:
-    """A deviation record of 10 bins: `unsure` images in bin 3 (p in [0.3, 0.4)), 100 in the top
+    """A deviation record of 10 bins: `unsure` images in bin 3 (0.3 < p <= 0.4), 100 in the top
     bin; the student's probability differs from the teacher's by the given gaps there, and it
     agrees with its teacher on the shares `agree` of those two bins (no per-bin agreement, as in
     records stored before it was recorded, when None)."""
@@ -63,6 +65,29 @@ def test_a_gap_is_the_count_weighted_mean_over_the_bins_of_a_region():
     assert dev.gap(r, "train", 0.0, 0.6) == pytest.approx((2 * -0.2 + 6 * -0.1) / 8)
     assert dev.gap(r, "train", 0.8, 1.0) == pytest.approx(0.05)
     assert math.isnan(dev.gap(r, "train", 0.6, 0.8))  # no image there: no gap, not 0
+
+
+def test_the_regions_edges_are_bin_edges_so_the_prose_can_say_at_or_below_low_and_above_high():
+    """The chapter writes the unsure region as p <= LOW and the confident one as p > HIGH. That is
+    exact only while both lie on edges of `metrics.deviations`' bins, (k - 1)/10 < p <= k/10: a
+    teacher at exactly p = LOW is counted unsure, one at exactly p = HIGH is not confident."""
+    bins = metrics.DEVIATION_BINS
+    for edge in (dev.LOW, dev.HIGH):
+        assert edge * bins == pytest.approx(round(edge * bins))
+    # two classes with equal logits: the teacher's top-class probability is exactly 0.5
+    teacher = torch.tensor([[0.0, 0.0], [0.0, 4.0], [0.0, 0.0]])
+    student = torch.tensor([[0.0, 1.0], [0.0, 4.0], [1.0, 0.0]])
+    r = metrics.deviations(teacher, student, torch.tensor([0, 1, 0]))
+    assert r["count"] == [0, 0, 0, 0, 2, 0, 0, 0, 0, 1]  # p = 0.5 in (0.4, 0.5]; 0.982 at the top
+    assert dev.unsure_bins(r) == [0, 1, 2, 3, 4]
+    record = {"train": r}
+    assert dev.gap(record, "train", 0.0, dev.LOW) == pytest.approx(0.0)  # 0.731 and 0.269 vs 0.5
+    assert dev.gap(record, "train", dev.HIGH, 1.0) == pytest.approx(0.0)  # the same network
+    row = dev.gaps(pd.DataFrame([{"deviations": record}]), "train").iloc[0]
+    assert (row.unsure, row.images) == (2, 3)
+    # a teacher at 0.8 < p <= 0.9 (p = HIGH itself among them) is not confident: no gap there
+    r["count"] = [0] * 8 + [3, 0]
+    assert math.isnan(dev.gap(record, "train", dev.HIGH, 1.0))
 
 
 def table(

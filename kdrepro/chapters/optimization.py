@@ -5,8 +5,9 @@ Self-distillation (m = 1) of LayerNorm PreResNets at tau = 4 with crop + flip, a
 paper's §6.2. Each trial has its own teacher; its control is the previous trial's teacher. Fig. 6a:
 the default student (SGD with weight decay, `images` of steps) against SGD and Adam without weight
 decay trained `durations` times longer. Fig. 6b: students initialised at lambda * teacher + (1 -
-lambda) * random, with the official code's learning rate max(lr * (1 - lambda), 1e-6); lambda = 0 is
-the default student itself. Unlike the other chapters, students here take different numbers of steps
+lambda) * random, with the learning rate of the official code's `scripts/image_classification.py`,
+max(lr * (1 - lambda), 1e-6) (its `loc_param` is 1 - lambda, 1e-6 its `eta_min`); lambda = 0 is the
+default student itself. Unlike the other chapters, students here take different numbers of steps
 on purpose (training length is the variable); every comparison is between students of one trial.
 """
 
@@ -69,10 +70,19 @@ PAPER_TABLE1 = {
 KL_TOLERANCE = 0.10
 # "the teacher's basin": a ridge on the path under 5 % of the student's excess loss (ours), or
 # under RIDGE_FLOOR nats of the tau^2-scaled loss: a student that reached its teacher has an excess
-# near 0 (the paper's lambda = 0.75: 51.17 against 51.16), where 5 % of it is below the loss's
+# near 0 (the paper's lambda = 0.75, first trial: 51.17 against 51.16 at lambda = 1, in the official
+# code's notebooks/plots_optimization.ipynb at c2bfc1b), where 5 % of it is below the loss's
 # rounding on a few hundred images, so the ratio alone would call rounding a ridge
 BASIN_TOLERANCE = 0.05
 RIDGE_FLOOR = 1e-3
+# Fig. 6b's sharp threshold as one pre-set comparison: the rise of train agreement from the second
+# lambda to the third against the rise from the first to the second (the paper's jump, 0.25 to
+# 0.375, lies in the second step; equal steps, so a threshold shows as a larger second rise)
+THRESHOLD_LAMS = (0.0, 0.25, 0.5)
+# the context check's "a threshold somewhere": the steepest rise between neighbouring lambdas at
+# least this multiple of the average rise (our margin; on the budget grid, the paper's Fig. 6b
+# gives 5.0)
+STEEP_MARGIN = 3.0
 
 # The recipe at each scale. Units: images (subset; student images of steps for the default run, a
 # whole number of epochs of the subset), epochs (passes over the subset), images per step (batch),
@@ -407,13 +417,12 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         v.convergence(table[teachers | (table.duration == k2)]),
     )
     lam = students[students.lam.notna()]
-    low = _pair(lam, {"lam": 0.0}, {"lam": 0.25})
-    step = _pair(lam, {"lam": 0.25}, {"lam": 0.5})
-    at = {x: lam[lam.lam == x].set_index("trial").train_agreement for x in (0.0, 0.25, 0.5)}
-    trials = (
-        at[0.0].index.intersection(at[0.25].index).intersection(at[0.5].index)
-    )  # those that ran all three
-    sharp = v.interval(at[0.5][trials] - 2 * at[0.25][trials] + at[0.0][trials])
+    x0, x1, x2 = THRESHOLD_LAMS
+    low = _pair(lam, {"lam": x0}, {"lam": x1})
+    step = _pair(lam, {"lam": x1}, {"lam": x2})
+    at = {x: lam[lam.lam == x].set_index("trial").train_agreement for x in THRESHOLD_LAMS}
+    trials = at[x0].index.intersection(at[x1].index).intersection(at[x2].index)  # ran all three
+    sharp = v.interval(at[x2][trials] - 2 * at[x1][trials] + at[x0][trials])
     near = v.interval(lam[lam.lam == 0.5].train_agreement)
     planes = lam[lam.loss_barrier.notna()] if "loss_barrier" in lam else lam.iloc[:0]
     basins = []
@@ -459,10 +468,10 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         [
             v.guarded(
                 v.Check(
-                    "a sharp threshold at small λ: the rise from λ = 0.25 to 0.5 exceeds the rise "
-                    "from 0 to 0.25",
+                    f"a sharp threshold at small λ: the rise from λ = {x1:g} to {x2:g} exceeds the "
+                    f"rise from {x0:g} to {x1:g}",
                     *HEADLINES["H8"],
-                    f"(λ 0.25 → 0.5) {step.text()}, (λ 0 → 0.25) {low.text()}; "
+                    f"(λ {x1:g} → {x2:g}) {step.text()}, (λ {x0:g} → {x1:g}) {low.text()}; "
                     + sharp.here("difference "),
                     v.rises(sharp),
                     value=f"difference of the two rises {sharp.short()}",
@@ -484,10 +493,10 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
             ),
             *basins,
             v.Check(
-                "λ = 0.25 stays far from the teacher",
+                f"λ = {x1:g} stays far from the teacher",
                 "Fig. 6b, §6.2",
                 "80.4 % (≈ λ = 0's 79.0 %)",
-                f"λ 0 → 0.25 {low.text()}",
+                f"λ {x0:g} → {x1:g} {low.text()}",
                 v.at_most(low, 0.05),
                 core=False,
             ),
@@ -528,8 +537,9 @@ def steepness(agreement: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
 
 def _steepest(lam: pd.DataFrame) -> v.Check:
-    """Where the threshold lies, wherever that is (a context check, added after the budget runs
-    showed the steepest rise above λ = 0.5: the core check tests the paper's location)."""
+    """Where the threshold lies, wherever that is (a context check, added after the first budget
+    runs were seen, so post hoc and counted toward no verdict: the core check tests the paper's
+    location)."""
     agreement = lam.pivot_table(index="trial", columns="lam", values="train_agreement").dropna()
     ratio, where = steepness(agreement)
     # the paper's ratio on the same lambdas (budget cuts 0.875 and 1)
@@ -540,8 +550,8 @@ def _steepest(lam: pd.DataFrame) -> v.Check:
     )
     first, last = agreement.columns.min(), agreement.columns.max()
     what = (
-        "wherever it lies, the steepest rise between neighbouring λs is at least 3 times the "
-        f"average rise from λ = {first:g} to {last:g} (our margin)"
+        f"wherever it lies, the steepest rise between neighbouring λs is at least {STEEP_MARGIN:g} "
+        f"times the average rise from λ = {first:g} to {last:g} (our margin)"
     )
     paper_says = f"{paper_ratio:.1f}× at λ {a:g} → {b:g}"
     flat = int(ratio.isna().sum())
@@ -563,7 +573,7 @@ def _steepest(lam: pd.DataFrame) -> v.Check:
         paper_says,
         f"{steep.mean:.1f}× [{steep.lo:.1f}, {steep.hi:.1f}] the average rise; steepest at "
         f"{places}",
-        v.at_least(steep, 3.0),
+        v.at_least(steep, STEEP_MARGIN),
         core=False,
     )
 

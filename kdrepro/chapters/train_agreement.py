@@ -4,14 +4,15 @@ No runs of its own: the chapter reads train agreement off the students of chapte
 shared by config (the same run ids): chapter 3's extra-data sweep (Fig. 5 left; real unseen images
 stand in for the paper's GAN samples), chapter 5's s0 / s1 / s0∪1 students (middle) and chapter 4's
 Baseline, Rotation, Vertical flip, ColorJitter and Combined students (right; where chapter 4's
-recipe runs them all: not at budget, where its Baseline students are chapter 3's m = 3 students and
-the right panel is left out). Each student's `source` label says which. Train agreement is the
-paper's online `train_ts_agree`: top-1 agreement with the teacher on the augmented (or enlarged)
-distillation batches, the student in train mode, averaged over the steps since the previous
-evaluation (the last quarter of training at budget, the last epoch in the paper). Its Fig. 5 (right)
-re-evaluates the final students in eval mode on one fresh augmented pass over the distillation set;
-every student here records that too (`eval_train_agreement`), and the checks read it. Students
-stored before it was recorded are judged on the running value, labelled as such.
+recipe runs them all: not at smoke or budget, whose recipes cut the single augmentations (at budget
+its Baseline students are chapter 3's m = 3 students), so the right panel is left out). Each
+student's `source` label says which. Train agreement is the paper's online `train_ts_agree`: top-1
+agreement with the teacher on the augmented (or enlarged) distillation batches, the student in train
+mode, averaged over the steps since the previous evaluation (the last quarter of training at budget,
+the last epoch in the paper). Its Fig. 5 (right) re-evaluates the final students in eval mode on one
+fresh augmented pass over the distillation set; every student here records that too
+(`eval_train_agreement`), and the checks read it. Students stored before it was recorded are judged
+on the running value, labelled as such.
 """
 
 from dataclasses import replace

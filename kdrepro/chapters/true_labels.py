@@ -1,10 +1,14 @@
 """Fig. 14 (H14): does showing the student the true labels help fidelity?
 
 The paper's students see only their teachers' labels (alpha = 0 in its eq. 1). Its App. C.5 mixes
-in the true labels, L = alpha CE(student, y) + (1 - alpha) L_KD, with the hard-label term at
-tau = 1 and not tau^2-scaled (the official `ClassifierStudentLoss`). It reports that alpha > 0
-raises a self-distilled student's accuracy but not its agreement, and that for ensembles larger
-alphas lower both.
+in the true labels, L = alpha CE(student, y) + (1 - alpha) L_KD, as the official code's
+`gnosis/distillation/classification.py` (`ClassifierStudentLoss`) computes it:
+`self.alpha * hard_loss + (1 - self.alpha) * soft_loss`, the hard term a cross-entropy of the
+student's untempered logits (tau = 1) to the labels of the batch's real images, not tau^2-scaled,
+the soft term the configured distillation loss (by default `TeacherStudentFwdCrossEntLoss`, the
+tau^2-scaled cross-entropy to the tempered teacher); `losses.kd_loss` does the same. It reports
+that alpha > 0 raises a self-distilled student's accuracy but not its agreement, and that for
+ensembles larger alphas lower both.
 
 No teacher of its own: each alpha > 0 student stands beside one of chapter 3's alpha = 0 students
 (shared by config), with the same teachers, images, initial weights, batches and optimizer steps,
