@@ -52,10 +52,10 @@ NOT_RUN = {
         "can be downloaded (or sits in the data folder as aclImdb_v1.tar.gz), `python -m kdrepro "
         "run self_vs_ensemble --profile paper --dataset imdb` trains Table 2's IMDB rows at the "
         "paper's recipe (15 biLSTM teachers, students of m = 1, 3 and 5 over 3 trials each; SGD "
-        "with Nesterov momentum and a cosine schedule, the official code's, since the paper states "
-        "no optimizer) and "
-        "prints their table, one network at a time (packs take images only). ImageNet needs a "
-        "streaming loader, which kdrepro does not have: no command runs it.",
+        "with Nesterov momentum and a cosine schedule, the official code's, since the paper "
+        "states no optimizer) and prints their table, one network at a time (packs take images "
+        "only). ImageNet needs a streaming loader, which kdrepro does not have: no command runs "
+        "it.",
     ),
 }
 
