@@ -1,6 +1,7 @@
 """What the chapters' tables and figures share: mean ± std over trials, the paper's ±1 std bands,
 the students' evaluation curves, readable names and the book's type sizes."""
 
+import math
 import re
 
 import matplotlib.pyplot as plt
@@ -64,6 +65,19 @@ def span(values, scale: float = 100.0, digits: int = 1) -> str:
     """'99.0–99.8' over the values, or one number when they all print the same ('100.0')."""
     low, high = (f"{x * scale:.{digits}f}" for x in (min(values), max(values)))
     return low if low == high else f"{low}–{high}"
+
+
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten(x: float) -> str:
+    """1e-06 -> '10⁻⁶', as the paper's tables write learning rates and weight decays; a number
+    that is no power of ten as `:g` prints it (0.05 -> '0.05')."""
+    if x > 0:
+        e = round(math.log10(x))
+        if x == 10.0**e:
+            return "10" + str(e).translate(SUPERSCRIPT)
+    return f"{x:g}"
 
 
 def band(ax, x, mean, std, label: str, **kw) -> None:

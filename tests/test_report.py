@@ -18,6 +18,22 @@ def test_a_span_prints_one_number_when_its_ends_print_alike():
     assert figures.span([1.0, 0.99996]) == "100.0"
 
 
+def test_powers_of_ten_print_as_the_paper_writes_them_and_other_numbers_as_they_are():
+    assert [figures.power_of_ten(x) for x in (1e-06, 1e-4, 0.001, 1.0, 100.0)] == [
+        "10⁻⁶",
+        "10⁻⁴",
+        "10⁻³",
+        "10⁰",
+        "10²",
+    ]
+    assert [figures.power_of_ten(x) for x in (0.05, 2e-6, 0.0, -1e-3)] == [
+        "0.05",
+        "2e-06",
+        "0",
+        "-0.001",
+    ]
+
+
 def test_a_table_renders_as_markdown_with_bars_escaped_and_gaps_marked():
     table = pd.DataFrame({"run": ["a", "1 − |x|"], "n": [3, 2], "paper": ["79.0", np.nan]})
     assert report.markdown(table) == (
