@@ -325,6 +325,23 @@ def guarded(
     )
 
 
+def times(long: int) -> str:
+    """A length control's multiple of the student steps in prose: 2 -> 'twice', 5 -> '5×'."""
+    return "twice" if long == 2 else f"{long:g}×"
+
+
+def guard_rule(long: int | None, metric: str, where: str) -> str:
+    """The sentence that states `guarded`'s rule in a chapter whose length control (`long` times
+    the student steps; None: none at this profile) ran in `where`, and moved `metric`."""
+    if not long:
+        return "This profile runs no length control, so no check is withdrawn by one."
+    moved = "doubling the student steps" if long == 2 else f"{long:g}× the student steps"
+    return (
+        "Every core check is withdrawn to inconclusive when its effect is no larger than what "
+        f"{moved} moved {metric} in {where}."
+    )
+
+
 @dataclass
 class Check:
     """One testable sub-claim: what, where in the paper, the paper's number, ours, the outcome."""

@@ -297,3 +297,18 @@ def test_the_headline_is_the_first_core_check_unless_one_is_marked():
         ).headline
     with pytest.raises(ValueError, match="has no short value"):
         v.Finding("H0", "claim", [check(v.HOLDS)]).headline
+
+
+def test_the_length_controls_rule_reads_as_its_multiple_and_says_when_there_is_none():
+    assert [v.times(k) for k in (2, 3, 5)] == ["twice", "3×", "5×"]
+    assert v.guard_rule(2, "agreement", "chapter 3") == (
+        "Every core check is withdrawn to inconclusive when its effect is no larger than what "
+        "doubling the student steps moved agreement in chapter 3."
+    )
+    assert v.guard_rule(3, "the same metric", "chapter 3").endswith(
+        "what 3× the student steps moved the same metric in chapter 3."
+    )
+    for none in (None, 0):
+        assert v.guard_rule(none, "agreement", "chapter 3") == (
+            "This profile runs no length control, so no check is withdrawn by one."
+        )
