@@ -67,6 +67,11 @@ def span(values, scale: float = 100.0, digits: int = 1) -> str:
     return low if low == high else f"{low}–{high}"
 
 
+def listed(words: list[str], sep: str = ", ") -> str:
+    """['a', 'b', 'c'] -> 'a, b and c' (`sep` between all but the last two)."""
+    return words[0] if len(words) == 1 else sep.join(words[:-1]) + " and " + words[-1]
+
+
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 

@@ -1490,3 +1490,35 @@ def test_a_fresh_seed_finding_is_not_titled_as_the_verdict():
     assert text.startswith("**H2 on fresh seeds (replication): claim**")
     assert "On these fresh seeds alone (not the verdict): **reproduced**" in text
     assert "Verdict:" not in text and "Verdict: **reproduced**" in report.finding_markdown(f)
+
+
+def test_augmentations_runs_are_counted_in_prose_per_network_policy_and_length():
+    from kdrepro.chapters import augmentation
+
+    def rows(arch, teachers, **students):
+        """`teachers` teacher rows, then n student rows per `policy=n` (`policy_x2`: at 2x)."""
+        labels = [{"arch": arch, "role": "teacher"}] * teachers
+        for key, n in students.items():
+            policy, _, length = key.partition("_x")
+            student = {"arch": arch, "role": "student", "policy": policy}
+            labels += [{**student, "length": int(length or 1)}] * n
+        return [(lab, None) for lab in labels]
+
+    assert figures.listed(["a"]) == "a" and figures.listed(["a", "b", "c"]) == "a, b and c"
+    assert augmentation.described(rows("preresnet8", 15, baseline=5), "preresnet8") == (
+        "15 teachers and 5 Baseline students"
+    )
+    equal = rows("preresnet8", 0, mixup=2, baseline_x2=2)
+    assert augmentation.described(equal, "preresnet8") == (
+        "4 students, 2 for each of MixUp and the length control (Baseline at 2× the steps)"
+    )
+    # a part with a comma of its own: parts are then separated by semicolons
+    commas = rows("preresnet8", 3, mixup=1, noise=1) + rows("vgg16", 2)
+    assert augmentation.described(commas, "preresnet8") == (
+        "3 teachers; 2 students, 1 for each of MixUp and Noise and 2 VGG-16 teachers"
+    )
+    mixed = rows("vgg16", 2, rotation=1) + rows("preresnet8", 3, baseline=2, noise=1)
+    assert augmentation.described(mixed, "preresnet8") == (
+        "3 teachers, 3 students (2 Baseline and 1 Noise), 2 VGG-16 teachers and 1 Rotation VGG-16 "
+        "students"
+    )

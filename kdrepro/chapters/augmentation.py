@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from .. import data
+from .. import data, figures
 from .. import verdict as v
 from ..config import RunConfig, StudentConfig
 from ..plan import (
@@ -305,6 +305,40 @@ def _students(
 
 def _name(policy: str) -> str:
     return POLICIES[policy][0]
+
+
+def described(rows: list, first: str) -> str:
+    """A plan's `rows` counted as prose, '15 teachers and 5 Baseline students': per network (the
+    chapter's `first`, then Fig. 13's VGG-16s), the teachers, then the students by policy in the
+    recipe's order, the length control last."""
+    parts = []
+    for net in sorted(dict.fromkeys(lab["arch"] for lab, _ in rows), key=lambda n: n != first):
+        of = [lab for lab, _ in rows if lab["arch"] == net]
+        who = "" if net == first else f"{figures.name(net)} "
+        n_teachers = sum(lab["role"] == "teacher" for lab in of)
+        students = [lab for lab in of if lab["role"] == "student"]
+        kinds = [
+            (label, sum(lab["policy"] == p and lab["length"] == 1 for lab in students))
+            for p, (label, *_) in POLICIES.items()
+        ]
+        kinds += [
+            (
+                f"the length control ({_name(LONG_POLICY)} at {n}× the steps)",
+                sum(lab["length"] == n for lab in students),
+            )
+            for n in sorted({lab["length"] for lab in students} - {1})
+        ]
+        kinds = [(k, c) for k, c in kinds if c]
+        parts += [f"{n_teachers} {who}teachers"] if n_teachers else []
+        if len(kinds) == 1:
+            parts.append(f"{len(students)} {kinds[0][0]} {who}students")
+        elif len({c for _, c in kinds}) == 1:
+            each = figures.listed([k for k, _ in kinds])
+            parts.append(f"{len(students)} {who}students, {kinds[0][1]} for each of {each}")
+        elif kinds:
+            each = figures.listed([f"{c} {k}" for k, c in kinds])
+            parts.append(f"{len(students)} {who}students ({each})")
+    return figures.listed(parts, "; " if any(", " in p for p in parts) else ", ")
 
 
 def _diff(students: pd.DataFrame, a: str, b: str, col: str) -> v.Interval:
