@@ -210,6 +210,12 @@ def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
     return tally + "\n\n" + "\n".join(_table(header, rows)) + "\n"
 
 
+def sentence(text: str) -> str:
+    """`text` as a sentence's start: its first letter upper-cased, unless it is a symbol such as λ
+    or τ, which keeps its case (Λ is another quantity)."""
+    return text[:1].upper() + text[1:] if text[:1].isascii() else text
+
+
 def key_result(findings: list[Finding], fresh: list[Finding] | None = None) -> str:
     """A chapter's key-result box (Markdown), from its findings alone: per finding its verdict, the
     paper's headline number against ours (`Finding.headline`, as the summary's matrix shows it) and
@@ -225,7 +231,7 @@ def key_result(findings: list[Finding], fresh: list[Finding] | None = None) -> s
             )
         else:  # the core checks that decided it, beyond the headline (whose outcome is shown)
             tally += "".join(
-                f". {c.what[0].upper()}{c.what[1:]}: {c.result}"
+                f". {sentence(c.what)}: {c.result}"
                 for c in f.checks
                 if c.core and c.outcome != HOLDS and c is not h
             )

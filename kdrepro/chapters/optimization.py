@@ -86,6 +86,9 @@ STEEP_MARGIN = 3.0
 # "only a few points" of train agreement (Fig. 6a's 16.7x gains 4.4) and "stays far" (Fig. 6b's
 # lambda = 0.25 gains 1.4 over lambda = 0): at most this much (our margin)
 FEW = 0.05
+# Fig. 6b's "matches the teacher" (99.5 % and above from lambda = 0.5): default students at least
+# this close leave Fig. 6a no gap to close (`no_gap`; a reading, no rule)
+CEILING = 0.995
 
 # The recipe at each scale. Units: images (subset; student images of steps for the default run, a
 # whole number of epochs of the subset), epochs (passes over the subset), images per step (batch),
@@ -442,7 +445,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
             return (
                 f"barrier above {BASIN_TOLERANCE * 100:.0f} % of the student's excess loss (and "
                 f"above {RIDGE_FLOOR:g} nats) in {above} of {len(b)} trials (median "
-                f"{b.median() * 100:.1f} %)"
+                f"{b.median() * 100:.1f} %{ridge_nats(planes.loc[b.index])})"
             )
 
         basins = [
@@ -488,9 +491,9 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
                     "Fig. 6b, §6.2",
                     "≥ 99.5 %",
                     near.text(unit=" %", signed=False),
-                    v.at_least(near, 0.995),
+                    v.at_least(near, CEILING),
                 ),
-                near.mean - 0.995,
+                near.mean - CEILING,
                 moved.get("train_agreement"),
                 level=True,
             ),
@@ -509,6 +512,46 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
         v.convergence(table[teachers | table.lam.notna()]),
     )
     return [h7, h8, table1(table, scope, moved)]
+
+
+def ridge_nats(planes: pd.DataFrame) -> str:
+    """'; a ridge of 15.3 nats over a student 0.383 nats above its teacher': the medians, over the
+    students of `planes`, of the path's ridge and of the student's excess loss over its teacher
+    (the tau^2-scaled loss; the excess is the ridge over the barrier, where a barrier was found),
+    so that a large ratio over a tiny excess reads as what it is; '' where no ridge was measured."""
+    ridge = planes.loss_ridge.dropna()
+    if ridge.empty:
+        return ""
+    excess = (planes.loss_ridge / planes.loss_barrier).where(planes.loss_barrier > 0).dropna()
+    over = f" over a student {excess.median():.3g} nats above its teacher" if len(excess) else ""
+    return f"; a ridge of {ridge.median():.3g} nats{over}"
+
+
+def no_gap(table: pd.DataFrame) -> str:
+    """Where the default students of `table` (Fig. 6's trials) already match their teachers on
+    their distillation data (mean train agreement at least CEILING, the paper's "matches" at
+    lambda >= 0.5), the sentence that says so: Fig. 6a's premise, a gap for optimization to close,
+    is then absent, and H7's checks and H8's lambda = 0.5 level hold without telling optimization
+    apart from it. '' otherwise. A reading added after the budget runs were seen: it changes no
+    outcome."""
+    default = table[
+        (table.role == "student")
+        & (table.init == "random")
+        & (table.optimizer == "sgd")
+        & (table.duration == 1)
+        & (table.length == 1)
+        & (table.lam == 0)
+    ].train_agreement
+    if default.empty or default.mean() < CEILING:
+        return ""
+    return (
+        "At this scale there is no gap to close: the default students already agree with their "
+        f"teachers on {default.mean() * 100:.1f} % of their distillation batches (the paper's: "
+        f"{PAPER_6A[('sgd', 1)]:.1f} %), which leaves longer training "
+        f"{(1 - default.mean()) * 100:.2f} points to add: H7 holds for want of a gap, not because "
+        f"optimization stalls; H8's λ = 0.5 student matches its teacher, but so does λ = 0's. (A "
+        "reading added after the runs were seen; the verdicts are the fixed rules'.)"
+    )
 
 
 def length_control(students: pd.DataFrame) -> dict[str, v.Interval]:
