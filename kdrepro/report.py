@@ -189,8 +189,10 @@ def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
             # extra data at gpu) another core check heads the finding, with its own citation
             f, h = judged[key], judged[key].headline
             # with the tally: a headline that holds can sit beside a verdict another check decided
-            verdict = f"**{f.status}** " + (
-                "(runs not converged)" if f.unconverged else f"({f.tally})"
+            verdict = (
+                f"**{f.status}** "
+                + ("(runs not converged)" if f.unconverged else f"({f.tally})")
+                + (" — see its caveat below" if f.caveat else "")
             )
             paper, here = f"{h.paper} ({h.source})", f"{h.value} ({h.result})"
         else:  # its chapter is in progress, or its stored runs do not reach it
@@ -207,7 +209,12 @@ def matrix(findings: list[Finding], waiting: dict[str, str]) -> str:
         + "."
     )
     header = ("#", "finding", "chapter", "paper", "here", "verdict")
-    return tally + "\n\n" + "\n".join(_table(header, rows)) + "\n"
+    caveats = [
+        f"*Caveat on {f.key}:* {f.caveat}"
+        for f in sorted(findings, key=lambda f: finding_order(f.key))
+        if f.caveat
+    ]
+    return "\n\n".join([tally, "\n".join(_table(header, rows)), *caveats]) + "\n"
 
 
 def sentence(text: str) -> str:
@@ -237,7 +244,7 @@ def key_result(findings: list[Finding], fresh: list[Finding] | None = None) -> s
             )
         paras.append(
             f"**{f.key}, {f.status}.** {f.claim}. The paper: {h.paper} ({h.source}); here: "
-            f"{h.value} ({h.result}). {tally}."
+            f"{h.value} ({h.result}). {tally}." + (f" *Caveat:* {f.caveat}" if f.caveat else "")
         )
     if fresh is not None:
         both = shared_core(findings, fresh)
@@ -264,6 +271,8 @@ def _evidence(f: Finding) -> list[str]:
     lines = [f"Verdict: **{f.status}**. Scope: {f.scope}.", ""]
     if f.unconverged:
         lines += [f"Runs not converged at this scale: {f.unconverged}.", ""]
+    if f.caveat:
+        lines += [f"*Caveat:* {f.caveat}", ""]
     rows = [
         (
             "core, headline" if c is f.headline else "core" if c.core else "context",

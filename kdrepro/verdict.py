@@ -385,6 +385,9 @@ class Finding:
     checks: list[Check] = field(default_factory=list)
     scope: str = ""  # what data, model and scale the checks ran at
     unconverged: str = ""  # what did not converge (`convergence`); '' when everything did
+    # a reading of the runs that qualifies the verdict without changing it (one or two sentences;
+    # says so where it was added after the runs were seen); '' when there is none
+    caveat: str = ""
 
     @property
     def status(self) -> str:
