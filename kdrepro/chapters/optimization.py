@@ -546,8 +546,8 @@ def no_gap(default: pd.Series) -> tuple[str, str]:
     return (
         f"There is no gap to close at this scale: the default students already agree with their "
         f"teachers on {level} (the paper's: {PAPER_6A[('sgd', 1)]:.1f} %), which leaves longer "
-        f"training {(1 - default.mean()) * 100:.2f} points to add, so H7 holds for want of a gap, "
-        f"not because optimization stalls. {after}",
+        f"training {(1 - default.mean()) * 100:.2f} points to add: here H7's checks cannot tell "
+        f"optimization that stalls from a gap that is not there. {after}",
         f"λ = 0's students already agree with their teachers on {level}, so λ = 0.5's match says "
         f"nothing about a threshold; the basin checks still test the claim. {after}",
     )
