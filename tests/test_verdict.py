@@ -125,6 +125,9 @@ def test_interval_text():
     # an end that would print as ±0.0 gets the digit that shows its side
     assert v.Interval(0.010, 0.0003, 0.0197, 5).text() == "+1.00 pt [+0.03, +1.97]"
     assert v.Interval(0.005, -0.0004, 0.0104, 5).text() == "+0.50 pt [−0.04, +1.04]"
+    # a mean that rounds to zero prints without a sign, whichever side it lies on
+    assert v.Interval(-0.00004, -0.0002, 0.0001, 3).text() == "0.00 pt [−0.02, +0.01]"
+    assert v.Interval(0.0, -0.02, 0.02, 3).text() == "0.0 pt [−2.0, +2.0]"
 
 
 def test_interval_here_is_a_checks_cell():
