@@ -122,17 +122,14 @@ class Interval:
         sign = "+" if signed else ""
         if self.n > 1 and any(0 < abs(v * scale) < 0.5 * 10**-digits for v in (self.lo, self.hi)):
             digits += 1  # an end that would print as ±0.0 shows the digit that decides its side
-
-        def f(v: float) -> str:  # a value that rounds to 0 has no side to sign: '0.00', not '−0.00'
-            shown = f"{v * scale:.{digits}f}"
-            if float(shown) == 0:
-                return f"{0:.{digits}f}"
-            return f"{v * scale:{sign}.{digits}f}".replace("-", "−")
-
+        f = lambda v: f"{v * scale:{sign}.{digits}f}".replace("-", "−")  # noqa: E731
+        # a mean that rounds to 0 has no side to sign ('0.00', not '−0.00'); an end keeps its sign,
+        # which says on which side of 0 the interval stops
+        mean = f(self.mean) if float(f"{self.mean * scale:.{digits}f}") else f"{0:.{digits}f}"
         return (
-            f"{f(self.mean)}{unit} [{f(self.lo)}, {f(self.hi)}]"
+            f"{mean}{unit} [{f(self.lo)}, {f(self.hi)}]"
             if self.n > 1
-            else f"{f(self.mean)}{unit} (1 trial)"
+            else f"{mean}{unit} (1 trial)"
         )
 
     def here(
