@@ -1538,11 +1538,11 @@ def test_chapter_7_says_when_its_default_students_leave_no_gap_and_how_high_a_ri
     # 99.7 % plus the table's jitter: 99.66 % on average over Fig. 6's 3 trials (not Table 1's 5)
     h7, h8, _ = optimization.findings(optimization_table(default=0.997))
     assert h7.caveat == (
-        "There is no gap to close at this scale: the default students already agree with their "
-        "teachers on 99.7 % of their distillation batches (the paper's: 79.0 %), which leaves "
-        "longer training 0.34 points to add: here H7's checks cannot tell optimization that "
-        "stalls from a gap that is not there. (A reading added after the runs were seen; the "
-        "verdict is the fixed rules'.)"
+        "There is no train-agreement gap to close at this scale: the default students already "
+        "agree with their teachers on 99.7 % of their distillation batches (the paper's: 79.0 %), "
+        "which leaves longer training 0.34 points to add: here H7's checks cannot tell "
+        "optimization that stalls from a gap that is not there. (A reading added after the runs "
+        "were seen; the verdict is the fixed rules'.)"
     )
     assert h8.caveat.startswith("λ = 0's students already agree with their teachers on 99.7 %")
     # the caveat shows in the key-result box, the summary's matrix (once, below it) and its detail

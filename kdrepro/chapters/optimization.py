@@ -544,10 +544,10 @@ def no_gap(default: pd.Series) -> tuple[str, str]:
     level = f"{default.mean() * 100:.1f} % of their distillation batches"
     after = "(A reading added after the runs were seen; the verdict is the fixed rules'.)"
     return (
-        f"There is no gap to close at this scale: the default students already agree with their "
-        f"teachers on {level} (the paper's: {PAPER_6A[('sgd', 1)]:.1f} %), which leaves longer "
-        f"training {(1 - default.mean()) * 100:.2f} points to add: here H7's checks cannot tell "
-        f"optimization that stalls from a gap that is not there. {after}",
+        "There is no train-agreement gap to close at this scale: the default students already "
+        f"agree with their teachers on {level} (the paper's: {PAPER_6A[('sgd', 1)]:.1f} %), which "
+        f"leaves longer training {(1 - default.mean()) * 100:.2f} points to add: here H7's checks "
+        f"cannot tell optimization that stalls from a gap that is not there. {after}",
         f"λ = 0's students already agree with their teachers on {level}, so λ = 0.5's match says "
         f"nothing about a threshold; the basin checks still test the claim. {after}",
     )
