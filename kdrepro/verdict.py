@@ -100,6 +100,17 @@ def t975(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
+def trials_for(sd: float, half: float) -> int:
+    """The fewest trials whose 95 % t interval, at per-trial standard deviation `sd`, is at most
+    `half` wide on either side of its mean: how many trials a margin of `half` needs."""
+    if not sd > 0 or not half > 0:
+        raise ValueError(f"sd={sd}, half={half}: both must be positive")
+    n = 2
+    while t975(n - 1) * sd / math.sqrt(n) > half:
+        n += 1
+    return n
+
+
 @dataclass(frozen=True)
 class Interval:
     """A mean over n trials and its 95 % t interval (infinite for a single trial)."""
@@ -429,16 +440,18 @@ class Finding:
 
     @property
     def because(self) -> str:
-        """The sentence a chapter puts after its verdict ('' when reproduced): why it is not
-        reproduced, under that verdict only, else what keeps it from reproduced."""
+        """The sentence a chapter puts after its verdict ('' when reproduced): under 'not
+        reproduced', the failed core checks, then the undecided ones apart; else what keeps it from
+        reproduced."""
         if not self.reason:
             return ""
-        lead = (
-            "Why it is not reproduced"
-            if self.status == "not reproduced"
-            else "What keeps it from being reproduced"
-        )
-        return f" {lead}: {self.reason}."
+        if self.status != "not reproduced":
+            return f" What keeps it from being reproduced: {self.reason}."
+        # a failed check is the reason; undecided ones are not, but a reader should see them
+        core = [c for c in self.checks if c.core]
+        failed = "; ".join(f"{c.what}: {c.result}" for c in core if c.outcome == FAILS)
+        open_ = "; ".join(f"{c.what}: {c.result}" for c in core if c.outcome == INCONCLUSIVE)
+        return f" Why it is not reproduced: {failed}." + (f" Undecided: {open_}." if open_ else "")
 
     @property
     def reason(self) -> str:

@@ -1000,7 +1000,7 @@ def test_h7_and_h8_rules():
     table = optimization_table()
     h7, _, _ = optimization.findings(table[(table.optimizer != "adam") | (table.duration != 9.0)])
     assert [c.what for c in h7.checks][1:] == [
-        "9× longer training gains only a few points (at most 5)",
+        "9× longer training gains only a few points (at most 5 pt, our margin)",
         "Adam below SGD at equal length (3×)",
     ]
     assert h7.status == "reproduced"
@@ -1528,6 +1528,26 @@ def test_augmentations_runs_are_counted_in_prose_per_network_policy_and_length()
         "3 teachers, 3 students (2 Baseline and 1 Noise), 2 VGG-16 teachers and 1 Rotation VGG-16 "
         "students"
     )
+
+
+def test_chapter_7_says_when_h9s_agreement_check_cannot_hold():
+    from kdrepro.chapters import optimization
+
+    # doubling the default student's steps moves test agreement 2 pt: beyond H9's 1.5-pt margin
+    table = optimization_table(long=(0.0, 0.02))
+    check = optimization.findings(table)[2].checks[0]
+    assert (check.outcome, check.why) == ("inconclusive", "the length control withdrew it")
+    assert optimization.h9_reach(table) == (
+        "The length control moved test agreement by +2.0 pt, more than H9's ±1.5-point margin "
+        "itself, so its agreement check cannot hold at this scale whatever its interval: a "
+        "difference within the margin is always closer to 0 than that movement, and the guard "
+        "withdraws it. At the spread of the paired differences here (sd 0.1 pt over 5 trials), "
+        "about 2 trials would narrow the interval to ±1.5 points. (A reading of the fixed rules, "
+        "added after the runs were seen.)"
+    )
+    # within the margin, or no control: nothing to say
+    assert optimization.h9_reach(optimization_table(long=(0.0, 0.01))) == ""
+    assert optimization.h9_reach(optimization_table()) == ""
 
 
 def test_chapter_7_says_when_its_default_students_leave_no_gap_and_how_high_a_ridge_is():

@@ -106,6 +106,13 @@ def test_status_rules():
     assert finding.because == " What keeps it from being reproduced: b rises: inconclusive."
     failed = v.Finding("H0", "claim", [check(v.FAILS)])
     assert failed.because == " Why it is not reproduced: c: fails."
+    # an undecided check is no reason for "not reproduced": it is listed apart
+    mixed = v.Finding(
+        "H0", "claim", [check(v.FAILS), v.Check("b rises", "Fig. 1", "p", "h", v.INCONCLUSIVE)]
+    )
+    assert mixed.because == (
+        " Why it is not reproduced: c: fails. Undecided: b rises: inconclusive."
+    )
     assert v.Finding("H0", "claim", [check(v.HOLDS)]).because == ""
     assert finding.text().splitlines() == [
         "H0: claim",
@@ -317,3 +324,13 @@ def test_the_length_controls_rule_reads_as_its_multiple_and_says_when_there_is_n
         assert v.guard_rule(none, "agreement", "chapter 3") == (
             "This profile runs no length control, so no check is withdrawn by one."
         )
+
+
+def test_trials_for_a_margin():
+    # t(15) = 2.131: 2.131 * 2.8 / 4 = 1.49 <= 1.5, while t(14) = 2.145 gives 1.55 at 15 trials
+    assert v.trials_for(0.028, 0.015) == 16
+    assert v.trials_for(1.0, 12.706 / math.sqrt(2)) == 2  # t(1) = 12.706: two trials suffice
+    assert v.trials_for(1.0, 12.7 / math.sqrt(2)) == 3
+    for sd, half in ((0.0, 0.015), (0.028, 0.0), (float("nan"), 0.015)):
+        with pytest.raises(ValueError, match="must be positive"):
+            v.trials_for(sd, half)
