@@ -134,8 +134,17 @@ def pending(profile: str = "budget") -> dict[str, str]:
                 else f"the {total} runs it reads from other chapters"
             )
             for key in chapters.get(name).FINDINGS:
-                out[key] = f"chapter in progress: {done} of {which} stored"
+                out[key] = progress_words(done, total, which)
     return out
+
+
+def progress_words(done: int, total: int, which: str) -> str:
+    """An unpublished chapter's progress in the summary's matrix: `done` of `total` runs stored
+    (`which` names them); a chapter whose runs are all stored waits for the chapters before it,
+    since the book publishes its chapters in order."""
+    if done < total:
+        return f"chapter in progress: {done} of {which} stored"
+    return f"all {which.removeprefix('its ')} stored; published after the chapters before it"
 
 
 def _chapter_of(key: str) -> str:

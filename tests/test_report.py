@@ -1577,3 +1577,17 @@ def test_chapter_7_says_when_its_default_students_leave_no_gap_and_how_high_a_ri
         "; a ridge of 0.5 nats over a student 0.999 nats above its teacher)"
     )
     assert optimization.ridge_nats(optimization_table().iloc[:0]) == ""
+
+
+def test_an_unpublished_chapters_progress_in_words():
+    assert report.progress_words(20, 40, "its 40 runs") == (
+        "chapter in progress: 20 of its 40 runs stored"
+    )
+    # complete, it waits for the chapters before it: not "in progress"
+    assert report.progress_words(39, 39, "its 39 runs") == (
+        "all 39 runs stored; published after the chapters before it"
+    )
+    assert report.progress_words(75, 75, "the 75 runs it reads from other chapters") == (
+        "all the 75 runs it reads from other chapters stored; published after the chapters "
+        "before it"
+    )
