@@ -164,8 +164,13 @@ class Plan:
                 "train_examples": res["train_examples"],
             }
             rec.update({f"teacher_{k}": v for k, v in res.get("teacher_test", {}).items()})
-            if "surface" in res:  # Fig. 6c's ridge on the path to the teacher, in the loss's nats
-                rec["loss_ridge"] = max(res["surface"]["path"]) - res["surface"]["path"][-1]
+            if "surface" in res:
+                # Fig. 6c's ridge on the path to the teacher and its peak, in the loss's nats; how
+                # far from the teacher (weight-space L2) the student started and ended
+                path, points = res["surface"]["path"], res["surface"]["points"]
+                rec["loss_ridge"], rec["loss_peak"] = max(path) - path[-1], max(path)
+                rec["dist_init"] = math.hypot(*points["init"])
+                rec["dist_final"] = points["final"][0]
             if "deviations" in res:  # a student's `metrics.deviations` record, whole
                 rec["deviations"] = res["deviations"]
             records.append(rec)

@@ -131,8 +131,7 @@ class Interval:
         """'+1.2 pt [−0.3, +2.7]' (scale 100 turns fractions into points); `signed=False` for a
         level ('98.0 % [97.6, 98.5]')."""
         sign = "+" if signed else ""
-        if self.n > 1 and any(0 < abs(v * scale) < 0.5 * 10**-digits for v in (self.lo, self.hi)):
-            digits += 1  # an end that would print as ±0.0 shows the digit that decides its side
+        digits = self._digits((self.lo, self.hi), scale, digits)
         f = lambda v: f"{v * scale:{sign}.{digits}f}".replace("-", "−")  # noqa: E731
         # a mean that rounds to 0 has no side to sign ('0.00', not '−0.00'); an end keeps its sign,
         # which says on which side of 0 the interval stops
@@ -143,14 +142,22 @@ class Interval:
             else f"{mean}{unit} (1 trial)"
         )
 
+    def _digits(self, values: tuple[float, ...], scale: float, digits: int) -> int:
+        """`digits`, plus one where a value of `values` that is not 0 would print as 0: the
+        digit that says which side of 0 an end lies on, or that a half-width is not 0."""
+        small = any(0 < abs(v * scale) < 0.5 * 10**-digits for v in values)
+        return digits + 1 if self.n > 1 and small else digits
+
     def here(
         self, prefix: str = "", scale: float = 100.0, digits: int = 1, unit: str = " pt"
     ) -> str:
         """A check's "here" cell: `prefix`, the interval, its half-width and n ('+1.2 pt [−0.3,
-        +2.7], half-width 1.5 pt (5 trials)'); scale, digits and unit as for `text`."""
+        +2.7], half-width 1.5 pt (5 trials)'); scale, digits and unit as for `text`. The
+        half-width takes the interval's digits, and one more where it would print as 0."""
+        half = self._digits((self.half,), scale, self._digits((self.lo, self.hi), scale, digits))
         return (
             f"{prefix}{self.text(scale, digits, unit)}, half-width "
-            f"{self.half * scale:.{digits}f}{unit} ({self.n} trials)"
+            f"{self.half * scale:.{half}f}{unit} ({self.n} trials)"
         )
 
     def short(

@@ -1022,7 +1022,7 @@ def test_h7_and_h8_rules():
     assert outcomes(h8)[2:4] == ["holds", "fails"]
     assert h8.checks[3].here.startswith(
         "barrier above 5 % of the student's excess loss (and above 0.001 nats) in 3 of 3 trials "
-        "(median 30"
+        "(medians, each taken over the trials on its own: barrier 30"
     )
     # the same ratios on ridges under 10^-3 nats (an excess of 10^-3 nats: a student at its
     # teacher) are rounding, not basins: λ = 0 then shows none, λ = 0.5 no barrier
@@ -1052,9 +1052,10 @@ def test_chapter_7s_length_control_withdraws_what_doubling_matches():
     # longer decided
     h7, h8, h9 = optimization.findings(optimization_table(long=(0.20, 0.03)))
     assert outcomes(h8)[:2] == ["inconclusive", "holds"] and outcomes(h9)[0] == "inconclusive"
-    assert h8.checks[1].note.endswith(
-        "away from the threshold"
-    )  # a level moving up cannot fall below 99.5 %
+    # a level moving up cannot fall below 99.5 %; the students doubled are the default ones
+    assert h8.checks[1].note.startswith(
+        "doubling the steps of the default (λ = 0) student moved train agreement +20.0 pt"
+    ) and h8.checks[1].note.endswith("away from the threshold")
     # ... while a level that fails is withdrawn when doubling moves it toward its threshold by more
     # than it missed
     _, h8, _ = optimization.findings(optimization_table(long=(0.05, 0.0), lams={**LAMS, 0.5: 0.97}))
@@ -1539,11 +1540,11 @@ def test_chapter_7_says_when_h9s_agreement_check_cannot_hold():
     assert (check.outcome, check.why) == ("inconclusive", "the length control withdrew it")
     assert optimization.h9_reach(table) == (
         "The length control moved test agreement by +2.0 pt, more than H9's ±1.5-point margin "
-        "itself, so its agreement check cannot hold at this scale whatever its interval: a "
-        "difference within the margin is always closer to 0 than that movement, and the guard "
-        "withdraws it. At the spread of the paired differences here (sd 0.1 pt over 5 trials), "
-        "about 2 trials would narrow the interval to ±1.5 points. (A reading of the fixed rules, "
-        "added after the runs were seen.)"
+        "itself. More trials would narrow the interval (at the spread of the paired differences "
+        "here, sd 0.1 pt over 5 trials, about 2 trials to ±1.5 points), but the check can hold "
+        "only once that movement is inside the margin, with students nearer convergence: until "
+        "then a difference within the margin is closer to 0 than the movement, and the guard "
+        "withdraws it. (A reading of the fixed rules, added after the runs were seen.)"
     )
     # within the margin, or no control: nothing to say
     assert optimization.h9_reach(optimization_table(long=(0.0, 0.01))) == ""
@@ -1559,10 +1560,10 @@ def test_chapter_7_says_when_its_default_students_leave_no_gap_and_how_high_a_ri
     h7, h8, _ = optimization.findings(optimization_table(default=0.997))
     assert h7.caveat == (
         "There is no train-agreement gap to close at this scale: the default students already "
-        "agree with their teachers on 99.7 % of their distillation batches (the paper's: 79.0 %), "
-        "which leaves longer training 0.34 points to add: here H7's checks cannot tell "
-        "optimization that stalls from a gap that is not there. (A reading added after the runs "
-        "were seen; the verdict is the fixed rules'.)"
+        "agree with their teachers on 99.7 % of the images in their distillation batches (the "
+        "paper's: 79.0 %), which leaves longer training 0.34 points to add: here H7's checks "
+        "cannot tell optimization that stalls from a gap that is not there. (A reading added "
+        "after the runs were seen; the verdict is the fixed rules'.)"
     )
     assert h8.caveat.startswith("λ = 0's students already agree with their teachers on 99.7 %")
     # the caveat shows in the key-result box, the summary's matrix (once, below it) and its detail
@@ -1574,7 +1575,7 @@ def test_chapter_7_says_when_its_default_students_leave_no_gap_and_how_high_a_ri
     # the ridge and the excess it is a ratio of, in nats: 0.5 over a barrier of 0.5 plus jitter
     _, h8, _ = optimization.findings(optimization_table(barriers=(0.5, 0.3, 0.3, 0.3)))
     assert h8.checks[2].here.endswith(
-        "; a ridge of 0.5 nats over a student 0.999 nats above its teacher)"
+        ", ridge 0.5 nats, the student's excess loss over its teacher 0.999 nats)"
     )
     assert optimization.ridge_nats(optimization_table().iloc[:0]) == ""
 

@@ -1,6 +1,8 @@
 """Fig. 6c's loss plane: the grid puts the teacher and the final student where they are, the teacher
 is the minimum, and a student run asking for a plane stores it beside its results."""
 
+import math
+
 import pytest
 import torch
 
@@ -123,6 +125,10 @@ def test_a_student_run_stores_its_plane_and_bad_requests_are_one_line(tmp_store)
 
     row = Plan("t", "smoke", [({"role": "student"}, s)], {}).table([result]).iloc[0]
     assert row.loss_ridge == max(plane["path"]) - plane["path"][-1] >= 0
+    assert row.loss_peak == max(plane["path"]) >= plane["path"][0]
+    # the student's distances from its teacher: the plane's points, the teacher at the origin
+    (b, c), (d, _) = plane["points"]["init"], plane["points"]["final"]
+    assert (row.dist_init, row.dist_final) == (math.hypot(b, c), d) and d > 0 and c > 0
     assert 0 <= result["final"]["train_kl"] and "cka_stage3" in result["final"]
     for kw, message in (
         (dict(surface=3), "surface=3: must be 0 or an integer >= 5"),

@@ -147,6 +147,13 @@ def test_interval_here_is_a_checks_cell():
         v.Interval(-0.012, -0.02, -0.004, 5).here(scale=1, digits=3, unit="")
         == "−0.012 [−0.020, −0.004], half-width 0.008 (5 trials)"
     )
+    # a half-width takes the digits its interval needed, and one more where it would print as 0
+    assert v.Interval(-0.00004, -0.0002, 0.00012, 3).here() == (
+        "0.00 pt [−0.02, +0.01], half-width 0.02 pt (3 trials)"
+    )
+    assert v.Interval(0.1, 0.0996, 0.1004, 3).here() == (
+        "+10.0 pt [+10.0, +10.0], half-width 0.04 pt (3 trials)"
+    )
 
 
 def test_late_change_and_its_sampling_error_by_hand():
