@@ -13,6 +13,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from torchvision.ops import roi_align
 
 from .errors import ConfigError
 
@@ -73,6 +74,34 @@ def at_views(x: torch.Tensor, policy: str, pad: int, views: torch.Tensor) -> tor
 
 def random_crop(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
     return crop_at(x, pad, *crop_offsets(len(x), pad, g))
+
+
+def random_resized_crop(
+    x: torch.Tensor,
+    g: torch.Generator,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    tries: int = 10,
+) -> torch.Tensor:
+    """RandomResizedCrop back to the images' own size, boxes drawn as torchvision draws them: up to
+    `tries` of an area uniform in `scale` (of the image's) and an aspect ratio log-uniform in
+    `ratio`, the first that fits, else the whole image (torchvision's fallback for a square image;
+    kdrepro's ImageNet images are square), at a uniform position. Each box is resampled bilinearly
+    (`roi_align`, one sample per output pixel); a box is never larger than the output, so nothing
+    is downsampled and torchvision's antialiasing would not apply."""
+    n, _, h, w = x.shape
+    area = h * w * (torch.rand(n, tries, generator=g) * (scale[1] - scale[0]) + scale[0])
+    low, high = math.log(ratio[0]), math.log(ratio[1])
+    aspect = (torch.rand(n, tries, generator=g) * (high - low) + low).exp()
+    cw, ch = (area * aspect).sqrt().round(), (area / aspect).sqrt().round()
+    fits = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
+    first = fits.float().argmax(1, keepdim=True)  # the first try that fits (0 where none does)
+    cw = torch.where(fits.any(1), cw.gather(1, first)[:, 0], float(w))
+    ch = torch.where(fits.any(1), ch.gather(1, first)[:, 0], float(h))
+    top = (torch.rand(n, generator=g) * (h - ch + 1)).floor()
+    left = (torch.rand(n, generator=g) * (w - cw + 1)).floor()
+    boxes = torch.stack([torch.arange(n).float(), left, top, left + cw, top + ch], 1)
+    return roi_align(x, boxes.to(x), (h, w), spatial_scale=1.0, sampling_ratio=1, aligned=True)
 
 
 def hflip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -165,6 +194,7 @@ POLICIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "combined": (("rotate", "vflip", "color_jitter", "crop", "hflip"), ()),
     "mixup": (("crop", "hflip"), ("mixup",)),
     "noise": (("crop", "hflip"), ("noise",)),
+    "rrc_flip": (("resized_crop", "hflip"), ()),  # ImageNet's (App. A.3 does not state it)
 }
 
 
@@ -186,6 +216,7 @@ def make(policy: str, pad: int = 4) -> Augment:
         return viewed
     ops: dict[str, Op] = {
         "crop": partial(random_crop, pad=pad),
+        "resized_crop": random_resized_crop,
         "hflip": hflip,
         "vflip": vflip,
         "rotate": rotate,

@@ -14,7 +14,15 @@ from . import augment, data, models, surface
 from .errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
-LATER_FIELDS = ("ood_dataset", "ood_size", "test_size", "init_seed", "surface", "switch")
+LATER_FIELDS = (
+    "ood_dataset",
+    "ood_size",
+    "test_size",
+    "init_seed",
+    "surface",
+    "switch",
+    "warmup_epochs",
+)
 
 
 INITS = ("random", "interpolate", "shared")
@@ -49,6 +57,7 @@ class RunConfig:
     optimizer: str = "sgd"
     lr: float = 0.1
     lr_min: float = 0.0
+    warmup_epochs: int = 0  # a linear rise to lr over these epochs before the cosine (ImageNet's)
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
@@ -77,7 +86,7 @@ class RunConfig:
             else f"reads token ids: expected a text dataset ({', '.join(data.TEXT)})",
         )
         _check(
-            self.model != "bilstm" or (self.norm, self.width) == ("batch", 1),
+            self.model not in models.FIXED or (self.norm, self.width) == ("batch", 1),
             "model",
             self.model,
             "has no norm or width to set: leave norm='batch' and width=1 (its run id hashes them)",
@@ -109,7 +118,7 @@ class RunConfig:
         )
         for name in ("width", "epochs", "batch_size", "evals"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("seed", "subset_seed", "crop_pad"):
+        for name in ("seed", "subset_seed", "crop_pad", "warmup_epochs"):
             _check_int(name, getattr(self, name), 0)
         for name in ("train_size", "test_size"):
             _check_int(name, getattr(self, name), 1, optional=True)
@@ -130,6 +139,21 @@ class RunConfig:
             self.test_size,
             f"must be at most {data.SIZES[self.dataset][1]}, the size of the {self.dataset} test "
             "set",
+        )
+        _check(
+            self.dataset not in data.MAPPED
+            or (self.train_part, self.train_size, getattr(self, "ood_dataset", None))
+            == ("all", None, None),
+            "dataset",
+            self.dataset,
+            "is read from disk and trains on its whole training split: leave train_part='all', "
+            "train_size=None and no ood_dataset",
+        )
+        _check(
+            self.warmup_steps < self.steps,
+            "warmup_epochs",
+            self.warmup_epochs,
+            f"must leave steps after the warm-up ({self.warmup_steps} of {self.steps} steps)",
         )
         _check(
             self.evals <= self.steps,
@@ -170,6 +194,11 @@ class RunConfig:
         """Optimizer steps: every batch is full (batches run on across epoch boundaries), none is
         dropped."""
         return max(1, self.epochs * self.examples // self.batch_size)
+
+    @property
+    def warmup_steps(self) -> int:
+        """Optimizer steps of the linear warm-up (0: none)."""
+        return self.warmup_epochs * self.examples // self.batch_size
 
     def to_dict(self) -> dict:
         d = {"kind": self.kind, **dataclasses.asdict(self)}

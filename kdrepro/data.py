@@ -2,7 +2,8 @@
 
 `load` returns a whole split as uint8 images (N, C, H, W) and int64 labels (N,): the datasets are
 small enough to sit in (device) memory, so augmentation and normalisation (`unitcube`) run batched
-on the device instead of in a DataLoader. Sources, all under the data root (`paths.data_root`):
+on the device instead of in a DataLoader (ImageNet, `MAPPED`, is memory-mapped from disk instead:
+each batch is copied to the device). Sources, all under the data root (`paths.data_root`):
 
 - mnist: MNIST/raw/*-ubyte.gz, the official IDX files.
 - fashion_mnist: FashionMNIST/raw/, else /usr/share/datasets/fashion-mnist/ (Debian's
@@ -20,6 +21,8 @@ on the device instead of in a DataLoader. Sources, all under the data root (`pat
   (N, 100): torchtext's `basic_english` tokenizer, a vocabulary of the tokens seen at least 10 times
   in the training reviews (the paper's App. A.3, counted over whole reviews as the official code's
   `get_text_loaders` does), the rest `UNK`, the first 100 tokens, padded with `PAD`.
+- imagenet: imagenet/train|val/<wnid>/*.JPEG, decoded once into a memory-mapped cache of 224 x 224
+  centre crops (`kdrepro.imagenet`): too large to load, it is the one split read from disk.
 
 Decoded JPEG and torchvision splits are cached in `paths.cache_dir("datasets")`, keyed by a hash of
 the source files, so the (possibly read-only) data root is never written unless a download is
@@ -59,6 +62,7 @@ NUM_CLASSES: dict[str, int] = {
     "svhn": 10,
     "emnist": 62,
     "imdb": 2,
+    "imagenet": 1000,
 }
 # text datasets: tokens per example (the paper's maximum length, App. A.3)
 TEXT: dict[str, int] = {"imdb": 100}
@@ -68,7 +72,10 @@ SHAPES: dict[str, tuple[int, int, int]] = {  # images only
     name: (1, 28, 28) if name.endswith("mnist") else (3, 32, 32)
     for name in NUM_CLASSES
     if name not in TEXT
-}
+} | {"imagenet": (3, 224, 224)}
+# datasets that stay on the CPU, memory-mapped (`imagenet`): a run copies each batch to its device
+# and trains on the whole training split, in its file order
+MAPPED = ("imagenet",)
 SIZES: dict[str, tuple[int, int]] = {  # (train, test) images
     "mnist": (60_000, 10_000),
     "fashion_mnist": (60_000, 10_000),
@@ -78,6 +85,7 @@ SIZES: dict[str, tuple[int, int]] = {  # (train, test) images
     "svhn": (73_257, 26_032),
     "emnist": (697_932, 116_323),
     "imdb": (25_000, 25_000),
+    "imagenet": (1_281_167, 50_000),
 }
 SPLITS = ("train", "test")
 PARTS = ("all", "D0", "D1", "D0+D1")
@@ -197,6 +205,10 @@ def _load(name: str, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor
         return _load_cifar10_jpeg(split, root)
     if name == "imdb":
         return _load_imdb(split, root)
+    if name == "imagenet":
+        from . import imagenet  # it reads this module's sizes and errors
+
+        return imagenet.load(split, root)
     return _load_torchvision(name, split, root)
 
 

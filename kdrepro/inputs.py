@@ -18,8 +18,11 @@ def training_set(cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
 
     Another dataset's images (a student's `ood_dataset`: Fig. 3's out-of-distribution images, Fig.
     2's EMNIST) are resized and given the run's channel count where they differ; their label is
-    -1: they have none."""
+    -1: they have none. A memory-mapped dataset (`data.MAPPED`) is its whole split in file order,
+    not copied (its configs allow no subset)."""
     x, y = data.load(cfg.dataset, "train")
+    if cfg.dataset in data.MAPPED:
+        return x, y
     idx = data.subset(y, cfg.train_size, cfg.train_part, cfg.subset_seed)
     x, y = x[idx], y[idx]
     if getattr(cfg, "ood_dataset", None):
@@ -113,14 +116,19 @@ def run_indices(cfg: RunConfig, n: int, start: int = 0) -> Iterator[torch.Tensor
 
 
 def batches(
-    x: torch.Tensor, indices: Iterator[torch.Tensor], aug: augment.Augment, gen: torch.Generator
+    x: torch.Tensor,
+    indices: Iterator[torch.Tensor],
+    aug: augment.Augment,
+    gen: torch.Generator,
+    device: torch.device | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-    """Endless (indices, augmented float images, view ids or None) batches of device-resident uint8
-    images `x` (text: int64 token ids, no views); `gen` draws the augmentations."""
+    """Endless (indices, augmented float images, view ids or None) batches of uint8 images `x`
+    (text: int64 token ids, no views), on `device` (x's own where None: x is device-resident, or
+    memory-mapped on the CPU and copied a batch at a time); `gen` draws the augmentations."""
+    device = device or x.device
     for idx in indices:
-        idx = idx.to(x.device)
-        xb, views = aug(x[idx], gen)
-        yield idx, data.layout(xb), views
+        xb, views = aug(x[idx.to(x.device)].to(device, non_blocking=True), gen)
+        yield idx.to(device), data.layout(xb), views
 
 
 def interpolate_(student: nn.Module, teacher: nn.Module, lam: float) -> None:

@@ -4,13 +4,16 @@ bidirectional LSTM of its text experiments, and ensembles.
 Architectures follow the paper's App. A.2 (the official code's `preresnet.py`, `lenet.py`,
 `vgg.py`); `build` is the one entry point. Names: `preresnet{d}` (basic blocks for d < 44,
 bottleneck for d >= 44, as in the paper), `preresnet{d}_basic` (basic blocks at any depth: the
-"ResNet-56" of most other KD papers), `lenet5`, `vgg16`, `bilstm` (token ids in, not images).
+"ResNet-56" of most other KD papers), `lenet5`, `vgg16`, `bilstm` (token ids in, not images),
+`resnet50` (ImageNet's, App. A.2: torchvision's ResNet-50, which the paper's ImageNet code, not in
+the official repository, presumably used).
 """
 
 import math
 import re
 
 import torch
+import torchvision
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -18,6 +21,7 @@ from .errors import ConfigError
 from .losses import ensemble_logits
 
 NORMS = ("batch", "layer")
+FIXED = ("bilstm", "resnet50")  # networks without a norm or width to set
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -244,10 +248,10 @@ def has_stages(name: str) -> bool:
 
 def check_name(name: str) -> None:
     """Raise a one-line ValueError unless `name` is a model `build` knows."""
-    if name not in ("lenet5", "vgg16", "bilstm") and not _PRERESNET.fullmatch(name):
+    if name not in ("lenet5", "vgg16", *FIXED) and not _PRERESNET.fullmatch(name):
         raise ConfigError(
             f"model={name!r}: expected 'preresnet<depth>', 'preresnet<depth>_basic', 'lenet5', "
-            "'vgg16' or 'bilstm'"
+            "'vgg16', 'bilstm' or 'resnet50'"
         )
 
 
@@ -273,6 +277,8 @@ def build(
         return LeNet5(num_classes, in_channels, image_size)
     if name == "vgg16":
         return VGG16(num_classes, in_channels)
+    if name == "resnet50":
+        return torchvision.models.resnet50(num_classes=num_classes)
     depth, basic = _PRERESNET.fullmatch(name).groups()
     return PreResNet(
         int(depth), num_classes, norm, width, in_channels, bottleneck=False if basic else None

@@ -170,6 +170,8 @@ def unpackable(cfg: RunConfig, device_type: str) -> str | None:
     """Why a run cannot train in a pack on `device_type` (such runs train one by one), or None."""
     if cfg.dataset in data.TEXT:
         return f"{cfg.model} reads variable-length token sequences, which a pack does not batch"
+    if cfg.dataset in data.MAPPED:
+        return f"{cfg.dataset} is read from disk a batch at a time; a pack holds its sets in memory"
     if _has_dropout(cfg.model, cfg.dataset):
         return f"{cfg.model} has dropout, whose masks a pack cannot draw as each run would"
     if isinstance(cfg, StudentConfig) and (cfg.init != "random" or cfg.surface):

@@ -16,9 +16,13 @@ def cosine_lr(step: int, steps: int, lr: float, lr_min: float) -> float:
 
 def lr_at(cfg: RunConfig, lr: float, step: int) -> float:
     """The run's learning rate before optimizer step `step`, starting from `lr` (the config's, or
-    the scaled one of a start near the teacher): a cosine down to lr_min, or to lr itself when that
-    is lower."""
-    return cosine_lr(step, cfg.steps, lr, min(cfg.lr_min, lr))
+    the scaled one of a start near the teacher): a linear warm-up to lr over the config's warm-up
+    steps where it has some (ImageNet's recipe, App. A.3), then a cosine down to lr_min, or to lr
+    itself when that is lower."""
+    warm = cfg.warmup_steps
+    if step < warm:
+        return lr * (step + 1) / warm
+    return cosine_lr(step - warm, cfg.steps - warm, lr, min(cfg.lr_min, lr))
 
 
 def eval_steps(steps: int, evals: int) -> set[int]:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import augment, checkpoint, logit_cache, settings
+from . import augment, checkpoint, data, logit_cache, settings
 from .checkpoint import NUMERICS, fingerprint
 from .config import RunConfig, StudentConfig
 from .devices import autocast, compiled, step_begins
@@ -96,7 +96,10 @@ def fit(
     distill = isinstance(cfg, StudentConfig)
     if distill != (teacher is not None):
         raise ValueError(f"{cfg.describe()}: a student run needs a teacher, a teacher run none")
-    train_x, train_y = (t.to(device) for t in training_set(cfg))
+    train_x, train_y = training_set(cfg)
+    if cfg.dataset not in data.MAPPED:  # a memory-mapped set stays on the CPU: `batches` copies
+        train_x = train_x.to(device)
+    train_y = train_y.to(device)
     test_x, test_y = test_set(cfg, device)
     model = new_model(cfg)
     model = model.to(device, memory_format=torch.channels_last)
@@ -130,7 +133,7 @@ def fit(
     checkpoint.restore(cfg, state)
     aug, evals = augment.make(cfg.augment, cfg.crop_pad), eval_steps(cfg.steps, cfg.evals)
     stream = batches(
-        train_x, run_indices(cfg, len(train_x), state["step"]), aug, state["augment_rng"]
+        train_x, run_indices(cfg, len(train_x), state["step"]), aug, state["augment_rng"], device
     )
     t0, last_save = time.perf_counter() - state["elapsed"], time.perf_counter()
     c0 = time.process_time() - state["cpu"]

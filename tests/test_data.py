@@ -226,9 +226,10 @@ def test_missing_local(name, tmp_path):
 
 def test_bad_name_or_split():
     with pytest.raises(
-        ValueError, match="mnist, fashion_mnist, cifar10, cifar10_jpeg, cifar100, svhn, emnist"
+        ValueError,
+        match="mnist, fashion_mnist, cifar10, cifar10_jpeg, cifar100, svhn, emnist, imdb, imagenet",
     ):
-        data.load("imagenet", "train")
+        data.load("tinyimagenet", "train")
     with pytest.raises(ValueError, match="train, test"):
         data.load("mnist", "val")
 

@@ -36,8 +36,12 @@ def fake(cfg, templates: dict, rng: np.random.Generator) -> dict:
     if cfg.kind == "student":
         final.update({k: v for k, v in EXTRA.items() if k not in final})
         final.setdefault("train_kl", final["kl"])
-        if getattr(cfg, "surface", 0):  # Fig. 6c's path: teacher's loss, a ridge, the student's
-            result["surface"] = {"path": [0.5, 0.9 + rng.normal(0, 0.1), 0.7]}
+        if getattr(cfg, "surface", 0):  # Fig. 6c's path (teacher's loss, a ridge, the student's)
+            # and the plane's points: the teacher at 0, the student ending farther than it started
+            result["surface"] = {
+                "path": [0.5, 0.9 + rng.normal(0, 0.1), 0.7],
+                "points": {"teacher": [0.0, 0.0], "final": [30.0, 0.0], "init": [10.0, 18.0]},
+            }
     for key, value in final.items():
         if isinstance(value, float):
             moved = value * (1 + rng.normal(0, 0.02))

@@ -155,7 +155,7 @@ def test_table2_imdb_is_the_paper_profiles_alone():
     )  # fmt: skip
     s = plan.rows[-1][1]
     assert s.steps == t.steps and s.temperature == 1.0 and len(s.teachers) == 5
-    with pytest.raises(ConfigError, match="has the paper profile alone; run it with --profile"):
+    with pytest.raises(ConfigError, match="have the paper profile alone; run it with --profile"):
         self_vs_ensemble.plan("budget", dataset="imdb")
 
 
