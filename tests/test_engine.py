@@ -58,7 +58,7 @@ def student(**kw) -> StudentConfig:
         ("temperature", -1.0, "temperature=-1.0: must be > 0"),
         ("alpha", 1.5, r"alpha=1.5: must be in \[0, 1\]"),
         ("init_lambda", -0.1, r"init_lambda=-0.1: must be in \[0, 1\]"),
-        ("dataset", "imagenet", "dataset='imagenet': expected one of"),
+        ("dataset", "tinyimagenet", "dataset='tinyimagenet': expected one of"),
         ("model", "resnet18", "model='resnet18'"),
         ("optimizer", "lbfgs", "optimizer='lbfgs': expected one of"),
         ("augment", "cutout", "augment='cutout': expected one of"),
@@ -72,6 +72,7 @@ def student(**kw) -> StudentConfig:
         ("test_size", 20_000, "test_size=20000: must be at most 10000"),
         ("evals", 100, r"evals=100: must be at most the number of steps \(12\)"),
         ("ood_size", -5, "ood_size=-5: must be an integer >= 0"),
+        ("warmup_epochs", -1, "warmup_epochs=-1: must be an integer >= 0"),
     ],
 )
 def test_invalid_configs_raise_one_line(field, value, message):
