@@ -87,7 +87,7 @@ def power_of_ten(x: float) -> str:
 
 def band(ax, x, mean, std, label: str, **kw) -> None:
     """A mean line with a ±1 std band, the paper's way of showing trials."""
-    (line,) = ax.plot(x, mean, marker="o", label=label, **kw)
+    (line,) = ax.plot(x, mean, label=label, **{"marker": "o", **kw})
     ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
 
 

@@ -143,10 +143,13 @@ class Interval:
         )
 
     def _digits(self, values: tuple[float, ...], scale: float, digits: int) -> int:
-        """`digits`, plus one where a value of `values` that is not 0 would print as 0: the
-        digit that says which side of 0 an end lies on, or that a half-width is not 0."""
-        small = any(0 < abs(v * scale) < 0.5 * 10**-digits for v in values)
-        return digits + 1 if self.n > 1 and small else digits
+        """`digits`, plus as many (up to 4 in all) as a value of `values` that is not 0 needs not
+        to print as 0: the digit that says which side of 0 an end lies on, or that a half-width is
+        not 0."""
+        small = lambda d: any(0 < abs(v * scale) < 0.5 * 10**-d for v in values)  # noqa: E731
+        while self.n > 1 and digits < 4 and small(digits):
+            digits += 1
+        return digits
 
     def here(
         self, prefix: str = "", scale: float = 100.0, digits: int = 1, unit: str = " pt"

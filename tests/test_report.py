@@ -1541,10 +1541,11 @@ def test_chapter_7_says_when_h9s_agreement_check_cannot_hold():
     assert optimization.h9_reach(table) == (
         "The length control moved test agreement by +2.0 pt, more than H9's ±1.5-point margin "
         "itself. More trials would narrow the interval (at the spread of the paired differences "
-        "here, sd 0.1 pt over 5 trials, about 2 trials to ±1.5 points), but the check can hold "
-        "only once that movement is inside the margin, with students nearer convergence: until "
-        "then a difference within the margin is closer to 0 than the movement, and the guard "
-        "withdraws it. (A reading of the fixed rules, added after the runs were seen.)"
+        "here, sd 0.1 pt over 5 trials, about 2 trials to a half-width of 1.5 points, about 2 for "
+        "an interval around the present mean (+0.0 pt) to fit inside ±1.5), but the check can "
+        "hold only once that movement is inside the margin, with students nearer convergence: "
+        "until then a difference within the margin is closer to 0 than the movement, and the "
+        "guard withdraws it. (A reading of the fixed rules, added after the runs were seen.)"
     )
     # within the margin, or no control: nothing to say
     assert optimization.h9_reach(optimization_table(long=(0.0, 0.01))) == ""
@@ -1560,12 +1561,12 @@ def test_chapter_7_says_when_its_default_students_leave_no_gap_and_how_high_a_ri
     h7, h8, _ = optimization.findings(optimization_table(default=0.997))
     assert h7.caveat == (
         "There is no train-agreement gap to close at this scale: the default students already "
-        "agree with their teachers on 99.7 % of the images in their distillation batches (the "
-        "paper's: 79.0 %), which leaves longer training 0.34 points to add: here H7's checks "
-        "cannot tell optimization that stalls from a gap that is not there. (A reading added "
-        "after the runs were seen; the verdict is the fixed rules'.)"
+        "agree with their teachers on 99.66 % of the augmented images in their distillation "
+        "batches (the paper's: 79.0 %), which leaves longer training 0.34 points to add: here "
+        "H7's checks cannot tell optimization that stalls from a gap that is not there. (A "
+        "reading added after the runs were seen; the verdict is the fixed rules'.)"
     )
-    assert h8.caveat.startswith("λ = 0's students already agree with their teachers on 99.7 %")
+    assert h8.caveat.startswith("λ = 0's students already agree with their teachers on 99.66 %")
     # the caveat shows in the key-result box, the summary's matrix (once, below it) and its detail
     assert report.key_result([h7]).split("\n\n")[0].endswith(f"*Caveat:* {h7.caveat}")
     table = report.matrix([h7], {})

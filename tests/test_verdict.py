@@ -135,8 +135,8 @@ def test_interval_text():
     # a mean that rounds to zero prints without a sign, whichever side it lies on
     assert v.Interval(-0.00004, -0.0002, 0.0001, 3).text() == "0.00 pt [−0.02, +0.01]"
     assert v.Interval(0.0, -0.02, 0.02, 3).text() == "0.0 pt [−2.0, +2.0]"
-    # ... while an end that rounds to zero keeps its sign: it says where the interval stops
-    assert v.Interval(0.0001, 0.00004, 0.0003, 3).text() == "+0.01 pt [+0.00, +0.03]"
+    # ... while an end that would round to zero takes the digits that say where the interval stops
+    assert v.Interval(0.0001, 0.00004, 0.0003, 3).text() == "+0.010 pt [+0.004, +0.030]"
 
 
 def test_interval_here_is_a_checks_cell():

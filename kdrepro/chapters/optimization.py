@@ -453,7 +453,7 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
             return (
                 f"barrier above {BASIN_TOLERANCE * 100:.0f} % of the student's excess loss (and "
                 f"above {RIDGE_FLOOR:g} nats) in {above} of {len(b)} trials (medians, each taken "
-                f"over the trials on its own: barrier {b.median() * 100:.1f} %"
+                f"over the trials on its own: barrier {b.median() * 100:,.0f} %"
                 f"{ridge_nats(planes.loc[b.index])})"
             )
 
@@ -549,7 +549,8 @@ def no_gap(default: pd.Series) -> tuple[str, str]:
     it changes no outcome."""
     if default.empty or default.mean() < CEILING:
         return "", ""
-    level = f"{default.mean() * 100:.1f} % of the images in their distillation batches"
+    # two decimals: at one, a mean 0.03 points short of 100 % would read as 100.0 %
+    level = f"{default.mean() * 100:.2f} % of the augmented images in their distillation batches"
     after = "(A reading added after the runs were seen; the verdict is the fixed rules'.)"
     return (
         "There is no train-agreement gap to close at this scale: the default students already "
@@ -715,11 +716,18 @@ def h9_reach(table: pd.DataFrame) -> str:
         return ""
     d = v.paired(_table1_students(table), {"init": "random"}, {"init": "shared"}, "agreement")
     sd = d.half * math.sqrt(d.n) / v.t975(d.n - 1)
+    inside = (  # the whole interval inside the margin needs a half-width of the margin less |mean|
+        f", about {v.trials_for(sd, v.TOLERANCE - abs(d.mean))} for an interval around the "
+        f"present mean ({d.mean * 100:+.1f} pt) to fit inside ±{v.TOLERANCE * 100:g}"
+        if abs(d.mean) < v.TOLERANCE
+        else ""
+    )
     return (
         f"The length control moved test agreement by {moved.mean * 100:+.1f} pt, more than H9's "
         f"±{v.TOLERANCE * 100:g}-point margin itself. More trials would narrow the interval (at "
         f"the spread of the paired differences here, sd {sd * 100:.1f} pt over {d.n} trials, about "
-        f"{v.trials_for(sd, v.TOLERANCE)} trials to ±{v.TOLERANCE * 100:g} points), but the check "
+        f"{v.trials_for(sd, v.TOLERANCE)} trials to a half-width of {v.TOLERANCE * 100:g} points"
+        f"{inside}), but the check "
         "can hold only once that movement is inside the margin, with students nearer convergence: "
         "until then a difference within the margin is closer to 0 than the movement, and the "
         "guard withdraws it. (A reading of the fixed rules, added after the runs were seen.)"
