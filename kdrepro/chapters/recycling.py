@@ -92,9 +92,9 @@ RECIPE = recipe(
     # `python -m kdrepro run` prints the benchmark estimate before it trains (from PreResNet-20's
     # throughput; PreResNet-8 runs measured 1.5-2.5x slower than it predicts).
     # Teachers: 9 of 2k D0 images at batch 256, in 3 blocks of 3: 3 trials of m = 1 and 3; 300
-    # epochs, not chapter 3's 200: at 200, the first 8 of this pool ended at 98.8-99.7 %
-    # eval-mode train accuracy, one below the book's 99 % rule that teachers fit their images (a
-    # change made after those teachers, before any student). Cut: a 4th trial (3 teachers, 8
+    # epochs, not chapter 3's 200: at 200, this pool's 9 ended at 98.8-99.7 % eval-mode train
+    # accuracy, one below the book's 99 % rule that teachers fit their images (a change made after
+    # 8 of those teachers had run, before any student). Cut: a 4th trial (3 teachers, 8
     # students) and the m = 5 row (6 teachers, 6 students).
     # Students: 900k images of steps at batch 128, 3x the teachers' optimizer steps as in the paper
     # (450 epochs of s0 and s1, 225 of s0∪1), so every split takes the same 7,031 steps.
