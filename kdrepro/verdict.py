@@ -156,7 +156,7 @@ class Interval:
     ) -> str:
         """A check's "here" cell: `prefix`, the interval, its half-width and n ('+1.2 pt [−0.3,
         +2.7], half-width 1.5 pt (5 trials)'); scale, digits and unit as for `text`. The
-        half-width takes the interval's digits, and one more where it would print as 0."""
+        half-width takes the interval's digits, and more (up to 4) where it would print as 0."""
         half = self._digits((self.half,), scale, self._digits((self.lo, self.hi), scale, digits))
         return (
             f"{prefix}{self.text(scale, digits, unit)}, half-width "

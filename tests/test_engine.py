@@ -708,6 +708,10 @@ def test_chapter_5s_budget_plan_teachers_fit_students_take_3x_and_a_length_contr
         c.steps / c.teachers[0].steps for c in short
     } == {7_031 / 2_343}
     assert {(c.train_part, c.epochs) for c in short} == {("D0", 450), ("D1", 450), ("D0+D1", 225)}
+    # Fig. 9's grid on s0 is whole over the m and tau run: m = 1, 3 x tau = 1, 4, 8, 3 trials each
+    grid = [(lb["m"], lb["tau"]) for lb, _ in students if lb["split"] == "s0" and lb["length"] == 1]
+    assert sorted(set(grid)) == [(m, t) for m in (1, 3) for t in (1.0, 4.0, 8.0)]
+    assert all(grid.count(cell) == 3 for cell in set(grid)) and len(students) == 27
     # the length control: s0 at m = 3, tau = 4, at 2x the steps, in every trial, beside its 1x twin
     long = [(labels, c) for labels, c in students if labels["length"] != 1]
     assert {
