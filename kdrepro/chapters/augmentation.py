@@ -137,9 +137,10 @@ RECIPE = recipe(
     # in probes on this CPU with the teachers' recipe (lr 0.1, batch 256): 39 % eval-mode train
     # accuracy on 2k images after 200 epochs (26 % at lr 0.02 after 130), 96 % on 500 images after
     # 800 epochs and 77 % after 1,600, at 27-32 % test accuracy; at a quarter width it was still
-    # at chance after 50 epochs. With the paper's 512-wide classifier on those narrowed convolutions
-    # (0.53M parameters) it sat at chance at lr 0.1 (40 epochs) and reached 49 % at lr 0.02 after 200
-    # epochs, 70 % with no dropout: without BatchNorm the narrow stack itself trains slowly.
+    # at chance after 50 epochs. With the paper's 512-wide classifier on those narrowed
+    # convolutions (0.53M parameters) it sat at chance at lr 0.1 (40 epochs) and reached 49 % at
+    # lr 0.02 after 200 epochs, 70 % with no dropout: without BatchNorm the narrow stack itself
+    # trains slowly.
     budget=dict(
         seeds=(0, 1, 2, 3, 4),
         ms=(3,),
