@@ -328,7 +328,8 @@ def guarded(
         digits += 1
     whose = f"the steps of {of}" if of else "the student steps"
     note = f"doubling {whose} moved {metric} {moved.text(scale, digits, unit)}"
-    shown = f"{effect * scale:+.{digits}f}{unit}"
+    shown = f"{abs(effect) * scale:.{digits}f}{unit}"  # a distance: no sign
+    moved_by = f"{moved.mean * scale:+.{digits}f}".replace("-", "−")
     if level and moved.mean * effect >= 0:
         return replace(check, note=f"{note}, away from the threshold")
     if abs(effect) > abs(moved.mean):
@@ -337,7 +338,7 @@ def guarded(
             note=f"{note}, less than its distance from the threshold ({shown})",
             kept_by=(abs(effect) - abs(moved.mean)) / abs(effect),
             kept_text=f"its distance from the threshold ({shown}) exceeds what doubling moved "
-            f"{metric} ({moved.mean * scale:+.{digits}f}{unit}) by "
+            f"{metric} ({moved_by}{unit}) by "
             f"{(abs(effect) - abs(moved.mean)) * scale:.{digits}f}{unit}",
         )
     return replace(

@@ -711,7 +711,7 @@ def test_chapter_5s_length_control_withdraws_what_doubling_matches():
     ]
     assert "so the check held only at this length" in h5.checks[5].note
     assert h5.checks[2].note.startswith("doubling the student steps moved it −0.060 nats")
-    assert "at least its distance from the threshold (-0.050 nats)" in h5.checks[2].note
+    assert "at least its distance from the threshold (0.050 nats)" in h5.checks[2].note
     assert h5.status == "partly reproduced"
     assert outcomes(h11)[4:7] == ["holds"] * 3
     assert "less than its distance from the threshold (" in h11.checks[4].note
@@ -1487,7 +1487,7 @@ def test_the_narrowest_call_names_the_kept_check_nearest_to_withdrawal():
     )
     findings = [v.Finding("H1", "one", [wide, context]), v.Finding("H2", "two", [narrow])]
     assert report.closest_call(findings) == (
-        "The narrowest call: H2's “b” fails because its distance from the threshold (+3.1 pt) "
+        "The narrowest call: H2's “b” fails because its distance from the threshold (3.1 pt) "
         "exceeds what doubling moved it (+3.0 pt) by 0.1 pt, 3 % of that distance. The rule, fixed "
         "before the runs, keeps it; of the decided checks it is the closest to being withdrawn."
     )

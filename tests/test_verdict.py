@@ -241,15 +241,15 @@ def test_the_length_control_withdraws_an_effect_no_larger_than_what_doubling_mov
     assert kept.outcome == v.HOLDS
     assert kept.note == (
         "doubling the student steps moved it +3.0 pt [+3.0, +3.0], less than its distance from "
-        "the threshold (+5.0 pt)"
+        "the threshold (5.0 pt)"
     )
     # an effect and a movement that round alike are shown with the digit that tells them apart
     close = v.guarded(rise, 0.0304, moved)
     assert close.outcome == v.HOLDS and close.note.endswith(
-        "moved it +3.00 pt [+3.00, +3.00], less than its distance from the threshold (+3.04 pt)"
+        "moved it +3.00 pt [+3.00, +3.00], less than its distance from the threshold (3.04 pt)"
     )
     assert kept.kept_by == pytest.approx(0.4) and kept.kept_text == (
-        "its distance from the threshold (+5.0 pt) exceeds what doubling moved it (+3.0 pt) by "
+        "its distance from the threshold (5.0 pt) exceeds what doubling moved it (+3.0 pt) by "
         "2.0 pt"
     )
     assert close.kept_by == pytest.approx(0.04 / 3.04)
@@ -257,7 +257,7 @@ def test_the_length_control_withdraws_an_effect_no_larger_than_what_doubling_mov
     assert withdrawn.kept_by is None and withdrawn.kept_text == ""
     assert (
         withdrawn.outcome == v.INCONCLUSIVE
-        and "at least its distance from the threshold (+2.0 pt)" in withdrawn.note
+        and "at least its distance from the threshold (2.0 pt)" in withdrawn.note
     )
     assert "held only at this length" in withdrawn.note
     # the matrix says why it does not decide; a kept check has no reason to give
