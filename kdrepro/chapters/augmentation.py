@@ -3,7 +3,7 @@ its teacher?
 
 The teachers are chapter 3's pool (same configs, same runs), trained with crop + flip only. Trial i
 distills the m-teacher ensemble `self_vs_ensemble.ensembles(...)[i]` into one student under each
-policy the profile runs, from an init seed of its own (`plan.fresh_init`); every student takes the
+policy the profile runs, from its trial's init seed (`plan.fresh_init`); every student takes the
 same number of optimizer steps, and the Baseline students are chapter 3's students of the same m
 (the same configs, so the same runs). Trial i's control is trial i-1's ensemble (disjoint from its
 own). Where the profile has a length control, Baseline also runs at `long` times the student steps,

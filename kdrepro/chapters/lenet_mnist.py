@@ -3,7 +3,7 @@
 Teacher: LeNet-5 on a stratified 200-image subset (one per trial). Students: LeNet-5 distilled at
 tau = 1 on nested sets from the teacher's own 200 images up to all 60k, every one for the same
 number of optimizer steps. The control of trial i is trial i-1's teacher, trained on other images
-with another seed. Every student starts from an init seed of its own (`plan.fresh_init`), never its
+with another seed. Every student starts from its trial's init seed (`plan.fresh_init`), never its
 teacher's initial weights.
 
 Choices where the paper is silent (the paper's §4.1 does not state them): crop with 2-pixel zero

@@ -5,7 +5,7 @@ on a stratified subset of D0 only, with chapter 3's teacher recipe. Three studen
 sees a true label, distill trial i's m-teacher ensemble (`self_vs_ensemble.ensembles`) on: s0, the
 teachers' own images (D0); s1, as many fresh images from D1; s0∪1, both (half of each batch from
 each half, `inputs.union_indices`). Every student takes the same number of optimizer steps and
-starts from an init seed of its own (`plan.fresh_init`). Trial i's control is trial i-1's ensemble
+starts from its trial's init seed (`plan.fresh_init`). Trial i's control is trial i-1's ensemble
 of the same m, which shares no teacher with it. Fig. 9's temperature x ensemble-size grid runs on
 s0 (`HEAT`; the paper does not say which split its Fig. 9 used). The length control runs s0 at the
 largest m and tau = 4 also at twice the student steps.
