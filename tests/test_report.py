@@ -816,6 +816,9 @@ def test_h6_rules():
     # chapter 4's budget recipe cuts the augmentations: no policy students, Fig. 5 right left out
     (h6,) = train_agreement.findings(train_agreement_table({}))
     assert len(h6.checks) == 1 and "extra distillation data" in h6.checks[0].what
+    # ... and its verdict says so (a profile with the policies needs no such caveat)
+    assert h6.caveat.startswith("Only the extra-data half of H6 (Fig. 5 left) is checked")
+    assert train_agreement.findings(train_agreement_table(paper_like))[0].caveat == ""
     # chapter 3's length control guards the extra-data check: the m = 1, +0 student at twice the
     # steps; doubling moving train agreement by 4 pt withdraws a 3-pt fall, by 1 pt keeps it
     table = train_agreement_table({}).assign(length=1)

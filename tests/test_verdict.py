@@ -2,6 +2,7 @@
 context."""
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -272,6 +273,13 @@ def test_the_length_control_withdraws_an_effect_no_larger_than_what_doubling_mov
         failed.outcome == v.INCONCLUSIVE
     )  # a failure is withdrawn too: the rule leans to neither side
     assert v.guarded(v.Check("c", "s", "p", "h", v.FAILS), -0.04, moved).outcome == v.FAILS
+    # a fall: the distance has no sign, the movement the book's minus
+    fell = replace(moved, mean=-moved.mean, lo=-moved.hi, hi=-moved.lo)
+    down = v.guarded(v.Check("falls", "s", "p", "h", v.HOLDS), -0.05, fell)
+    assert down.kept_text == (
+        "its distance from the threshold (5.0 pt) exceeds what doubling moved it (−3.0 pt) by "
+        "2.0 pt"
+    )
     assert (
         v.guarded(rise, 0.0, None) is rise
     )  # no length control at this profile: the check as it is

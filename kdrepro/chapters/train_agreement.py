@@ -43,6 +43,12 @@ SCOPE = (
     "PreResNet-8, CIFAR-10 (JPEG q75), chapter 3's extra-data students (chapter 5's are shown, not "
     "checked), budget scale"
 )
+# where a profile runs no policy students (smoke, budget): what its verdict does not speak for
+_UNTESTED = (
+    "Only the extra-data half of H6 (Fig. 5 left) is checked at this profile. Chapter 4's students "
+    f"under {SINGLE_NAMES} and Combined (Fig. 5 right, with Combined's trade-off) are not run, so "
+    "the claim that harder augmentation lowers train agreement is untested here."
+)
 
 
 def plan(
@@ -238,11 +244,3 @@ def findings(table: pd.DataFrame, scope: str = SCOPE) -> list[v.Finding]:
             caveat="" if checks else _UNTESTED,
         )
     ]
-
-
-# where a profile runs no policy students (smoke, budget): what its verdict does not speak for
-_UNTESTED = (
-    "Only the extra-data half of H6 (Fig. 5 left) is checked at this profile. Chapter 4's students "
-    f"under {SINGLE_NAMES} and Combined (Fig. 5 right, with Combined's trade-off) are not run, so "
-    "the claim that harder augmentation lowers train agreement is untested here."
-)
